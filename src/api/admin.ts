@@ -1,0 +1,75 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { OrcidApiError } from '../domain/errors.ts';
+import { checkOrcid } from '../domain/orcid-id.ts';
+import type { ApplyChangesResult, RecordChange, Store } from '../store/types.ts';
+import { requireAdmin } from './auth.ts';
+
+export const MAX_BULK_CHANGES = 10_000;
+
+export interface AdminRouteDeps {
+  store: Store;
+  adminToken: string;
+  notifyDelayMs: number;
+  now: () => number;
+  /** Wakes the delivery worker after changes were applied. */
+  onChanges: (result: ApplyChangesResult) => void;
+}
+
+const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)) && /^\d{4}-\d{2}-\d{2}/.test(s), { message: 'must be an ISO 8601 time such as 2026-01-31T12:00:00Z' });
+
+export const touchBody = z.object({ modified: isoTime.optional() }).strict();
+export const changesBody = z.object({
+  changes: z.array(z.object({ orcid: z.string(), modified: isoTime }).strict()).min(1).max(MAX_BULK_CHANGES),
+}).strict();
+
+function invalid(err: z.ZodError): OrcidApiError {
+  const detail = err.issues.map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`).slice(0, 20).join('; ');
+  return new OrcidApiError(9052, detail);
+}
+
+function validOrcid(orcid: string, where: string): void {
+  const c = checkOrcid(orcid);
+  if (!c.ok) throw new OrcidApiError(9001, `${where}: ${c.reason}`);
+}
+
+export function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): void {
+  app.register(async function adminApi(admin) {
+    admin.addHook('onRequest', async function adminAuth(req) {
+      requireAdmin(req, deps.adminToken);
+    });
+
+    admin.put('/records/:orcid', async function touchRecord(req, reply) {
+      const { orcid } = req.params as { orcid: string };
+      validOrcid(orcid, 'orcid');
+      const parsed = touchBody.safeParse(req.body ?? {});
+      if (!parsed.success) throw invalid(parsed.error);
+      const now = deps.now();
+      const modified = parsed.data.modified;
+      const change: RecordChange = modified ? { orcid, modifiedAt: Date.parse(modified) } : { orcid, modifiedAt: now, touch: true };
+      const result = await deps.store.applyChanges([change], { create: true, now, notifyDelayMs: deps.notifyDelayMs });
+      deps.onChanges(result);
+      const record = await deps.store.getRecord(orcid);
+      return reply.code(result.created ? 201 : 200).send({
+        orcid,
+        modified: new Date(record!.modifiedAt).toISOString(),
+        created: result.created === 1,
+        changed: result.changed === 1,
+        ignored: result.ignored === 1,
+        webhooksNotified: result.webhooksNotified,
+      });
+    });
+
+    admin.post('/changes', async function bulkChanges(req, reply) {
+      const parsed = changesBody.safeParse(req.body);
+      if (!parsed.success) throw invalid(parsed.error);
+      const changes = parsed.data.changes.map((c, i) => {
+        validOrcid(c.orcid, `changes.${i}.orcid`);
+        return { orcid: c.orcid, modifiedAt: Date.parse(c.modified) };
+      });
+      const result = await deps.store.applyChanges(changes, { create: true, now: deps.now(), notifyDelayMs: deps.notifyDelayMs });
+      deps.onChanges(result);
+      return reply.code(202).send(result);
+    });
+  }, { prefix: '/admin/api' });
+}

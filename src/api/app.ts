@@ -1,0 +1,74 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { OrcidApiError } from '../domain/errors.ts';
+import type { TargetPolicy } from '../domain/ssrf.ts';
+import type { ApplyChangesResult, Store } from '../store/types.ts';
+import { adminRoutes } from './admin.ts';
+import { errorHandler, sendOrcidError } from './errors.ts';
+import { oauthRoutes } from './oauth.ts';
+import { orcidWebhookRoutes } from './orcid-webhooks.ts';
+
+export interface AppDeps {
+  store: Store;
+  policy: TargetPolicy;
+  logger: Logger;
+  records: 'strict' | 'open';
+  baseUrl: string | null;
+  adminToken: string;
+  notifyDelayMs: number;
+  maxWebhooksPerClient: number;
+  now?: () => number;
+  onChanges?: (result: ApplyChangesResult) => void;
+}
+
+/** The HTTP API: ORCID's endpoints, the admin API, and one error handler in ORCID's format. */
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const now = deps.now ?? Date.now;
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    // Callback URLs of up to 2,048 characters travel URL-encoded inside one path segment.
+    routerOptions: { maxParamLength: 8192 },
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+    },
+    logController: { requestIdLogLabel: 'reqId' },
+    bodyLimit: 4 * 1024 * 1024,
+  });
+
+  app.addHook('onSend', async function requestIdHeader(req, reply) {
+    reply.header('x-request-id', req.id);
+  });
+
+  // ORCID's PUT carries an empty body, with or without a Content-Type: accept an empty JSON body.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, function parseJson(_req, body, done) {
+    const text = String(body);
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (e) {
+      done(new OrcidApiError(9052, `The body is not valid JSON: ${(e as Error).message}`), undefined);
+    }
+  });
+  app.addContentTypeParser(['application/x-www-form-urlencoded', '*'], { parseAs: 'string' }, function parseText(_req, body, done) {
+    done(null, body);
+  });
+
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(function notFound(req, reply) {
+    return sendOrcidError(req, reply, new OrcidApiError(9053, `No endpoint ${req.method} ${req.url.split('?')[0]}; webhooks live at PUT/DELETE /{orcid}/webhook/{url-encoded-callback}`));
+  });
+
+  oauthRoutes(app, { store: deps.store, now });
+  orcidWebhookRoutes(app, {
+    store: deps.store, policy: deps.policy, records: deps.records, baseUrl: deps.baseUrl,
+    maxWebhooksPerClient: deps.maxWebhooksPerClient, now,
+  });
+  adminRoutes(app, {
+    store: deps.store, adminToken: deps.adminToken, notifyDelayMs: deps.notifyDelayMs, now,
+    onChanges: deps.onChanges ?? (() => {}),
+  });
+  return app;
+}

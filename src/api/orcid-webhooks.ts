@@ -1,0 +1,98 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { validateCallbackUrl } from '../domain/callback-url.ts';
+import { OrcidApiError } from '../domain/errors.ts';
+import { checkOrcid } from '../domain/orcid-id.ts';
+import type { TargetPolicy } from '../domain/ssrf.ts';
+import type { Store } from '../store/types.ts';
+import { authenticate, requireWebhookScope, type Caller } from './auth.ts';
+
+export interface WebhookRouteDeps {
+  store: Store;
+  policy: TargetPolicy;
+  records: 'strict' | 'open';
+  baseUrl: string | null;
+  maxWebhooksPerClient: number;
+  now: () => number;
+  /** Called after each registration and deletion (metrics). */
+  onRegistered?: (outcome: 'created' | 'exists' | 'deleted') => void;
+  /** Runs before the request is handled (rate limiting): may throw an OrcidApiError. */
+  beforeHandle?: (caller: Caller) => void;
+}
+
+export interface WebhookTarget {
+  orcid: string;
+  /** The callback URL exactly as registered (decoded once from the path segment). */
+  url: string;
+  host: string;
+}
+
+/**
+ * The callback arrives URL-encoded in one path segment, `%2F` included: take the raw text after
+ * `/webhook/` and decode it exactly once, as ORCID does.
+ */
+export function rawCallbackSegment(rawUrl: string): string {
+  const path = rawUrl.split('?')[0]!;
+  const i = path.indexOf('/webhook/');
+  return i < 0 ? '' : path.slice(i + '/webhook/'.length);
+}
+
+export function parseTarget(req: FastifyRequest, deps: Pick<WebhookRouteDeps, 'policy'>): WebhookTarget {
+  const orcid = (req.params as { orcid: string }).orcid;
+  const check = checkOrcid(orcid);
+  if (!check.ok) throw new OrcidApiError(9001, `Invalid ORCID iD: ${check.reason}`);
+  const raw = rawCallbackSegment(req.raw.url ?? '');
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(raw);
+  } catch {
+    throw new OrcidApiError(9012, `Webhook uri: ${raw} is syntactically incorrect: it is not a valid URL-encoded string`);
+  }
+  if (!decoded) throw new OrcidApiError(9012, 'Webhook uri is missing: URL-encode the callback URL into the path, as in /0000-0002-7465-2162/webhook/https%3A%2F%2Fexample.org%2Fupdated');
+  const v = validateCallbackUrl(decoded, deps.policy);
+  if (!v.ok) throw new OrcidApiError(9012, v.reason);
+  return { orcid, url: v.url, host: v.host };
+}
+
+function location(req: FastifyRequest, baseUrl: string | null, t: WebhookTarget): string {
+  const base = baseUrl ?? `${req.protocol}://${req.host}`;
+  return `${base}/${t.orcid}/webhook/${encodeURIComponent(t.url)}`;
+}
+
+export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps): void {
+  async function caller(req: FastifyRequest): Promise<Caller> {
+    const c = await authenticate(deps.store, req, deps.now());
+    requireWebhookScope(c);
+    deps.beforeHandle?.(c);
+    return c;
+  }
+
+  app.put('/:orcid/webhook/*', async function registerWebhook(req, reply) {
+    const c = await caller(req);
+    const t = parseTarget(req, deps);
+    let record = await deps.store.getRecord(t.orcid);
+    if (!record) {
+      if (deps.records === 'strict') throw new OrcidApiError(9011, `No record found for ORCID iD ${t.orcid}`);
+      await deps.store.addRecords([t.orcid], deps.now());
+      record = await deps.store.getRecord(t.orcid);
+    }
+    const res = await deps.store.registerWebhook({
+      clientId: c.client.id, orcid: t.orcid, url: t.url, host: t.host, now: deps.now(), maxPerClient: deps.maxWebhooksPerClient,
+    });
+    if (res.outcome === 'limit') {
+      throw new OrcidApiError(9050, `Client ${c.client.id} already has the maximum of ${deps.maxWebhooksPerClient} webhooks; delete some first`);
+    }
+    deps.onRegistered?.(res.outcome);
+    if (res.outcome === 'exists') return reply.code(204).send();
+    return reply.code(201).header('location', location(req, deps.baseUrl, t)).send();
+  });
+
+  app.delete('/:orcid/webhook/*', async function unregisterWebhook(req, reply) {
+    const c = await caller(req);
+    const t = parseTarget(req, deps);
+    // Another client's webhook is simply not found: no answer reveals other clients' webhooks.
+    const deleted = await deps.store.deleteWebhook(c.client.id, t.orcid, t.url);
+    if (!deleted) throw new OrcidApiError(9028, `No webhook found for orcid=${t.orcid}, and uri=${t.url}`);
+    deps.onRegistered?.('deleted');
+    return reply.code(204).send();
+  });
+}

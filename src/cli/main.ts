@@ -1,0 +1,241 @@
+import { statSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { ConfigError, SETTINGS, resolveConfig, type Config } from '../config.ts';
+import { checkOrcid, mintOrcid } from '../domain/orcid-id.ts';
+import { clientView, createApiClient } from '../ops/clients.ts';
+import { importChanges } from '../ops/import.ts';
+import { openStore, startService } from '../service.ts';
+import type { Store, WebhookRow, WebhookState } from '../store/types.ts';
+import { VERSION } from '../version.ts';
+import { progressReporter } from './progress.ts';
+
+/** A user error: printed as one clear line, exit code 1 (2 for usage errors). */
+class CliError extends Error {
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+  }
+}
+
+type Opts = Record<string, unknown> & { json?: boolean };
+
+const iso = (t: number | null) => (t === null ? '' : new Date(t).toISOString());
+
+function print(opts: Opts, json: unknown, human: () => string): void {
+  process.stdout.write(opts.json ? `${JSON.stringify(json, null, 2)}\n` : `${human()}\n`);
+}
+
+function table(rows: Record<string, string | number | boolean | null>[], empty: string): string {
+  if (!rows.length) return empty;
+  const cols = Object.keys(rows[0]!);
+  const cell = (v: unknown) => (v === null || v === undefined ? '' : String(v));
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(cols.map((c) => c.toUpperCase())), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
+}
+
+function config(opts: Opts): Config {
+  return resolveConfig(opts);
+}
+
+/** Runs fn with a migrated store, closing it after. */
+async function withStore<T>(opts: Opts, fn: (store: Store, cfg: Config) => Promise<T>): Promise<T> {
+  const cfg = config(opts);
+  const store = await openStore(cfg);
+  try {
+    await store.migrate();
+    return await fn(store, cfg);
+  } finally {
+    await store.close();
+  }
+}
+
+function validOrcids(ids: string[]): string[] {
+  const bad = ids.map((id) => checkOrcid(id)).flatMap((c) => (c.ok ? [] : [c.reason]));
+  if (bad.length) throw new CliError(`Invalid ORCID iD${bad.length > 1 ? 's' : ''} (nothing was changed):\n  ${bad.join('\n  ')}`);
+  return ids;
+}
+
+const positiveInt = (name: string) => (v: string) => {
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new CliError(`${name} must be a whole number of at least 1, got "${v}"`, 2);
+  return Number(v);
+};
+
+function dbOption(): Option {
+  return new Option('--db <url>', 'database: sqlite:PATH, a file path, or postgres://... (env DATABASE_URL)');
+}
+
+function common(cmd: Command): Command {
+  return cmd.addOption(dbOption()).option('--json', 'print JSON instead of text');
+}
+
+function webhookView(w: WebhookRow) {
+  return {
+    id: w.id, client: w.clientId, orcid: w.orcid, url: w.url,
+    state: !w.enabled ? 'disabled' : w.dueAt !== null ? (w.failedAttempts > 0 ? 'failing' : 'pending') : 'enabled',
+    enabled: w.enabled, created: iso(w.createdAt), lastSent: iso(w.lastSentAt) || null, lastFailed: iso(w.lastFailedAt) || null,
+    failedAttempts: w.failedAttempts, nextAttempt: w.enabled && w.dueAt !== null ? iso(w.dueAt) : null,
+    disabledReason: w.disabledReason,
+  };
+}
+
+export function buildCli(): Command {
+  const program = new Command('orcid-webhooks')
+    .description('Self-hosted, ORCID-API-compatible webhook service.\nRun "orcid-webhooks serve" to start it; every command takes --help.')
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ outputError: (str, write) => write(str) })
+    .exitOverride();
+
+  const serve = program.command('serve').description('serve the ORCID webhook API and deliver callbacks');
+  for (const s of SETTINGS) {
+    const arg = s.key === 'httpsOnly' ? '' : ` <${s.flag.split('-').pop()}>`;
+    serve.addOption(new Option(`--${s.flag}${arg}`, `${s.help} (env ${s.env}${s.default ? `, default ${s.default}` : ''})`));
+  }
+  serve.action(async (opts: Opts) => {
+    const cfg = config(opts);
+    const svc = await startService(cfg);
+    const where = svc.adminTokenFile ? `stored in ${svc.adminTokenFile}` : 'from --admin-token / ORCID_WEBHOOKS_ADMIN_TOKEN';
+    svc.logger.info({ url: svc.url, db: cfg.db.replace(/\/\/[^@/]*@/, '//***@'), role: cfg.role, records: cfg.records }, `orcid-webhooks ${VERSION} listening on ${svc.url}`);
+    svc.logger.info(`admin token ${where}`);
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      svc.logger.info({ signal }, 'shutting down: draining in-flight callbacks');
+      void svc.close().then(() => {
+        svc.logger.info('stopped');
+        process.exit(0);
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+
+  common(program.command('migrate').description('apply pending database migrations')).action(async (opts: Opts) => {
+    const store = await openStore(config(opts));
+    try {
+      const applied = await store.migrate();
+      print(opts, { applied }, () => (applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date'));
+    } finally {
+      await store.close();
+    }
+  });
+
+  const clients = program.command('clients').description('manage API clients (who may get tokens)');
+  common(clients.command('create').description('create a client and print its id and secret (the secret is shown once)'))
+    .requiredOption('--name <name>', 'a name to recognise the client by')
+    .option('--premium', 'a premium member client: may obtain the /webhook scope', false)
+    .action(async (opts: Opts) => withStore(opts, async (store) => {
+      const { client, secret } = await createApiClient(store, { name: String(opts.name), premium: Boolean(opts.premium) });
+      print(opts, { ...clientView(client), secret }, () =>
+        `client_id:     ${client.id}\nclient_secret: ${secret}\n${client.premium ? 'premium: may obtain the /webhook scope' : 'not premium: cannot obtain the /webhook scope (use --premium)'}\nKeep the secret now: it is stored only as a hash and cannot be shown again.`);
+    }));
+  common(clients.command('list').description('list clients')).action(async (opts: Opts) => withStore(opts, async (store) => {
+    const rows = (await store.listClients()).map(clientView);
+    print(opts, rows, () => table(rows, 'no clients yet: create one with "orcid-webhooks clients create --name NAME --premium"'));
+  }));
+  common(clients.command('revoke').description('revoke a client: its tokens stop working at once').argument('<id>', 'client id'))
+    .action(async (id: string, opts: Opts) => withStore(opts, async (store) => {
+      if (!(await store.revokeClient(id, Date.now()))) throw new CliError(`No client with id ${id} (see "orcid-webhooks clients list")`);
+      print(opts, { id, revoked: true }, () => `client ${id} revoked; its tokens no longer work`);
+    }));
+
+  const records = program.command('records').description('manage ORCID records (webhooks attach to them)');
+  common(records.command('add').description('add records by iD').argument('<orcid...>', 'ORCID iDs such as 0000-0002-1825-0097'))
+    .action(async (ids: string[], opts: Opts) => withStore(opts, async (store) => {
+      const added = await store.addRecords(validOrcids(ids), Date.now());
+      print(opts, { added, existing: ids.length - added }, () => `${added} record(s) added${ids.length - added ? `, ${ids.length - added} already existed` : ''}`);
+    }));
+  common(records.command('mint').description("create new random valid iDs in ORCID's current range"))
+    .option('--count <n>', 'how many', positiveInt('--count'), 1)
+    .action(async (opts: Opts) => withStore(opts, async (store) => {
+      const ids = new Set<string>();
+      while (ids.size < Number(opts.count)) ids.add(mintOrcid());
+      await store.addRecords([...ids], Date.now());
+      print(opts, [...ids], () => [...ids].join('\n'));
+    }));
+  common(records.command('list').description('list records'))
+    .option('--limit <n>', 'at most this many', positiveInt('--limit'), 100)
+    .option('--after <orcid>', 'start after this iD (pagination)')
+    .action(async (opts: Opts) => withStore(opts, async (store) => {
+      const rows = (await store.listRecords({ limit: Number(opts.limit), ...(opts.after ? { afterOrcid: String(opts.after) } : {}) }))
+        .map((r) => ({ orcid: r.orcid, modified: iso(r.modifiedAt), created: iso(r.createdAt) }));
+      print(opts, rows, () => table(rows, 'no records yet: add some with "orcid-webhooks records add ORCID" or "records mint"'));
+    }));
+  common(records.command('touch').description('mark records modified now (creates missing ones); their webhooks are notified').argument('<orcid...>', 'ORCID iDs'))
+    .option('--notify-delay <duration>', 'delay before the notifications are due', '0')
+    .action(async (ids: string[], opts: Opts) => withStore(opts, async (store, cfg) => {
+      const now = Date.now();
+      const result = await store.applyChanges(validOrcids(ids).map((orcid) => ({ orcid, modifiedAt: now, touch: true })), { create: true, now, notifyDelayMs: cfg.notifyDelayMs });
+      print(opts, result, () => `${result.changed} record(s) modified, ${result.created} created; ${result.webhooksNotified} webhook notification(s) owed`);
+    }));
+  common(records.command('import').description("import a registry's change list: CSV with header orcid,last_modified, or JSON lines").argument('<file>', 'the change list'))
+    .action(async (file: string, opts: Opts) => withStore(opts, async (store, cfg) => {
+      let size: number;
+      try {
+        size = statSync(file).size;
+      } catch {
+        throw new CliError(`Cannot read ${file}: no such file`);
+      }
+      const bar = opts.json ? null : progressReporter(`importing ${file}`);
+      let report;
+      try {
+        report = await importChanges(store, file, {
+          notifyDelayMs: cfg.notifyDelayMs, totalBytes: size,
+          onProgress: (p) => bar?.update(p.bytes, p.totalBytes, `${p.lines} lines`),
+        });
+      } catch (e) {
+        throw new CliError(`Import of ${file} failed: ${(e as Error).message}`);
+      } finally {
+        bar?.done();
+      }
+      print(opts, report, () => [
+        `${report.lines} line(s): ${report.created} record(s) created, ${report.changed} modified, ${report.ignored} ignored as not newer; ${report.webhooksNotified} webhook notification(s) owed`,
+        ...(report.rejectedCount ? [`${report.rejectedCount} malformed line(s) rejected:`, ...report.rejected.map((r) => `  line ${r.line}: ${r.reason}`)] : []),
+      ].join('\n'));
+      if (report.rejectedCount) process.exitCode = 1;
+    }));
+
+  const webhooks = program.command('webhooks').description('inspect webhooks');
+  common(webhooks.command('list').description('list webhooks'))
+    .option('--orcid <orcid>', 'only this record')
+    .option('--client <id>', 'only this client')
+    .addOption(new Option('--state <state>', 'only this state').choices(['enabled', 'disabled', 'failing', 'pending']))
+    .option('--limit <n>', 'at most this many', positiveInt('--limit'), 100)
+    .option('--after <id>', 'start after this webhook id (pagination)', positiveInt('--after'))
+    .action(async (opts: Opts) => withStore(opts, async (store) => {
+      const rows = (await store.listWebhooks({
+        limit: Number(opts.limit),
+        ...(opts.orcid ? { orcid: String(opts.orcid) } : {}),
+        ...(opts.client ? { clientId: String(opts.client) } : {}),
+        ...(opts.state ? { state: opts.state as WebhookState } : {}),
+        ...(opts.after ? { afterId: Number(opts.after) } : {}),
+      })).map(webhookView);
+      print(opts, rows, () => table(rows.map((r) => ({ id: r.id, client: r.client, orcid: r.orcid, state: r.state, failures: r.failedAttempts, 'last sent': r.lastSent, url: r.url })), 'no webhooks match'));
+    }));
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildCli();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : 2;
+    if (e instanceof ConfigError || e instanceof CliError) {
+      process.stderr.write(`orcid-webhooks: ${e.message}\n`);
+      return e instanceof CliError ? e.exitCode : 2;
+    }
+    process.stderr.write(`orcid-webhooks: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+const isMain = process.argv[1] && /(cli[\\/]main\.ts|orcid-webhooks(\.js)?)$/.test(process.argv[1]);
+if (isMain) {
+  const code = await main(process.argv);
+  // serve keeps running; everything else exits with its code.
+  if (process.argv[2] !== 'serve' || code !== 0) process.exit(code);
+}

@@ -1,0 +1,31 @@
+import type { RetrySchedule } from '../domain/retry-schedule.ts';
+import type { AttemptOutcome } from '../store/types.ts';
+import type { SendResult } from './sender.ts';
+
+/** The class of an attempt's result, as metrics and logs name it. */
+export type ResultClass = 'success' | 'http_error' | 'timeout' | 'network' | 'refused';
+
+export function classify(r: SendResult): ResultClass {
+  if (r.kind === 'response') return r.status >= 200 && r.status < 300 ? 'success' : 'http_error';
+  return r.kind;
+}
+
+/**
+ * What an attempt's result means for the webhook. 2xx is success; 3xx (redirects are not
+ * followed), 4xx, 5xx and transport errors are failures retried on the schedule; 410 Gone disables
+ * at once; 429/503 with Retry-After wait as asked, bounded by the schedule's longest wait.
+ */
+export function decideOutcome(r: SendResult, failedBefore: number, schedule: RetrySchedule, now: number): AttemptOutcome {
+  if (r.kind === 'response' && r.status >= 200 && r.status < 300) return { kind: 'success' };
+  if (r.kind === 'response' && r.status === 410) return { kind: 'disable', reason: 'The receiver answered 410 Gone: webhook disabled at its request' };
+  const failures = failedBefore + 1;
+  const delay = schedule.delayAfter(failures);
+  const last = r.kind === 'response' ? `HTTP ${r.status}` : `${r.kind}: ${r.error}`;
+  if (delay === null) {
+    return { kind: 'disable', reason: `Retry schedule "${schedule.name}" exhausted after ${failures} failed attempts (last: ${last})` };
+  }
+  if (r.kind === 'response' && (r.status === 429 || r.status === 503) && r.retryAfterMs !== null) {
+    return { kind: 'retry', retryAt: now + Math.min(Math.max(r.retryAfterMs, 0), schedule.maxDelayMs) };
+  }
+  return { kind: 'retry', retryAt: now + delay };
+}

@@ -1,0 +1,185 @@
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import { isIP, type LookupFunction } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { Agent, type Dispatcher } from 'undici';
+import type { TargetPolicy } from '../domain/ssrf.ts';
+
+export interface SendRequest {
+  url: string;
+  headers: Record<string, string>;
+  /** '' for ORCID's empty POST */
+  body: string;
+}
+
+export type SendResult =
+  | { kind: 'response'; status: number; durationMs: number; bodySnippet: string; retryAfterMs: number | null }
+  | { kind: 'timeout' | 'network' | 'refused'; durationMs: number; error: string };
+
+export interface SenderOptions {
+  policy: TargetPolicy;
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
+  userAgent: string;
+}
+
+export interface Sender {
+  send(req: SendRequest): Promise<SendResult>;
+  close(): Promise<void>;
+}
+
+const SNIPPET_BYTES = 1024;
+/** Past this much body we drop the connection instead of draining it for keep-alive reuse. */
+const DRAIN_LIMIT_BYTES = 64 * 1024;
+/** Per origin; the delivery side limits concurrency per host below this, so requests rarely queue here. */
+const CONNECTIONS_PER_ORIGIN = 64;
+
+/** Thrown from the DNS lookup so a refused target is told apart from a network failure. */
+class TargetRefusedError extends Error {
+  readonly code = 'ETARGETREFUSED';
+}
+
+/** Thrown into the request by our own deadline. */
+class DeadlineError extends Error {
+  readonly code = 'ETIMEDOUT';
+}
+
+export function createSender(opts: SenderOptions): Sender {
+  const { policy, requestTimeoutMs, userAgent } = opts;
+
+  // Checked here, at connect time, because a name that was public when registered can later
+  // resolve (rebind) to an internal address. Every address is checked, since Node may race
+  // IPv4/IPv6 and connect to any of them.
+  const lookup: LookupFunction = (hostname, options, callback) => {
+    dnsLookup(hostname, { ...(options as LookupOptions), all: true }, (err, addresses: LookupAddress[]) => {
+      if (err) return callback(err, '', 0);
+      for (const { address } of addresses) {
+        const check = policy.checkAddress(address);
+        if (!check.allowed) return callback(new TargetRefusedError(`${hostname} resolves to a refused address: ${check.reason}`), '', 0);
+      }
+      // Node asks for all addresses when it races IPv4/IPv6 (autoSelectFamily), otherwise for one.
+      if (options.all) return callback(null, addresses);
+      const first = addresses[0];
+      if (first === undefined) return callback(Object.assign(new Error(`${hostname} has no addresses`), { code: 'ENOTFOUND' }), '', 0);
+      callback(null, first.address, first.family);
+    });
+  };
+
+  // Redirects are never followed: undici's plain request API has no redirect handling.
+  const agent = new Agent({
+    connections: CONNECTIONS_PER_ORIGIN,
+    connect: { lookup, timeout: opts.connectTimeoutMs },
+    headersTimeout: requestTimeoutMs,
+    bodyTimeout: requestTimeoutMs,
+  });
+
+  async function send(req: SendRequest): Promise<SendResult> {
+    const started = performance.now();
+    const elapsed = (): number => performance.now() - started;
+
+    let url: URL;
+    try {
+      url = new URL(req.url);
+    } catch {
+      return { kind: 'refused', durationMs: elapsed(), error: `${req.url} is not a valid URL` };
+    }
+    const refusal = checkUrl(url, policy);
+    if (refusal !== null) return { kind: 'refused', durationMs: elapsed(), error: refusal };
+
+    const headers: Record<string, string> = {};
+    for (const name in req.headers) headers[name.toLowerCase()] = req.headers[name] as string;
+    // Set explicitly even when 0: some receivers reject a bodyless POST without it (seen with ORCID).
+    headers['content-length'] = String(Buffer.byteLength(req.body));
+    headers['user-agent'] = userAgent;
+
+    // headersTimeout/bodyTimeout bound each phase; this bounds the whole call, body included.
+    const controller = new AbortController();
+    const deadline = setTimeout(() => controller.abort(new DeadlineError(`no complete response within ${requestTimeoutMs} ms`)), requestTimeoutMs);
+    try {
+      const res = await agent.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
+        method: 'POST',
+        headers,
+        body: req.body === '' ? null : req.body,
+        signal: controller.signal,
+      });
+      const bodySnippet = await readSnippet(res.body);
+      return { kind: 'response', status: res.statusCode, durationMs: elapsed(), bodySnippet, retryAfterMs: parseRetryAfter(res.headers['retry-after']) };
+    } catch (err) {
+      return classifyError(err, controller.signal.aborted, elapsed(), opts);
+    } finally {
+      clearTimeout(deadline);
+    }
+  }
+
+  return { send, close: () => agent.close() };
+}
+
+/** Literal IP hosts never reach the lookup hook (net.connect skips DNS for them), so check them here. */
+function checkUrl(url: URL, policy: TargetPolicy): string | null {
+  if (url.protocol !== 'https:' && (url.protocol !== 'http:' || policy.httpsOnly)) return `${url.protocol} callbacks are not allowed`;
+  const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  if (isIP(hostname) === 0) return null;
+  const check = policy.checkAddress(hostname);
+  return check.allowed ? null : check.reason;
+}
+
+/** The first SNIPPET_BYTES of the body as text; the rest is drained (to keep the connection) or dropped. */
+function readSnippet(body: Dispatcher.ResponseData['body']): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let kept = 0;
+    let total = 0;
+    const done = (): void => {
+      body.off('data', onData).off('end', done).off('close', done).off('error', reject);
+      resolve(Buffer.concat(chunks, kept).toString('utf8'));
+    };
+    const onData = (chunk: Buffer): void => {
+      total += chunk.length;
+      if (kept < SNIPPET_BYTES) {
+        const part = chunk.length > SNIPPET_BYTES - kept ? chunk.subarray(0, SNIPPET_BYTES - kept) : chunk;
+        chunks.push(part);
+        kept += part.length;
+      }
+      if (total > DRAIN_LIMIT_BYTES) {
+        done();
+        body.on('error', noop).destroy();
+      }
+    };
+    body.on('data', onData).on('end', done).on('close', done).on('error', reject);
+  });
+}
+
+function noop(): void {}
+
+/** Delta-seconds or an HTTP-date, as ms from now; null when absent or unreadable. */
+export function parseRetryAfter(value: string | string[] | undefined): number | null {
+  const raw = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (raw === undefined || raw === '') return null;
+  if (/^\d+$/.test(raw)) return Number(raw) * 1000;
+  const at = Date.parse(raw);
+  return Number.isNaN(at) ? null : Math.max(0, at - Date.now());
+}
+
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+
+function classifyError(err: unknown, deadlinePassed: boolean, durationMs: number, opts: SenderOptions): SendResult {
+  if (err instanceof TargetRefusedError) return { kind: 'refused', durationMs, error: err.message };
+  const code = errorCode(err);
+  if (code === 'UND_ERR_CONNECT_TIMEOUT' && !deadlinePassed) {
+    return { kind: 'timeout', durationMs, error: `could not connect within ${opts.connectTimeoutMs} ms` };
+  }
+  if (deadlinePassed || TIMEOUT_CODES.has(code)) {
+    return { kind: 'timeout', durationMs, error: `no complete response within ${opts.requestTimeoutMs} ms` };
+  }
+  // undici reports a connection the peer closed mid-response as UND_ERR_SOCKET ("other side closed").
+  return { kind: 'network', durationMs, error: code === 'UND_ERR_SOCKET' ? 'ECONNRESET' : code };
+}
+
+function errorCode(err: unknown): string {
+  if (typeof err !== 'object' || err === null) return 'UNKNOWN';
+  const { code, cause, name } = err as { code?: unknown; cause?: unknown; name?: unknown };
+  if (typeof code === 'string') return code;
+  if (cause !== undefined) return errorCode(cause);
+  return typeof name === 'string' ? name : 'UNKNOWN';
+}

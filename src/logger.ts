@@ -1,0 +1,22 @@
+import pino, { type Logger } from 'pino';
+
+/** Callback URLs may carry the integrator's own secrets: log the path up to the callback only. */
+export function redactUrl(url: string): string {
+  return url.replace(/(\/webhook\/)[^?]+/, '$1[callback]');
+}
+
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+  return pino({
+    level,
+    base: { service: 'orcid-webhooks' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: ['req.headers.authorization', 'headers.authorization', '*.secret', '*.token', '*.adminToken', '*.signingSecret'], censor: '[redacted]' },
+    serializers: {
+      req: (req: { method: string; url: string; ip?: string; socket?: { remoteAddress?: string } }) => ({
+        method: req.method,
+        url: redactUrl(req.url),
+        remoteAddress: req.ip ?? req.socket?.remoteAddress,
+      }),
+    },
+  }, destination);
+}

@@ -1,0 +1,21 @@
+import { hashSecret, newClientId, newToken } from '../domain/secrets.ts';
+import type { ClientRow, Store } from '../store/types.ts';
+
+/** Creates an API client; the secret is returned once and stored only as a hash. */
+export async function createApiClient(store: Store, input: { name: string; premium: boolean; now?: number }): Promise<{ client: ClientRow; secret: string }> {
+  const name = input.name.trim();
+  if (!name) throw new Error('A client needs a name');
+  if (name.length > 200) throw new Error('A client name must be at most 200 characters');
+  const secret = newToken();
+  const client = await store.createClient({ id: newClientId(), name, secretHash: await hashSecret(secret), premium: input.premium, createdAt: input.now ?? Date.now() });
+  return { client, secret };
+}
+
+/** The public view of a client: never its secret hash. */
+export function clientView(c: ClientRow) {
+  return {
+    id: c.id, name: c.name, premium: c.premium,
+    created: new Date(c.createdAt).toISOString(),
+    revoked: c.revokedAt === null ? null : new Date(c.revokedAt).toISOString(),
+  };
+}

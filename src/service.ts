@@ -1,0 +1,114 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { buildApp } from './api/app.ts';
+import type { Config } from './config.ts';
+import { createSender } from './delivery/sender.ts';
+import { DeliveryWorker } from './delivery/worker.ts';
+import { TargetPolicy } from './domain/ssrf.ts';
+import { createLogger } from './logger.ts';
+import { createStore, isPostgresUrl } from './store/index.ts';
+import { sqlitePath } from './store/sqlite/sqlite-store.ts';
+import type { Store } from './store/types.ts';
+import { USER_AGENT } from './version.ts';
+
+export interface Service {
+  config: Config;
+  store: Store;
+  app: FastifyInstance;
+  worker: DeliveryWorker | null;
+  /** Base URL the server listens on, e.g. http://127.0.0.1:8080 */
+  url: string;
+  adminToken: string;
+  /** Where a generated admin token is stored (null when it came from the settings). */
+  adminTokenFile: string | null;
+  logger: Logger;
+  /** Stops accepting requests, drains deliveries (bounded by drain-timeout) and closes the store. */
+  close(): Promise<void>;
+}
+
+/** The data directory: beside the SQLite file, or ./data for PostgreSQL. */
+export function dataDir(db: string): string {
+  if (isPostgresUrl(db)) return resolve('data');
+  const path = sqlitePath(db);
+  return path === ':memory:' ? resolve('data') : dirname(resolve(path));
+}
+
+/** The admin token from the settings, or one generated on first start and kept (0600) in the data directory. */
+export function resolveAdminToken(config: Config): { token: string; file: string | null } {
+  if (config.adminToken) return { token: config.adminToken, file: null };
+  const dir = dataDir(config.db);
+  const file = join(dir, 'admin-token');
+  if (existsSync(file)) return { token: readFileSync(file, 'utf8').trim(), file };
+  mkdirSync(dir, { recursive: true });
+  const token = `owa_${randomBytes(32).toString('base64url')}`;
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return { token, file };
+}
+
+export async function openStore(config: Config): Promise<Store> {
+  return createStore(config.db, { poolSize: config.poolSize, statementTimeoutMs: config.statementTimeoutMs });
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  store?: Store;
+  /** Skip listening (tests use app.inject). */
+  listen?: boolean;
+}
+
+export async function startService(config: Config, opts: StartOptions = {}): Promise<Service> {
+  const logger = opts.logger ?? createLogger(config.logLevel);
+  const store = opts.store ?? (await openStore(config));
+  const applied = await store.migrate();
+  if (applied.length) logger.info({ applied }, 'applied database migrations');
+  const { token: adminToken, file: adminTokenFile } = resolveAdminToken(config);
+  const policy = new TargetPolicy({ allowedCidrs: config.allowedTargets, httpsOnly: config.httpsOnly });
+
+  let worker: DeliveryWorker | null = null;
+  let sender: ReturnType<typeof createSender> | null = null;
+  if (config.role !== 'api') {
+    sender = createSender({ policy, connectTimeoutMs: config.connectTimeoutMs, requestTimeoutMs: config.requestTimeoutMs, userAgent: USER_AGENT });
+    worker = new DeliveryWorker({
+      store, sender, schedule: config.retrySchedule, logger: logger.child({ component: 'delivery' }),
+      concurrency: config.concurrency, perHostConcurrency: config.perHostConcurrency, leaseMs: config.leaseMs,
+      pollIntervalMs: config.pollIntervalMs, notifyDelayMs: config.notifyDelayMs, attemptRetentionMs: config.attemptRetentionMs,
+    });
+  }
+
+  const app = buildApp({
+    store, policy, logger, records: config.records, baseUrl: config.baseUrl, adminToken,
+    notifyDelayMs: config.notifyDelayMs, maxWebhooksPerClient: config.maxWebhooksPerClient,
+    onChanges: () => worker?.notify(),
+  });
+
+  let url = '';
+  if (opts.listen !== false) {
+    await app.listen({ port: config.port, host: config.host });
+    const addr = app.server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : config.port;
+    const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+    url = `http://${host}:${port}`;
+  } else {
+    await app.ready();
+  }
+  await worker?.start();
+
+  let closing: Promise<void> | null = null;
+  const close = () => {
+    closing ??= (async () => {
+      await app.close();
+      if (worker) {
+        const { drained, abandoned } = await worker.stop(config.drainTimeoutMs);
+        if (!drained) logger.warn({ abandoned }, 'drain timeout: in-flight callbacks given back for retry');
+      }
+      await sender?.close();
+      await store.close();
+    })();
+    return closing;
+  };
+  return { config, store, app, worker, url, adminToken, adminTokenFile, logger, close };
+}

@@ -1,0 +1,24 @@
+import type { Store } from './types.ts';
+import { SqliteStore, sqlitePath } from './sqlite/sqlite-store.ts';
+
+export type { Store } from './types.ts';
+
+export interface StoreOptions {
+  /** PostgreSQL pool size. */
+  poolSize?: number;
+  /** PostgreSQL statement timeout in ms. */
+  statementTimeoutMs?: number;
+}
+
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//.test(url);
+}
+
+/** Opens the store a database URL names: `postgres://...`, `sqlite:path`, or a plain file path. */
+export async function createStore(url: string, opts: StoreOptions = {}): Promise<Store> {
+  if (isPostgresUrl(url)) {
+    const { PostgresStore } = await import('./postgres/postgres-store.ts');
+    return new PostgresStore(url, opts);
+  }
+  return new SqliteStore(sqlitePath(url));
+}

@@ -1,0 +1,597 @@
+import pg from 'pg';
+import type { ClientConfig, CustomTypesConfig, Notification, PoolClient, PoolConfig } from 'pg';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadMigrations } from '../migrations.ts';
+import { STATE_SQL, toAttempt, toClient, toWebhook } from '../sqlite/sqlite-store.ts';
+import type {
+  ApplyChangesOptions, ApplyChangesResult, AttemptRecord, AttemptRow, Claim, ClientRow, NewClient, RecordChange,
+  RecordRow, RegisterResult, Store, TokenRow, WebhookCounts, WebhookFilter, WebhookRow,
+} from '../types.ts';
+
+const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
+
+/** LISTEN/NOTIFY channel; the payload is the notifying session's current_schema(). */
+export const WAKE_CHANNEL = 'orcid_webhooks_wake';
+/** pg_advisory_xact_lock key serialising migrations across processes (any constant unique to this app). */
+const MIGRATION_LOCK_KEY = '7305151201437713';
+
+type Row = Record<string, unknown>;
+
+export interface PostgresStoreOptions {
+  /** Maximum connections of the pool (default 10). */
+  poolSize?: number;
+  /** statement_timeout of every pooled connection in ms (default 30000; 0 disables). */
+  statementTimeoutMs?: number;
+  /**
+   * Errors that happen outside any call: an idle pooled connection or the LISTEN connection
+   * lost. They never throw (a lost database must not crash the process); by default they are
+   * dropped, since the next query reports the outage to its caller and the listener reconnects.
+   */
+  onError?: (err: Error) => void;
+}
+
+const noop = (): void => undefined;
+const INT8_OID = 20;
+
+/** BIGINT (epoch ms, ids, counts) as numbers rather than strings; they fit in a double. */
+const types: CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID && format !== 'binary' ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as CustomTypesConfig['getTypeParser'],
+};
+
+/**
+ * The connection string pg understands. A `schema` (or `search_path`) URL parameter, which pg
+ * itself ignores, becomes `-c search_path=...` in the startup options, so that one database can
+ * hold several independent installations (or test runs).
+ */
+export function pgConnectionString(url: string): string {
+  if (!/[?&](schema|search_path)=/.test(url)) return url;
+  const u = new URL(url);
+  const schema = u.searchParams.get('schema') ?? u.searchParams.get('search_path');
+  u.searchParams.delete('schema');
+  u.searchParams.delete('search_path');
+  if (schema) {
+    const escaped = schema.replace(/\\/g, '\\\\').replace(/ /g, '\\ ');
+    u.searchParams.set('options', [u.searchParams.get('options'), `-c search_path=${escaped}`].filter(Boolean).join(' '));
+  }
+  return u.toString();
+}
+
+/** Thrown inside a transaction to run it again from the start (a race lost to another writer). */
+class RetryTransaction extends Error {}
+
+/** Deadlock and serialisation failures: the transaction did nothing and can simply run again. */
+function isRetryable(err: unknown): boolean {
+  if (err instanceof RetryTransaction) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '40001';
+}
+
+export class PostgresStore implements Store {
+  readonly dialect = 'postgres' as const;
+  readonly pool: pg.Pool;
+  private readonly clientConfig: ClientConfig;
+  private readonly onError: (err: Error) => void;
+  private readonly subscriptions = new Set<WakeupSubscription>();
+  private closed = false;
+
+  constructor(url: string, opts: PostgresStoreOptions = {}) {
+    this.onError = opts.onError ?? noop;
+    this.clientConfig = { connectionString: pgConnectionString(url), keepAlive: true, types };
+    const poolConfig: PoolConfig = {
+      ...this.clientConfig,
+      max: opts.poolSize ?? 10,
+      statement_timeout: opts.statementTimeoutMs ?? 30_000,
+    };
+    this.pool = new pg.Pool(poolConfig);
+    // An idle pooled connection that dies (server restart, network) is removed by the pool and
+    // reported here; without a listener the 'error' event would crash the process.
+    this.pool.on('error', (err) => this.onError(err));
+  }
+
+  private async query(sql: string, params: unknown[] = []): Promise<Row[]> {
+    return (await this.pool.query<Row>(sql, params)).rows;
+  }
+
+  /** Runs fn in a transaction on one pooled connection; deadlocks and lost races run it again. */
+  private async tx<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const c = await this.pool.connect();
+      // While checked out, the pool does not listen for the connection's errors: a drop between
+      // two queries would otherwise be an unhandled 'error' event.
+      c.on('error', noop);
+      let broken: Error | undefined;
+      try {
+        await c.query('BEGIN');
+        const result = await fn(c);
+        await c.query('COMMIT');
+        return result;
+      } catch (err) {
+        await c.query('ROLLBACK').catch((e: Error) => {
+          broken = e;
+        });
+        if (attempt < 5 && isRetryable(err) && !broken) continue;
+        throw err;
+      } finally {
+        // A broken connection keeps the no-op handler: it is being destroyed and may still emit.
+        if (!broken) c.off('error', noop);
+        c.release(broken);
+      }
+    }
+  }
+
+  async migrate(): Promise<string[]> {
+    const applied: string[] = [];
+    for (const m of loadMigrations(MIGRATIONS_DIR)) {
+      // Each migration in its own transaction, behind one advisory lock: processes starting at
+      // once queue here; the name goes in first, so a later one sees it and skips.
+      const ran = await this.tx(async (c) => {
+        await c.query('SET LOCAL statement_timeout = 0');
+        await c.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+        await c.query('CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)');
+        const ins = await c.query('INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING name', [m.name, Date.now()]);
+        if (!ins.rowCount) return false;
+        await c.query(m.sql);
+        return true;
+      });
+      if (ran) applied.push(m.name);
+    }
+    return applied;
+  }
+
+  async pendingMigrations(): Promise<string[]> {
+    const [t] = await this.query("SELECT to_regclass('schema_migrations') IS NOT NULL AS present");
+    const done = new Set<string>();
+    if (t?.present) for (const r of await this.query('SELECT name FROM schema_migrations')) done.add(String(r.name));
+    return loadMigrations(MIGRATIONS_DIR).map((m) => m.name).filter((n) => !done.has(n));
+  }
+
+  async ping(): Promise<void> {
+    await this.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.subscriptions].map((s) => s.stop()));
+    this.subscriptions.clear();
+    await this.pool.end();
+  }
+
+  async createClient(c: NewClient): Promise<ClientRow> {
+    await this.query('INSERT INTO clients (id, name, secret_hash, premium, created_at) VALUES ($1, $2, $3, $4, $5)',
+      [c.id, c.name, c.secretHash, c.premium ? 1 : 0, c.createdAt]);
+    return { ...c, revokedAt: null };
+  }
+
+  async getClient(id: string): Promise<ClientRow | null> {
+    const [r] = await this.query('SELECT * FROM clients WHERE id = $1', [id]);
+    return r ? toClient(r) : null;
+  }
+
+  async listClients(): Promise<ClientRow[]> {
+    return (await this.query('SELECT * FROM clients ORDER BY created_at, id')).map(toClient);
+  }
+
+  async revokeClient(id: string, now: number): Promise<boolean> {
+    return this.tx(async (c) => {
+      const res = await c.query('UPDATE clients SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2', [now, id]);
+      await c.query('DELETE FROM tokens WHERE client_id = $1', [id]);
+      return (res.rowCount ?? 0) > 0;
+    });
+  }
+
+  async createToken(t: TokenRow): Promise<void> {
+    await this.query('INSERT INTO tokens (token_hash, client_id, scope, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)',
+      [t.tokenHash, t.clientId, t.scope, t.createdAt, t.expiresAt]);
+  }
+
+  async findToken(tokenHash: string): Promise<{ token: TokenRow; client: ClientRow } | null> {
+    const [r] = await this.query(`SELECT t.token_hash, t.client_id, t.scope, t.created_at AS t_created, t.expires_at, c.*
+      FROM tokens t JOIN clients c ON c.id = t.client_id WHERE t.token_hash = $1`, [tokenHash]);
+    if (!r) return null;
+    return {
+      token: { tokenHash: String(r.token_hash), clientId: String(r.client_id), scope: String(r.scope), createdAt: Number(r.t_created), expiresAt: Number(r.expires_at) },
+      client: toClient(r),
+    };
+  }
+
+  async getRecord(orcid: string): Promise<RecordRow | null> {
+    const [r] = await this.query('SELECT * FROM records WHERE orcid = $1', [orcid]);
+    return r ? toRecord(r) : null;
+  }
+
+  async addRecords(orcids: string[], now: number): Promise<number> {
+    if (orcids.length === 0) return 0;
+    // ON CONFLICT DO NOTHING also skips duplicates within the array: each orcid counts once.
+    const res = await this.pool.query(`INSERT INTO records (orcid, modified_at, created_at)
+      SELECT o, $2, $2 FROM unnest($1::text[]) WITH ORDINALITY AS u(o, n) ORDER BY n
+      ON CONFLICT (orcid) DO NOTHING`, [orcids, now]);
+    return res.rowCount ?? 0;
+  }
+
+  async listRecords(opts: { limit: number; afterOrcid?: string }): Promise<RecordRow[]> {
+    return (await this.query('SELECT * FROM records WHERE orcid > $1 ORDER BY orcid LIMIT $2', [opts.afterOrcid ?? '', opts.limit])).map(toRecord);
+  }
+
+  async countRecords(): Promise<number> {
+    const [r] = await this.query('SELECT count(*) AS n FROM records');
+    return Number(r?.n ?? 0);
+  }
+
+  /*
+   * Set-based version of the SQLite loop, with identical results (counts, change_seq and all):
+   *  1. lock the batch's existing records (orcid order, so concurrent batches cannot deadlock);
+   *  2. replay the batch in JS against those modified times, exactly as SQLite applies it change by
+   *     change: this settles created/changed/ignored, touches (max(given, current + 1)), and
+   *     duplicates of one orcid within the batch, each judged against the value the previous one
+   *     left. It yields the records to insert, the records to update (final value) and the list of
+   *     effective changes (orcid, modified), strictly increasing per orcid;
+   *  3. one statement inserts, updates, and applies OWE_SQL once per webhook for all its effective
+   *     changes: OWE_SQL applied k times (k = the webhook's changes with created_at <= modified)
+   *     adds k to change_seq, sets notify_seq from the first one when nothing was owed, and keeps
+   *     the first (smallest) modified as pending_since. webhooksNotified is the sum of k, as SQLite
+   *     counts one per webhook per change.
+   * A record created concurrently by another transaction after step 1 makes the insert come up
+   * short: the transaction then runs again and sees it.
+   */
+  async applyChanges(changes: RecordChange[], opts: ApplyChangesOptions): Promise<ApplyChangesResult> {
+    if (changes.length === 0) return { created: 0, changed: 0, ignored: 0, webhooksNotified: 0 };
+    const orcids = [...new Set(changes.map((c) => c.orcid))];
+    return this.tx(async (c) => {
+      const locked = await c.query<Row>('SELECT orcid, modified_at FROM records WHERE orcid = ANY($1::text[]) ORDER BY orcid FOR NO KEY UPDATE', [orcids]);
+      const current = new Map(locked.rows.map((r) => [String(r.orcid), Number(r.modified_at)]));
+      const result: ApplyChangesResult = { created: 0, changed: 0, ignored: 0, webhooksNotified: 0 };
+      const inserts = new Map<string, number>();
+      const updates = new Map<string, number>();
+      const evOrcid: string[] = [];
+      const evModified: number[] = [];
+      for (const ch of changes) {
+        const cur = current.get(ch.orcid);
+        if (cur === undefined) {
+          if (opts.create) {
+            current.set(ch.orcid, ch.modifiedAt);
+            inserts.set(ch.orcid, ch.modifiedAt);
+            result.created++;
+          } else result.ignored++;
+          continue;
+        }
+        const modified = ch.touch ? Math.max(ch.modifiedAt, cur + 1) : ch.modifiedAt;
+        if (modified <= cur) {
+          result.ignored++;
+          continue;
+        }
+        current.set(ch.orcid, modified);
+        (inserts.has(ch.orcid) ? inserts : updates).set(ch.orcid, modified);
+        result.changed++;
+        evOrcid.push(ch.orcid);
+        evModified.push(modified);
+      }
+      if (inserts.size === 0 && updates.size === 0) return result;
+      const [r] = (await c.query<Row>(`WITH
+        ins AS (
+          INSERT INTO records (orcid, modified_at, created_at)
+          SELECT orcid, modified, $5::bigint FROM unnest($1::text[], $2::bigint[]) AS n(orcid, modified)
+          ON CONFLICT (orcid) DO NOTHING
+          RETURNING 1),
+        upd AS (
+          UPDATE records r SET modified_at = u.modified
+          FROM unnest($3::text[], $4::bigint[]) AS u(orcid, modified)
+          WHERE r.orcid = u.orcid
+          RETURNING 1),
+        hits AS (
+          SELECT w.id, count(*) AS k, min(e.modified) AS first_modified
+          FROM unnest($6::text[], $7::bigint[]) AS e(orcid, modified)
+          JOIN webhooks w ON w.orcid = e.orcid AND w.created_at <= e.modified
+          GROUP BY w.id),
+        owe AS (
+          UPDATE webhooks w SET
+            change_seq = w.change_seq + h.k,
+            notify_seq = CASE WHEN w.pending_since IS NULL THEN w.change_seq + 1 ELSE w.notify_seq END,
+            pending_since = COALESCE(w.pending_since, h.first_modified),
+            due_at = COALESCE(w.due_at, $8::bigint)
+          FROM hits h WHERE w.id = h.id
+          RETURNING h.k)
+        SELECT (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM upd) AS updated,
+          (SELECT COALESCE(sum(k), 0) FROM owe) AS notified`,
+      [[...inserts.keys()], [...inserts.values()], [...updates.keys()], [...updates.values()], opts.now,
+        evOrcid, evModified, opts.now + opts.notifyDelayMs])).rows;
+      if (Number(r?.inserted) !== inserts.size) throw new RetryTransaction('a record was created concurrently');
+      result.webhooksNotified = Number(r?.notified ?? 0);
+      if (result.webhooksNotified > 0) await notify(c);
+      return result;
+    });
+  }
+
+  async registerWebhook(input: { clientId: string; orcid: string; url: string; host: string; now: number; maxPerClient?: number }): Promise<RegisterResult> {
+    const key = [input.clientId, input.orcid, input.url];
+    return this.tx(async (c): Promise<RegisterResult> => {
+      // With a cap, registrations of one client queue on its row so that two cannot both take the
+      // last place (FOR NO KEY UPDATE does not conflict with the foreign-key checks of inserts).
+      if (input.maxPerClient !== undefined) await c.query('SELECT 1 FROM clients WHERE id = $1 FOR NO KEY UPDATE', [input.clientId]);
+      for (let round = 0; round < 5; round++) {
+        const re = await c.query<Row>(`UPDATE webhooks SET enabled = 1, disabled_reason = NULL, disabled_at = NULL, failed_attempts = 0,
+            due_at = CASE WHEN pending_since IS NOT NULL THEN $4::bigint ELSE NULL END
+          WHERE client_id = $1 AND orcid = $2 AND url = $3 AND enabled = 0 RETURNING *`, [...key, input.now]);
+        const reenabled = re.rows[0];
+        if (reenabled) {
+          if (reenabled.due_at !== null) await notify(c);
+          return { outcome: 'exists', webhook: toWebhook(reenabled), reenabled: true };
+        }
+        const existing = (await c.query<Row>('SELECT * FROM webhooks WHERE client_id = $1 AND orcid = $2 AND url = $3', key)).rows[0];
+        if (existing) return { outcome: 'exists', webhook: toWebhook(existing), reenabled: false };
+        if (input.maxPerClient !== undefined) {
+          const n = Number((await c.query<Row>('SELECT count(*) AS n FROM webhooks WHERE client_id = $1', [input.clientId])).rows[0]?.n);
+          if (n >= input.maxPerClient) return { outcome: 'limit' };
+        }
+        const ins = await c.query<Row>(`INSERT INTO webhooks (client_id, orcid, url, host, created_at) VALUES ($1, $2, $3, $4, $5)
+          ON CONFLICT (client_id, orcid, url) DO NOTHING RETURNING *`, [...key, input.host, input.now]);
+        if (ins.rows[0]) return { outcome: 'created', webhook: toWebhook(ins.rows[0]) };
+        // A concurrent registration inserted it after our look-up: go round and answer 'exists'.
+      }
+      throw new RetryTransaction('webhook registration kept racing');
+    });
+  }
+
+  async deleteWebhook(clientId: string, orcid: string, url: string): Promise<boolean> {
+    const res = await this.pool.query('DELETE FROM webhooks WHERE client_id = $1 AND orcid = $2 AND url = $3', [clientId, orcid, url]);
+    return (res.rowCount ?? 0) > 0;
+  }
+
+  async findWebhook(clientId: string, orcid: string, url: string): Promise<WebhookRow | null> {
+    const [r] = await this.query('SELECT * FROM webhooks WHERE client_id = $1 AND orcid = $2 AND url = $3', [clientId, orcid, url]);
+    return r ? toWebhook(r) : null;
+  }
+
+  async getWebhook(id: number): Promise<WebhookRow | null> {
+    const [r] = await this.query('SELECT * FROM webhooks WHERE id = $1', [id]);
+    return r ? toWebhook(r) : null;
+  }
+
+  async listWebhooks(f: WebhookFilter): Promise<WebhookRow[]> {
+    const params: unknown[] = [];
+    const p = (v: unknown): string => {
+      params.push(v);
+      return `$${params.length}`;
+    };
+    const where: string[] = [`id > ${p(f.afterId ?? 0)}`];
+    if (f.clientId !== undefined) where.push(`client_id = ${p(f.clientId)}`);
+    if (f.orcid !== undefined) where.push(`orcid = ${p(f.orcid)}`);
+    if (f.state !== undefined) where.push(STATE_SQL[f.state]);
+    if (f.search) {
+      const s = p(f.search);
+      where.push(`(orcid = ${s} OR client_id = ${s} OR strpos(lower(url), lower(${s})) > 0)`);
+    }
+    const sql = `SELECT * FROM webhooks WHERE ${where.join(' AND ')} ORDER BY id LIMIT ${p(f.limit)}`;
+    return (await this.query(sql, params)).map(toWebhook);
+  }
+
+  async countWebhooks(): Promise<WebhookCounts> {
+    const [r] = await this.query(`SELECT count(*) AS total,
+        count(*) FILTER (WHERE enabled = 1) AS enabled,
+        count(*) FILTER (WHERE enabled = 0) AS disabled,
+        count(*) FILTER (WHERE enabled = 1 AND due_at IS NOT NULL AND failed_attempts = 0) AS pending,
+        count(*) FILTER (WHERE enabled = 1 AND due_at IS NOT NULL AND failed_attempts > 0) AS backoff
+      FROM webhooks`);
+    return { total: Number(r?.total ?? 0), enabled: Number(r?.enabled ?? 0), disabled: Number(r?.disabled ?? 0), pending: Number(r?.pending ?? 0), backoff: Number(r?.backoff ?? 0) };
+  }
+
+  async claimDue(o: { owner: string; limit: number; now: number; leaseMs: number; excludeHosts: string[] }): Promise<Claim[]> {
+    if (o.limit <= 0) return [];
+    // One statement: SKIP LOCKED lets concurrent claimers pass each other's rows; the CTE keeps
+    // the previous lease_until, so "reclaimed" says whether a dead worker's lease was taken over.
+    const rows = await this.query(`WITH c AS MATERIALIZED (
+        SELECT id, lease_until AS prev FROM webhooks
+        WHERE enabled = 1 AND due_at IS NOT NULL AND due_at <= $1
+          AND (lease_until IS NULL OR lease_until < $1)
+          AND host <> ALL($2::text[])
+        ORDER BY due_at LIMIT $3
+        FOR UPDATE SKIP LOCKED)
+      UPDATE webhooks w SET lease_owner = $4, lease_until = $5
+      FROM c WHERE w.id = c.id
+      RETURNING w.*, (c.prev IS NOT NULL) AS reclaimed`, [o.now, o.excludeHosts, o.limit, o.owner, o.now + o.leaseMs]);
+    return rows
+      .map((r) => ({ webhook: toWebhook(r), reclaimed: Boolean(r.reclaimed) }))
+      .sort((a, b) => (a.webhook.dueAt ?? 0) - (b.webhook.dueAt ?? 0) || a.webhook.id - b.webhook.id);
+  }
+
+  async releaseClaims(owner: string, ids: number[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.query('UPDATE webhooks SET lease_owner = NULL, lease_until = NULL WHERE id = ANY($1::bigint[]) AND lease_owner = $2', [ids, owner]);
+  }
+
+  /*
+   * Same effect as SQLite's per-attempt SUCCESS_SQL / RETRY_SQL / DISABLE_SQL, batched per kind.
+   * Each outcome is guarded by lease_owner = owner and clears the lease, so of several completions
+   * for one webhook only the first from its owner applies: later ones (same id and owner) are
+   * dropped before batching, which keeps one source row per webhook and owner in each UPDATE.
+   * Every attempt is recorded if its webhook still exists (FOR KEY SHARE holds off a concurrent
+   * delete between the check and the insert).
+   */
+  async completeAttempts(attempts: AttemptRecord[]): Promise<void> {
+    if (attempts.length === 0) return;
+    const success = columns(6);
+    const retry = columns(5);
+    const disable = columns(5);
+    const seen = new Set<string>();
+    const ins = columns(7);
+    for (const a of attempts) {
+      const duration = Math.round(a.durationMs);
+      ins.push(a.webhookId, a.notificationId, a.startedAt, duration, a.statusCode, a.error, a.responseSnippet);
+      const key = `${a.webhookId}\u0000${a.owner}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const status = a.statusCode !== null ? String(a.statusCode) : a.error;
+      const now = a.startedAt + duration;
+      if (a.outcome.kind === 'success') success.push(a.webhookId, a.owner, now, status, a.claimedSeq, a.nextDueAt);
+      else if (a.outcome.kind === 'retry') retry.push(a.webhookId, a.owner, now, status, a.outcome.retryAt);
+      else disable.push(a.webhookId, a.owner, now, status, a.outcome.reason);
+    }
+    await this.tx(async (c) => {
+      if (success.size) {
+        await c.query(`UPDATE webhooks w SET
+            lease_owner = NULL, lease_until = NULL, failed_attempts = 0, last_sent_at = a.now, last_status = a.status,
+            pending_since = CASE WHEN w.change_seq > a.claimed THEN (SELECT r.modified_at FROM records r WHERE r.orcid = w.orcid) ELSE NULL END,
+            due_at = CASE WHEN w.change_seq > a.claimed THEN a.next_due ELSE NULL END,
+            notify_seq = CASE WHEN w.change_seq > a.claimed THEN w.change_seq ELSE w.notify_seq END
+          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[]) AS a(id, owner, now, status, claimed, next_due)
+          WHERE w.id = a.id AND w.lease_owner = a.owner`, success.cols);
+      }
+      if (retry.size) {
+        await c.query(`UPDATE webhooks w SET
+            lease_owner = NULL, lease_until = NULL, failed_attempts = w.failed_attempts + 1, last_failed_at = a.now,
+            last_status = a.status, due_at = a.retry_at
+          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[]) AS a(id, owner, now, status, retry_at)
+          WHERE w.id = a.id AND w.lease_owner = a.owner`, retry.cols);
+      }
+      if (disable.size) {
+        // Keeps pending_since: a re-enabled webhook still owes what it owed.
+        await c.query(`UPDATE webhooks w SET
+            lease_owner = NULL, lease_until = NULL, failed_attempts = w.failed_attempts + 1, last_failed_at = a.now,
+            last_status = a.status, enabled = 0, disabled_reason = a.reason, disabled_at = a.now, due_at = NULL
+          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[]) AS a(id, owner, now, status, reason)
+          WHERE w.id = a.id AND w.lease_owner = a.owner`, disable.cols);
+      }
+      await c.query(`INSERT INTO attempts (webhook_id, notification_id, at, duration_ms, status_code, error, response_snippet)
+        SELECT a.webhook_id, a.notification_id, a.at, a.duration_ms, a.status_code, a.error, a.snippet
+        FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[])
+          WITH ORDINALITY AS a(webhook_id, notification_id, at, duration_ms, status_code, error, snippet, n)
+        WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.id = a.webhook_id FOR KEY SHARE)
+        ORDER BY a.n`, ins.cols);
+    });
+  }
+
+  async nextDueAt(): Promise<number | null> {
+    const [r] = await this.query('SELECT min(GREATEST(due_at, COALESCE(lease_until, 0))) AS t FROM webhooks WHERE enabled = 1 AND due_at IS NOT NULL');
+    return r?.t === null || r?.t === undefined ? null : Number(r.t);
+  }
+
+  async subscribeWakeups(listener: () => void): Promise<() => Promise<void>> {
+    if (this.closed) throw new Error('store is closed');
+    const sub = new WakeupSubscription(this.clientConfig, listener, this.onError);
+    this.subscriptions.add(sub);
+    await sub.start();
+    return async () => {
+      this.subscriptions.delete(sub);
+      await sub.stop();
+    };
+  }
+
+  async listAttempts(webhookId: number, limit: number): Promise<AttemptRow[]> {
+    return (await this.query('SELECT * FROM attempts WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2', [webhookId, limit])).map(toAttempt);
+  }
+
+  async pruneAttempts(before: number): Promise<number> {
+    return (await this.pool.query('DELETE FROM attempts WHERE at < $1', [before])).rowCount ?? 0;
+  }
+}
+
+function toRecord(r: Row): RecordRow {
+  return { orcid: String(r.orcid), modifiedAt: Number(r.modified_at), createdAt: Number(r.created_at) };
+}
+
+/** Wakes every listener on this schema when the transaction commits (nothing if it rolls back). */
+async function notify(c: PoolClient): Promise<void> {
+  await c.query('SELECT pg_notify($1, current_schema())', [WAKE_CHANNEL]);
+}
+
+/** Parallel arrays, one per column, for `unnest($1::t[], $2::t[], ...)`. */
+function columns(n: number): { cols: unknown[][]; size: number; push(...values: unknown[]): void } {
+  const cols: unknown[][] = Array.from({ length: n }, () => []);
+  return {
+    cols,
+    get size() {
+      return cols[0]?.length ?? 0;
+    },
+    push(...values: unknown[]) {
+      values.forEach((v, i) => cols[i]?.push(v));
+    },
+  };
+}
+
+/**
+ * One LISTEN connection of its own (a pooled connection would be handed to queries). A lost
+ * connection is replaced with backoff (100 ms doubling to 10 s, with jitter); after a reconnect
+ * the listener is called once, since notifications sent meanwhile were missed.
+ */
+class WakeupSubscription {
+  private client: pg.Client | null = null;
+  private schema: string | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private delayMs = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly config: ClientConfig,
+    private readonly listener: () => void,
+    private readonly onError: (err: Error) => void,
+  ) {}
+
+  /** Connects; if the database cannot be reached now, keeps trying in the background. */
+  async start(): Promise<void> {
+    await this.connect(false);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const c = this.client;
+    this.client = null;
+    if (c) await c.end().catch(noop);
+  }
+
+  private async connect(reconnect: boolean): Promise<void> {
+    if (this.stopped) return;
+    const client = new pg.Client(this.config);
+    this.client = client;
+    const lost = (err?: Error): void => {
+      if (err && !this.stopped) this.onError(err);
+      if (this.client !== client) return; // already replaced, or stopped
+      this.client = null;
+      client.end().catch(noop);
+      this.scheduleReconnect();
+    };
+    // Stays attached for the client's whole life: errors after it was given up are ignored.
+    client.on('error', (err) => lost(err));
+    client.on('end', () => lost());
+    client.on('notification', (n: Notification) => {
+      if (this.client !== client || n.channel !== WAKE_CHANNEL) return;
+      // The payload names the notifying schema: installations sharing a database stay apart.
+      if (n.payload && this.schema !== null && n.payload !== this.schema) return;
+      this.call();
+    });
+    try {
+      await client.connect();
+      const { rows } = await client.query<{ s: string | null }>('SELECT current_schema() AS s');
+      this.schema = rows[0]?.s ?? null;
+      await client.query(`LISTEN ${WAKE_CHANNEL}`);
+    } catch (err) {
+      lost(err as Error);
+      return;
+    }
+    if (this.client !== client) return;
+    this.delayMs = 0;
+    if (reconnect) this.call();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped || this.timer) return;
+    this.delayMs = this.delayMs ? Math.min(this.delayMs * 2, 10_000) : 100;
+    const delay = Math.round(this.delayMs * (0.75 + Math.random() * 0.5));
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.connect(true);
+    }, delay);
+    this.timer.unref();
+  }
+
+  private call(): void {
+    try {
+      this.listener();
+    } catch (err) {
+      this.onError(err as Error);
+    }
+  }
+}

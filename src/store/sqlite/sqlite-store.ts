@@ -1,0 +1,373 @@
+import Database from 'better-sqlite3';
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadMigrations } from '../migrations.ts';
+import type {
+  ApplyChangesOptions, ApplyChangesResult, AttemptRecord, AttemptRow, Claim, ClientRow, NewClient, RecordChange,
+  RecordRow, RegisterResult, Store, TokenRow, WebhookCounts, WebhookFilter, WebhookRow,
+} from '../types.ts';
+
+const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
+
+type Row = Record<string, unknown>;
+
+const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+export function toClient(r: Row): ClientRow {
+  return {
+    id: String(r.id), name: String(r.name), secretHash: String(r.secret_hash), premium: Boolean(r.premium),
+    createdAt: Number(r.created_at), revokedAt: num(r.revoked_at),
+  };
+}
+
+export function toWebhook(r: Row): WebhookRow {
+  return {
+    id: Number(r.id), clientId: String(r.client_id), orcid: String(r.orcid), url: String(r.url), host: String(r.host),
+    createdAt: Number(r.created_at), enabled: Boolean(r.enabled),
+    disabledReason: (r.disabled_reason as string | null) ?? null, disabledAt: num(r.disabled_at),
+    pendingSince: num(r.pending_since), dueAt: num(r.due_at), changeSeq: Number(r.change_seq), notifySeq: Number(r.notify_seq),
+    failedAttempts: Number(r.failed_attempts), lastSentAt: num(r.last_sent_at), lastFailedAt: num(r.last_failed_at),
+    lastStatus: (r.last_status as string | null) ?? null, leaseOwner: (r.lease_owner as string | null) ?? null,
+    leaseUntil: num(r.lease_until),
+  };
+}
+
+export function toAttempt(r: Row): AttemptRow {
+  return {
+    id: Number(r.id), webhookId: Number(r.webhook_id), notificationId: String(r.notification_id), at: Number(r.at),
+    durationMs: Number(r.duration_ms), statusCode: num(r.status_code), error: (r.error as string | null) ?? null,
+    responseSnippet: (r.response_snippet as string | null) ?? null,
+  };
+}
+
+/** `sqlite:./data/x.db`, `sqlite:///abs/x.db`, `sqlite::memory:` or a plain path. */
+export function sqlitePath(url: string): string {
+  if (url.startsWith('sqlite://')) return url.slice('sqlite://'.length) || ':memory:';
+  if (url.startsWith('sqlite:')) return url.slice('sqlite:'.length) || ':memory:';
+  return url;
+}
+
+/** SQL fragment of the state filter; shared with the Postgres store (identical SQL). */
+export const STATE_SQL = {
+  enabled: 'enabled = 1',
+  disabled: 'enabled = 0',
+  failing: 'enabled = 1 AND failed_attempts > 0',
+  pending: 'enabled = 1 AND due_at IS NOT NULL',
+} as const;
+
+export class SqliteStore implements Store {
+  readonly dialect = 'sqlite' as const;
+  readonly db: Database.Database;
+  private readonly stmts;
+  private readonly wakeups = new EventEmitter();
+
+  constructor(path: string) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    // NORMAL is durable across process crashes in WAL mode (only an OS crash can lose the last commits).
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)');
+    this.stmts = this.prepareLazy();
+  }
+
+  private prepareLazy() {
+    const cache = new Map<string, Database.Statement>();
+    return (sql: string): Database.Statement => {
+      let s = cache.get(sql);
+      if (!s) {
+        s = this.db.prepare(sql);
+        cache.set(sql, s);
+      }
+      return s;
+    };
+  }
+
+  private q(sql: string): Database.Statement {
+    return this.stmts(sql);
+  }
+
+  async migrate(): Promise<string[]> {
+    const applied: string[] = [];
+    for (const m of loadMigrations(MIGRATIONS_DIR)) {
+      // IMMEDIATE takes the write lock first, so two processes migrating at once serialise; the
+      // row goes in first, so the loser sees it and skips.
+      const run = this.db.transaction(() => {
+        const done = this.db.prepare('SELECT 1 FROM schema_migrations WHERE name = ?').get(m.name);
+        if (done) return false;
+        this.db.prepare('INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)').run(m.name, Date.now());
+        this.db.exec(m.sql);
+        return true;
+      });
+      if (run.immediate()) applied.push(m.name);
+    }
+    return applied;
+  }
+
+  async pendingMigrations(): Promise<string[]> {
+    const done = new Set((this.db.prepare('SELECT name FROM schema_migrations').all() as Row[]).map((r) => String(r.name)));
+    return loadMigrations(MIGRATIONS_DIR).map((m) => m.name).filter((n) => !done.has(n));
+  }
+
+  async ping(): Promise<void> {
+    this.q('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  async createClient(c: NewClient): Promise<ClientRow> {
+    this.q('INSERT INTO clients (id, name, secret_hash, premium, created_at) VALUES (?, ?, ?, ?, ?)')
+      .run(c.id, c.name, c.secretHash, c.premium ? 1 : 0, c.createdAt);
+    return { ...c, revokedAt: null };
+  }
+
+  async getClient(id: string): Promise<ClientRow | null> {
+    const r = this.q('SELECT * FROM clients WHERE id = ?').get(id) as Row | undefined;
+    return r ? toClient(r) : null;
+  }
+
+  async listClients(): Promise<ClientRow[]> {
+    return (this.q('SELECT * FROM clients ORDER BY created_at, id').all() as Row[]).map(toClient);
+  }
+
+  async revokeClient(id: string, now: number): Promise<boolean> {
+    return this.db.transaction(() => {
+      const res = this.q('UPDATE clients SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?').run(now, id);
+      this.q('DELETE FROM tokens WHERE client_id = ?').run(id);
+      return res.changes > 0;
+    })();
+  }
+
+  async createToken(t: TokenRow): Promise<void> {
+    this.q('INSERT INTO tokens (token_hash, client_id, scope, created_at, expires_at) VALUES (?, ?, ?, ?, ?)')
+      .run(t.tokenHash, t.clientId, t.scope, t.createdAt, t.expiresAt);
+  }
+
+  async findToken(tokenHash: string): Promise<{ token: TokenRow; client: ClientRow } | null> {
+    const r = this.q(`SELECT t.token_hash, t.client_id, t.scope, t.created_at AS t_created, t.expires_at, c.*
+      FROM tokens t JOIN clients c ON c.id = t.client_id WHERE t.token_hash = ?`).get(tokenHash) as Row | undefined;
+    if (!r) return null;
+    return {
+      token: { tokenHash: String(r.token_hash), clientId: String(r.client_id), scope: String(r.scope), createdAt: Number(r.t_created), expiresAt: Number(r.expires_at) },
+      client: toClient(r),
+    };
+  }
+
+  async getRecord(orcid: string): Promise<RecordRow | null> {
+    const r = this.q('SELECT * FROM records WHERE orcid = ?').get(orcid) as Row | undefined;
+    return r ? { orcid: String(r.orcid), modifiedAt: Number(r.modified_at), createdAt: Number(r.created_at) } : null;
+  }
+
+  async addRecords(orcids: string[], now: number): Promise<number> {
+    const ins = this.q('INSERT INTO records (orcid, modified_at, created_at) VALUES (?, ?, ?) ON CONFLICT (orcid) DO NOTHING');
+    return this.db.transaction(() => {
+      let n = 0;
+      for (const o of orcids) n += ins.run(o, now, now).changes;
+      return n;
+    })();
+  }
+
+  async listRecords(opts: { limit: number; afterOrcid?: string }): Promise<RecordRow[]> {
+    const rows = this.q('SELECT * FROM records WHERE orcid > ? ORDER BY orcid LIMIT ?').all(opts.afterOrcid ?? '', opts.limit) as Row[];
+    return rows.map((r) => ({ orcid: String(r.orcid), modifiedAt: Number(r.modified_at), createdAt: Number(r.created_at) }));
+  }
+
+  async countRecords(): Promise<number> {
+    return Number((this.q('SELECT count(*) AS n FROM records').get() as Row).n);
+  }
+
+  async applyChanges(changes: RecordChange[], opts: ApplyChangesOptions): Promise<ApplyChangesResult> {
+    const get = this.q('SELECT modified_at FROM records WHERE orcid = ?');
+    const ins = this.q('INSERT INTO records (orcid, modified_at, created_at) VALUES (?, ?, ?)');
+    const upd = this.q('UPDATE records SET modified_at = ? WHERE orcid = ?');
+    const owe = this.q(OWE_SQL);
+    const res = this.db.transaction(() => {
+      const result: ApplyChangesResult = { created: 0, changed: 0, ignored: 0, webhooksNotified: 0 };
+      for (const c of changes) {
+        const cur = get.get(c.orcid) as Row | undefined;
+        if (!cur) {
+          if (opts.create) {
+            ins.run(c.orcid, c.modifiedAt, opts.now);
+            result.created++;
+          } else result.ignored++;
+          continue;
+        }
+        const modified = c.touch ? Math.max(c.modifiedAt, Number(cur.modified_at) + 1) : c.modifiedAt;
+        if (modified <= Number(cur.modified_at)) {
+          result.ignored++;
+          continue;
+        }
+        upd.run(modified, c.orcid);
+        result.changed++;
+        result.webhooksNotified += owe.run({ orcid: c.orcid, modified, due: opts.now + opts.notifyDelayMs }).changes;
+      }
+      return result;
+    })();
+    if (res.webhooksNotified > 0) this.wakeups.emit('wake');
+    return res;
+  }
+
+  async registerWebhook(input: { clientId: string; orcid: string; url: string; host: string; now: number; maxPerClient?: number }): Promise<RegisterResult> {
+    return this.db.transaction((): RegisterResult => {
+      const existing = this.q('SELECT * FROM webhooks WHERE client_id = ? AND orcid = ? AND url = ?').get(input.clientId, input.orcid, input.url) as Row | undefined;
+      if (existing) {
+        const wasDisabled = !existing.enabled;
+        if (wasDisabled) {
+          this.q(REENABLE_SQL).run({ id: existing.id, now: input.now });
+          this.wakeups.emit('wake');
+        }
+        const row = this.q('SELECT * FROM webhooks WHERE id = ?').get(existing.id) as Row;
+        return { outcome: 'exists', webhook: toWebhook(row), reenabled: wasDisabled };
+      }
+      if (input.maxPerClient !== undefined) {
+        const n = Number((this.q('SELECT count(*) AS n FROM webhooks WHERE client_id = ?').get(input.clientId) as Row).n);
+        if (n >= input.maxPerClient) return { outcome: 'limit' };
+      }
+      const row = this.q(`INSERT INTO webhooks (client_id, orcid, url, host, created_at) VALUES (?, ?, ?, ?, ?) RETURNING *`)
+        .get(input.clientId, input.orcid, input.url, input.host, input.now) as Row;
+      return { outcome: 'created', webhook: toWebhook(row) };
+    }).immediate();
+  }
+
+  async deleteWebhook(clientId: string, orcid: string, url: string): Promise<boolean> {
+    return this.q('DELETE FROM webhooks WHERE client_id = ? AND orcid = ? AND url = ?').run(clientId, orcid, url).changes > 0;
+  }
+
+  async findWebhook(clientId: string, orcid: string, url: string): Promise<WebhookRow | null> {
+    const r = this.q('SELECT * FROM webhooks WHERE client_id = ? AND orcid = ? AND url = ?').get(clientId, orcid, url) as Row | undefined;
+    return r ? toWebhook(r) : null;
+  }
+
+  async getWebhook(id: number): Promise<WebhookRow | null> {
+    const r = this.q('SELECT * FROM webhooks WHERE id = ?').get(id) as Row | undefined;
+    return r ? toWebhook(r) : null;
+  }
+
+  async listWebhooks(f: WebhookFilter): Promise<WebhookRow[]> {
+    const where: string[] = ['id > @afterId'];
+    if (f.clientId !== undefined) where.push('client_id = @clientId');
+    if (f.orcid !== undefined) where.push('orcid = @orcid');
+    if (f.state !== undefined) where.push(STATE_SQL[f.state]);
+    if (f.search) where.push("(orcid = @search OR client_id = @search OR instr(lower(url), lower(@search)) > 0)");
+    const sql = `SELECT * FROM webhooks WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`;
+    const rows = this.q(sql).all({
+      afterId: f.afterId ?? 0, limit: f.limit,
+      ...(f.clientId !== undefined && { clientId: f.clientId }), ...(f.orcid !== undefined && { orcid: f.orcid }),
+      ...(f.search && { search: f.search }),
+    }) as Row[];
+    return rows.map(toWebhook);
+  }
+
+  async countWebhooks(): Promise<WebhookCounts> {
+    const r = this.q(COUNTS_SQL).get() as Row;
+    return { total: Number(r.total), enabled: Number(r.enabled ?? 0), disabled: Number(r.disabled ?? 0), pending: Number(r.pending ?? 0), backoff: Number(r.backoff ?? 0) };
+  }
+
+  async claimDue(o: { owner: string; limit: number; now: number; leaseMs: number; excludeHosts: string[] }): Promise<Claim[]> {
+    // One statement picks and leases the batch; SET sees the old lease_until, so lease_reclaimed
+    // records whether a dead worker's lease was taken over.
+    const rows = this.q(`UPDATE webhooks SET lease_owner = @owner, lease_until = @until, lease_reclaimed = (lease_until IS NOT NULL)
+      WHERE id IN (
+        SELECT id FROM webhooks
+        WHERE enabled = 1 AND due_at IS NOT NULL AND due_at <= @now
+          AND (lease_until IS NULL OR lease_until < @now)
+          AND host NOT IN (SELECT value FROM json_each(@exclude))
+        ORDER BY due_at LIMIT @limit)
+      RETURNING *`).all({ owner: o.owner, until: o.now + o.leaseMs, now: o.now, limit: o.limit, exclude: JSON.stringify(o.excludeHosts) }) as Row[];
+    return rows.map((r) => ({ webhook: toWebhook(r), reclaimed: Boolean(r.lease_reclaimed) }));
+  }
+
+  async releaseClaims(owner: string, ids: number[]): Promise<void> {
+    const rel = this.q('UPDATE webhooks SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?');
+    this.db.transaction(() => {
+      for (const id of ids) rel.run(id, owner);
+    })();
+  }
+
+  async completeAttempts(attempts: AttemptRecord[]): Promise<void> {
+    const ins = this.q(`INSERT INTO attempts (webhook_id, notification_id, at, duration_ms, status_code, error, response_snippet)
+      SELECT @webhookId, @notificationId, @at, @durationMs, @statusCode, @error, @snippet WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = @webhookId)`);
+    const success = this.q(SUCCESS_SQL);
+    const retry = this.q(RETRY_SQL);
+    const disable = this.q(DISABLE_SQL);
+    this.db.transaction(() => {
+      for (const a of attempts) {
+        const status = a.statusCode !== null ? String(a.statusCode) : a.error;
+        ins.run({ webhookId: a.webhookId, notificationId: a.notificationId, at: a.startedAt, durationMs: Math.round(a.durationMs), statusCode: a.statusCode, error: a.error, snippet: a.responseSnippet });
+        const base = { id: a.webhookId, owner: a.owner, now: a.startedAt + Math.round(a.durationMs), status };
+        if (a.outcome.kind === 'success') success.run({ ...base, claimed: a.claimedSeq, nextDue: a.nextDueAt });
+        else if (a.outcome.kind === 'retry') retry.run({ ...base, retryAt: a.outcome.retryAt });
+        else disable.run({ ...base, reason: a.outcome.reason });
+      }
+    })();
+  }
+
+  async nextDueAt(): Promise<number | null> {
+    const r = this.q('SELECT min(max(due_at, COALESCE(lease_until, 0))) AS t FROM webhooks WHERE enabled = 1 AND due_at IS NOT NULL').get() as Row;
+    return num(r.t);
+  }
+
+  async subscribeWakeups(listener: () => void): Promise<() => Promise<void>> {
+    this.wakeups.on('wake', listener);
+    return async () => {
+      this.wakeups.off('wake', listener);
+    };
+  }
+
+  async listAttempts(webhookId: number, limit: number): Promise<AttemptRow[]> {
+    return (this.q('SELECT * FROM attempts WHERE webhook_id = ? ORDER BY id DESC LIMIT ?').all(webhookId, limit) as Row[]).map(toAttempt);
+  }
+
+  async pruneAttempts(before: number): Promise<number> {
+    return this.q('DELETE FROM attempts WHERE at < ?').run(before).changes;
+  }
+}
+
+/*
+ * Statements shared in meaning with the Postgres store. Parameters are named (@x); the Postgres
+ * store has its own $n versions.
+ */
+
+/** A newer change: the webhook owes a notification (coalesced into one already owed). */
+const OWE_SQL = `UPDATE webhooks SET
+    change_seq = change_seq + 1,
+    notify_seq = CASE WHEN pending_since IS NULL THEN change_seq + 1 ELSE notify_seq END,
+    pending_since = COALESCE(pending_since, @modified),
+    due_at = COALESCE(due_at, @due)
+  WHERE orcid = @orcid AND created_at <= @modified`;
+
+const REENABLE_SQL = `UPDATE webhooks SET enabled = 1, disabled_reason = NULL, disabled_at = NULL, failed_attempts = 0,
+    due_at = CASE WHEN pending_since IS NOT NULL THEN @now ELSE NULL END
+  WHERE id = @id`;
+
+/** Success: owe nothing, unless a change landed while the callback was in flight. */
+const SUCCESS_SQL = `UPDATE webhooks SET
+    lease_owner = NULL, lease_until = NULL, failed_attempts = 0, last_sent_at = @now, last_status = @status,
+    pending_since = CASE WHEN change_seq > @claimed THEN (SELECT modified_at FROM records r WHERE r.orcid = webhooks.orcid) ELSE NULL END,
+    due_at = CASE WHEN change_seq > @claimed THEN @nextDue ELSE NULL END,
+    notify_seq = CASE WHEN change_seq > @claimed THEN change_seq ELSE notify_seq END
+  WHERE id = @id AND lease_owner = @owner`;
+
+const RETRY_SQL = `UPDATE webhooks SET
+    lease_owner = NULL, lease_until = NULL, failed_attempts = failed_attempts + 1, last_failed_at = @now,
+    last_status = @status, due_at = @retryAt
+  WHERE id = @id AND lease_owner = @owner`;
+
+/** Keeps pending_since: a re-enabled webhook still owes what it owed. */
+const DISABLE_SQL = `UPDATE webhooks SET
+    lease_owner = NULL, lease_until = NULL, failed_attempts = failed_attempts + 1, last_failed_at = @now,
+    last_status = @status, enabled = 0, disabled_reason = @reason, disabled_at = @now, due_at = NULL
+  WHERE id = @id AND lease_owner = @owner`;
+
+const COUNTS_SQL = `SELECT count(*) AS total,
+    sum(enabled) AS enabled,
+    sum(1 - enabled) AS disabled,
+    sum(CASE WHEN enabled = 1 AND due_at IS NOT NULL AND failed_attempts = 0 THEN 1 ELSE 0 END) AS pending,
+    sum(CASE WHEN enabled = 1 AND due_at IS NOT NULL AND failed_attempts > 0 THEN 1 ELSE 0 END) AS backoff
+  FROM webhooks`;

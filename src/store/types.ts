@@ -1,0 +1,225 @@
+/**
+ * The narrow seam between the service and its database. Every method is async so that SQLite
+ * (synchronous underneath) and PostgreSQL share one interface; all times are epoch milliseconds.
+ * The same behaviour suite (test/store.test.ts) runs against every implementation.
+ */
+
+export interface ClientRow {
+  id: string;
+  name: string;
+  secretHash: string;
+  premium: boolean;
+  createdAt: number;
+  revokedAt: number | null;
+}
+
+export interface TokenRow {
+  tokenHash: string;
+  clientId: string;
+  scope: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface RecordRow {
+  orcid: string;
+  modifiedAt: number;
+  createdAt: number;
+}
+
+export interface WebhookRow {
+  id: number;
+  clientId: string;
+  orcid: string;
+  url: string;
+  /** Lower-cased host of the callback, the key of per-host concurrency. */
+  host: string;
+  createdAt: number;
+  enabled: boolean;
+  disabledReason: string | null;
+  disabledAt: number | null;
+  /** Modified time of the oldest change not yet notified; null when nothing is owed. */
+  pendingSince: number | null;
+  /** When the next attempt may run; null when nothing is owed. */
+  dueAt: number | null;
+  /** Counts every change applied to this webhook; a completion compares it with its claim. */
+  changeSeq: number;
+  /** changeSeq at which the pending notification began: names it (`webhook-id`) across retries. */
+  notifySeq: number;
+  failedAttempts: number;
+  lastSentAt: number | null;
+  lastFailedAt: number | null;
+  lastStatus: string | null;
+  leaseOwner: string | null;
+  leaseUntil: number | null;
+}
+
+export interface NewClient {
+  id: string;
+  name: string;
+  secretHash: string;
+  premium: boolean;
+  createdAt: number;
+}
+
+export interface RecordChange {
+  orcid: string;
+  modifiedAt: number;
+  /**
+   * "Modified now": the store uses max(modifiedAt, current + 1 ms), so a touch always counts as
+   * newer, even in the same millisecond as the record's creation or a previous touch.
+   */
+  touch?: boolean;
+}
+
+export interface ApplyChangesOptions {
+  /** Create records that do not exist yet (admin API, imports); false ignores them. */
+  create: boolean;
+  now: number;
+  /** Delay before a newly owed notification is due (burst settling). */
+  notifyDelayMs: number;
+}
+
+export interface ApplyChangesResult {
+  created: number;
+  changed: number;
+  /** Changes not newer than the record's current modified time. */
+  ignored: number;
+  /** Webhooks that now owe a notification (or owe one more). */
+  webhooksNotified: number;
+}
+
+export type RegisterResult =
+  | { outcome: 'created'; webhook: WebhookRow }
+  | { outcome: 'exists'; webhook: WebhookRow; reenabled: boolean }
+  | { outcome: 'limit' };
+
+export type WebhookState = 'enabled' | 'disabled' | 'failing' | 'pending';
+
+export interface WebhookFilter {
+  clientId?: string;
+  orcid?: string;
+  state?: WebhookState;
+  /** Free text matched against iD, URL and client id. */
+  search?: string;
+  /** Return webhooks with id greater than this (cursor pagination). */
+  afterId?: number;
+  limit: number;
+}
+
+/** One webhook handed to a worker, with the lease it now holds. */
+export interface Claim {
+  webhook: WebhookRow;
+  /** True when a previous lease on this row had expired (its worker died). */
+  reclaimed: boolean;
+}
+
+export type AttemptOutcome =
+  | { kind: 'success' }
+  /** Schedule another try at retryAt. */
+  | { kind: 'retry'; retryAt: number }
+  /** Stop: disable the webhook with this reason (410 Gone, schedule exhausted). */
+  | { kind: 'disable'; reason: string };
+
+export interface AttemptRecord {
+  webhookId: number;
+  /** The owner that claimed it: a completion from a lost lease is ignored. */
+  owner: string;
+  /** changeSeq seen at claim time. */
+  claimedSeq: number;
+  notificationId: string;
+  startedAt: number;
+  durationMs: number;
+  statusCode: number | null;
+  /** Error class when there was no HTTP answer: timeout, network, refused, redirect... */
+  error: string | null;
+  responseSnippet: string | null;
+  outcome: AttemptOutcome;
+  /** For a success that finds newer changes: when the next notification is due. */
+  nextDueAt: number;
+}
+
+export interface AttemptRow {
+  id: number;
+  webhookId: number;
+  notificationId: string;
+  at: number;
+  durationMs: number;
+  statusCode: number | null;
+  error: string | null;
+  responseSnippet: string | null;
+}
+
+export interface WebhookCounts {
+  total: number;
+  enabled: number;
+  disabled: number;
+  /** Owes a notification and is due now or waiting out a notify delay with no failure yet. */
+  pending: number;
+  /** Owes a notification after one or more failures (in backoff). */
+  backoff: number;
+}
+
+export interface Store {
+  readonly dialect: 'sqlite' | 'postgres';
+  /** Applies pending migrations; returns the names of those applied now. */
+  migrate(): Promise<string[]>;
+  /** Names of migrations the code knows that the database has not applied. */
+  pendingMigrations(): Promise<string[]>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  createClient(client: NewClient): Promise<ClientRow>;
+  getClient(id: string): Promise<ClientRow | null>;
+  listClients(): Promise<ClientRow[]>;
+  /** Marks the client revoked and deletes its tokens; false when no such client. */
+  revokeClient(id: string, now: number): Promise<boolean>;
+
+  createToken(token: TokenRow): Promise<void>;
+  /** The token and its client, if the hash is known. */
+  findToken(tokenHash: string): Promise<{ token: TokenRow; client: ClientRow } | null>;
+
+  getRecord(orcid: string): Promise<RecordRow | null>;
+  /** Creates records that do not exist (modified = now); returns how many were new. */
+  addRecords(orcids: string[], now: number): Promise<number>;
+  listRecords(opts: { limit: number; afterOrcid?: string }): Promise<RecordRow[]>;
+  countRecords(): Promise<number>;
+  /**
+   * Applies record changes in one transaction and marks the webhooks that now owe a notification:
+   * only webhooks created no later than the change, coalesced with any notification already owed.
+   */
+  applyChanges(changes: RecordChange[], opts: ApplyChangesOptions): Promise<ApplyChangesResult>;
+
+  /**
+   * Registers a webhook for a client. An existing one answers 'exists'; if it was disabled it is
+   * re-enabled, its failure count reset, and any notification it still owed becomes due now.
+   * maxPerClient (when set) refuses a new webhook beyond the cap.
+   */
+  registerWebhook(input: { clientId: string; orcid: string; url: string; host: string; now: number; maxPerClient?: number }): Promise<RegisterResult>;
+  deleteWebhook(clientId: string, orcid: string, url: string): Promise<boolean>;
+  findWebhook(clientId: string, orcid: string, url: string): Promise<WebhookRow | null>;
+  getWebhook(id: number): Promise<WebhookRow | null>;
+  listWebhooks(filter: WebhookFilter): Promise<WebhookRow[]>;
+  countWebhooks(): Promise<WebhookCounts>;
+
+  /**
+   * Claims up to `limit` enabled webhooks that are due, in one statement that stamps the lease.
+   * Rows leased by a live owner are skipped; expired leases are taken over (reclaimed = true).
+   * Webhooks on hosts in excludeHosts are left for later (those hosts are at their limit).
+   */
+  claimDue(opts: { owner: string; limit: number; now: number; leaseMs: number; excludeHosts: string[] }): Promise<Claim[]>;
+  /** Gives claims back unattempted (due time unchanged). */
+  releaseClaims(owner: string, webhookIds: number[]): Promise<void>;
+  /** Records attempts and applies their outcomes in one transaction. */
+  completeAttempts(attempts: AttemptRecord[]): Promise<void>;
+  /** Earliest due time of an enabled webhook, or null; drives the worker's next wake-up. */
+  nextDueAt(): Promise<number | null>;
+  /**
+   * Calls listener when notifications may have become due (record changes, re-enabled webhooks):
+   * in-process for SQLite, LISTEN/NOTIFY across processes for PostgreSQL. Returns an unsubscribe.
+   */
+  subscribeWakeups(listener: () => void): Promise<() => Promise<void>>;
+  listAttempts(webhookId: number, limit: number): Promise<AttemptRow[]>;
+  /** Deletes attempts older than `before`; returns how many. */
+  pruneAttempts(before: number): Promise<number>;
+}

@@ -1,0 +1,919 @@
+/*
+ * One behaviour suite for every Store implementation (the contract is src/store/types.ts), run
+ * against SQLite and PostgreSQL, then PostgreSQL-only checks of what only a shared server has:
+ * concurrent migrations, claims and registrations from several stores, cross-process NOTIFY and
+ * surviving lost connections. Each PostgreSQL test works in a schema of its own.
+ */
+import { after, afterEach, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
+import type { AttemptOutcome, AttemptRecord, Claim, Store, WebhookRow } from '../src/store/types.ts';
+import { createTestSchema, requirePostgres, withPgClient, pgTestUrl, type TestSchema } from './helpers/postgres.ts';
+
+const T0 = 1_700_000_000_000;
+const A = '0000-0001-0000-0001';
+const B = '0000-0001-0000-0002';
+const C = '0000-0001-0000-0003';
+const MIGRATIONS = ['001_init'];
+
+const orcidN = (i: number): string => `0000-0002-${String(Math.floor(i / 10000)).padStart(4, '0')}-${String(i % 10000).padStart(4, '0')}`;
+
+async function waitFor(what: string, pred: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function seedClients(store: Store): Promise<void> {
+  await store.createClient({ id: 'c1', name: 'Client One', secretHash: 'hash-1', premium: false, createdAt: T0 });
+  await store.createClient({ id: 'c2', name: 'Client Two', secretHash: 'hash-2', premium: true, createdAt: T0 + 1 });
+}
+
+async function register(store: Store, clientId: string, orcid: string, url: string, now = T0): Promise<WebhookRow> {
+  const r = await store.registerWebhook({ clientId, orcid, url, host: new URL(url).hostname.toLowerCase(), now });
+  assert.equal(r.outcome, 'created');
+  return r.outcome === 'created' ? r.webhook : assert.fail('not created');
+}
+
+/** Seeds c1/c2, records A, B, C (created and modified at T0). */
+async function seed(store: Store): Promise<void> {
+  await seedClients(store);
+  assert.equal(await store.addRecords([A, B, C], T0), 3);
+}
+
+async function change(store: Store, orcid: string, modifiedAt: number, now = modifiedAt, notifyDelayMs = 0) {
+  return store.applyChanges([{ orcid, modifiedAt }], { create: false, now, notifyDelayMs });
+}
+
+async function get(store: Store, id: number): Promise<WebhookRow> {
+  return (await store.getWebhook(id)) ?? assert.fail(`webhook ${id} missing`);
+}
+
+function attempt(w: WebhookRow, owner: string, outcome: AttemptOutcome, over: Partial<AttemptRecord> = {}): AttemptRecord {
+  return {
+    webhookId: w.id, owner, claimedSeq: w.changeSeq, notificationId: `msg_${w.id}_${w.notifySeq}`,
+    startedAt: T0 + 1000, durationMs: 12.4, statusCode: outcome.kind === 'success' ? 204 : 503, error: null,
+    responseSnippet: null, outcome, nextDueAt: T0 + 5000, ...over,
+  };
+}
+
+const claimOpts = (over: Partial<{ owner: string; limit: number; now: number; leaseMs: number; excludeHosts: string[] }> = {}) => ({
+  owner: 'w1', limit: 100, now: T0 + 1000, leaseMs: 30_000, excludeHosts: [] as string[], ...over,
+});
+
+interface SuiteHooks {
+  /** Runs after each test, once the stores it opened are closed. */
+  afterEach?: () => Promise<void>;
+}
+
+/** The shared behaviour suite. makeStore returns a fresh, empty, not yet migrated store. */
+function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteHooks = {}): void {
+  describe(name, () => {
+    let store: Store;
+    let applied: string[];
+    const opened: Store[] = [];
+    const open = async (): Promise<Store> => {
+      const s = await makeStore();
+      opened.push(s);
+      return s;
+    };
+
+    beforeEach(async () => {
+      store = await open();
+      applied = await store.migrate();
+    });
+    afterEach(async () => {
+      for (const s of opened.splice(0)) await s.close();
+      await hooks.afterEach?.();
+    });
+
+    describe('migrations', () => {
+      it('a fresh store lists every migration as pending', async () => {
+        const fresh = await open();
+        assert.deepEqual(await fresh.pendingMigrations(), MIGRATIONS);
+      });
+
+      it('applies them once; a second migrate is a no-op', async () => {
+        assert.deepEqual(applied, MIGRATIONS);
+        assert.deepEqual(await store.pendingMigrations(), []);
+        assert.deepEqual(await store.migrate(), []);
+        assert.deepEqual(await store.pendingMigrations(), []);
+        await store.ping();
+      });
+    });
+
+    describe('clients and tokens', () => {
+      it('creates, gets and lists clients', async () => {
+        await seedClients(store);
+        assert.deepEqual(await store.getClient('c1'), { id: 'c1', name: 'Client One', secretHash: 'hash-1', premium: false, createdAt: T0, revokedAt: null });
+        assert.deepEqual(await store.getClient('c2'), { id: 'c2', name: 'Client Two', secretHash: 'hash-2', premium: true, createdAt: T0 + 1, revokedAt: null });
+        assert.equal(await store.getClient('nope'), null);
+        await store.createClient({ id: 'c0', name: 'Zero', secretHash: 'h', premium: false, createdAt: T0 });
+        assert.deepEqual((await store.listClients()).map((c) => c.id), ['c0', 'c1', 'c2']);
+      });
+
+      it('rejects a duplicate client id', async () => {
+        await seedClients(store);
+        await assert.rejects(store.createClient({ id: 'c1', name: 'Again', secretHash: 'h', premium: false, createdAt: T0 }));
+      });
+
+      it('finds a token with its client and expiry', async () => {
+        await seedClients(store);
+        await store.createToken({ tokenHash: 'th1', clientId: 'c2', scope: '/webhook', createdAt: T0 + 5, expiresAt: T0 + 3600_000 });
+        const found = await store.findToken('th1');
+        assert.deepEqual(found?.token, { tokenHash: 'th1', clientId: 'c2', scope: '/webhook', createdAt: T0 + 5, expiresAt: T0 + 3600_000 });
+        assert.deepEqual(found?.client, { id: 'c2', name: 'Client Two', secretHash: 'hash-2', premium: true, createdAt: T0 + 1, revokedAt: null });
+        assert.equal(await store.findToken('unknown'), null);
+      });
+
+      it('revoking a client stamps it once and deletes its tokens', async () => {
+        await seedClients(store);
+        await store.createToken({ tokenHash: 'th1', clientId: 'c1', scope: '/webhook', createdAt: T0, expiresAt: T0 + 1000 });
+        await store.createToken({ tokenHash: 'th2', clientId: 'c1', scope: '/webhook', createdAt: T0, expiresAt: T0 + 1000 });
+        await store.createToken({ tokenHash: 'th3', clientId: 'c2', scope: '/webhook', createdAt: T0, expiresAt: T0 + 1000 });
+        assert.equal(await store.revokeClient('c1', T0 + 10), true);
+        assert.equal((await store.getClient('c1'))?.revokedAt, T0 + 10);
+        assert.equal(await store.findToken('th1'), null);
+        assert.equal(await store.findToken('th2'), null);
+        assert.notEqual(await store.findToken('th3'), null);
+        assert.equal(await store.revokeClient('c1', T0 + 20), true);
+        assert.equal((await store.getClient('c1'))?.revokedAt, T0 + 10, 'the first revocation time is kept');
+        assert.equal(await store.revokeClient('nope', T0), false);
+      });
+    });
+
+    describe('records', () => {
+      it('adds records once, gets, lists in order with a cursor, counts', async () => {
+        assert.equal(await store.addRecords([B, A, B], T0), 2);
+        assert.equal(await store.addRecords([A, C], T0 + 5), 1);
+        assert.equal(await store.addRecords([], T0), 0);
+        assert.deepEqual(await store.getRecord(C), { orcid: C, modifiedAt: T0 + 5, createdAt: T0 + 5 });
+        assert.deepEqual(await store.getRecord(A), { orcid: A, modifiedAt: T0, createdAt: T0 });
+        assert.equal(await store.getRecord('0000-0000-0000-0000'), null);
+        assert.equal(await store.countRecords(), 3);
+        assert.deepEqual((await store.listRecords({ limit: 2 })).map((r) => r.orcid), [A, B]);
+        assert.deepEqual((await store.listRecords({ limit: 2, afterOrcid: B })).map((r) => r.orcid), [C]);
+        assert.deepEqual(await store.listRecords({ limit: 10, afterOrcid: C }), []);
+      });
+
+      it('sorts identifiers bytewise (X check digit, hyphens)', async () => {
+        const ids = ['0000-0001-0000-000X', '0000-0001-0000-0009', '0000-0001-0000-0010', '0000-00010-000-0000'];
+        await store.addRecords(ids, T0);
+        assert.deepEqual((await store.listRecords({ limit: 10 })).map((r) => r.orcid), [...ids].sort());
+      });
+    });
+
+    describe('applyChanges', () => {
+      it('creates records only with create=true and counts', async () => {
+        await seed(store);
+        assert.deepEqual(await store.applyChanges([{ orcid: '0000-0009-0000-0001', modifiedAt: T0 + 50 }], { create: false, now: T0 + 60, notifyDelayMs: 0 }),
+          { created: 0, changed: 0, ignored: 1, webhooksNotified: 0 });
+        assert.equal(await store.getRecord('0000-0009-0000-0001'), null);
+        assert.deepEqual(await store.applyChanges([{ orcid: '0000-0009-0000-0001', modifiedAt: T0 + 50 }], { create: true, now: T0 + 60, notifyDelayMs: 0 }),
+          { created: 1, changed: 0, ignored: 0, webhooksNotified: 0 });
+        assert.deepEqual(await store.getRecord('0000-0009-0000-0001'), { orcid: '0000-0009-0000-0001', modifiedAt: T0 + 50, createdAt: T0 + 60 });
+        assert.deepEqual(await store.applyChanges([], { create: true, now: T0, notifyDelayMs: 0 }), { created: 0, changed: 0, ignored: 0, webhooksNotified: 0 });
+      });
+
+      it('applies newer changes and ignores older or equal ones', async () => {
+        await seed(store);
+        const r = await store.applyChanges([
+          { orcid: A, modifiedAt: T0 + 10 }, { orcid: B, modifiedAt: T0 }, { orcid: C, modifiedAt: T0 - 10 },
+        ], { create: true, now: T0 + 20, notifyDelayMs: 0 });
+        assert.deepEqual(r, { created: 0, changed: 1, ignored: 2, webhooksNotified: 0 });
+        assert.equal((await store.getRecord(A))?.modifiedAt, T0 + 10);
+        assert.equal((await store.getRecord(B))?.modifiedAt, T0);
+        assert.equal((await store.getRecord(C))?.modifiedAt, T0);
+        assert.equal((await store.getRecord(A))?.createdAt, T0, 'created_at is not touched');
+      });
+
+      it('a touch counts as newer even in the same millisecond', async () => {
+        await seed(store);
+        const opts = { create: false, now: T0, notifyDelayMs: 0 };
+        assert.deepEqual(await store.applyChanges([{ orcid: A, modifiedAt: T0, touch: true }], opts), { created: 0, changed: 1, ignored: 0, webhooksNotified: 0 });
+        assert.equal((await store.getRecord(A))?.modifiedAt, T0 + 1);
+        assert.deepEqual(await store.applyChanges([{ orcid: A, modifiedAt: T0, touch: true }, { orcid: A, modifiedAt: T0 - 50, touch: true }], opts),
+          { created: 0, changed: 2, ignored: 0, webhooksNotified: 0 });
+        assert.equal((await store.getRecord(A))?.modifiedAt, T0 + 3);
+        await store.applyChanges([{ orcid: A, modifiedAt: T0 + 100, touch: true }], opts);
+        assert.equal((await store.getRecord(A))?.modifiedAt, T0 + 100, 'a later given time wins over current + 1');
+      });
+
+      it('handles duplicates in one batch as if applied in order', async () => {
+        await seed(store);
+        const w = await register(store, 'c1', A, 'https://one.example/hook', T0);
+        const late = await register(store, 'c2', A, 'https://two.example/hook', T0 + 15);
+        const r = await store.applyChanges([
+          { orcid: A, modifiedAt: T0 + 10 }, { orcid: A, modifiedAt: T0 + 20 }, { orcid: A, modifiedAt: T0 + 15 }, { orcid: A, modifiedAt: T0 + 20 },
+          { orcid: A, modifiedAt: T0, touch: true },
+        ], { create: false, now: T0 + 30, notifyDelayMs: 0 });
+        // +10 and +20 apply (w: twice, late: once, for +20), +15 and the second +20 are not newer,
+        // the touch makes +21 (both webhooks again).
+        assert.deepEqual(r, { created: 0, changed: 3, ignored: 2, webhooksNotified: 5 });
+        assert.equal((await store.getRecord(A))?.modifiedAt, T0 + 21);
+        const w1 = await get(store, w.id);
+        assert.equal(w1.changeSeq, 3);
+        assert.equal(w1.notifySeq, 1);
+        assert.equal(w1.pendingSince, T0 + 10);
+        assert.equal(w1.dueAt, T0 + 30);
+        const w2 = await get(store, late.id);
+        assert.equal(w2.changeSeq, 2);
+        assert.equal(w2.notifySeq, 1);
+        assert.equal(w2.pendingSince, T0 + 20);
+      });
+
+      it('handles duplicates of a record created in the same batch', async () => {
+        const X = '0000-0009-0000-0009';
+        const r = await store.applyChanges([
+          { orcid: X, modifiedAt: T0 + 10 }, { orcid: X, modifiedAt: T0 + 5 }, { orcid: X, modifiedAt: T0 + 20 }, { orcid: X, modifiedAt: T0, touch: true },
+        ], { create: true, now: T0 + 30, notifyDelayMs: 0 });
+        assert.deepEqual(r, { created: 1, changed: 2, ignored: 1, webhooksNotified: 0 });
+        assert.deepEqual(await store.getRecord(X), { orcid: X, modifiedAt: T0 + 21, createdAt: T0 + 30 });
+      });
+
+      it('marks only webhooks created no later than the change', async () => {
+        await seed(store);
+        const early = await register(store, 'c1', A, 'https://one.example/a', T0 + 5);
+        const exact = await register(store, 'c1', A, 'https://one.example/b', T0 + 10);
+        const late = await register(store, 'c1', A, 'https://one.example/c', T0 + 11);
+        const other = await register(store, 'c1', B, 'https://one.example/a', T0);
+        assert.equal(early.pendingSince, null);
+        assert.equal(early.dueAt, null);
+        const r = await change(store, A, T0 + 10, T0 + 100, 250);
+        assert.deepEqual(r, { created: 0, changed: 1, ignored: 0, webhooksNotified: 2 });
+        for (const id of [early.id, exact.id]) {
+          const w = await get(store, id);
+          assert.equal(w.pendingSince, T0 + 10);
+          assert.equal(w.dueAt, T0 + 350, 'due after the notify delay');
+          assert.equal(w.changeSeq, 1);
+          assert.equal(w.notifySeq, 1);
+        }
+        for (const id of [late.id, other.id]) {
+          const w = await get(store, id);
+          assert.equal(w.pendingSince, null);
+          assert.equal(w.dueAt, null);
+          assert.equal(w.changeSeq, 0);
+        }
+      });
+
+      it('coalesces changes into the notification already owed', async () => {
+        await seed(store);
+        const w = await register(store, 'c1', A, 'https://one.example/a', T0);
+        await change(store, A, T0 + 10, T0 + 10, 100);
+        const first = await get(store, w.id);
+        assert.deepEqual(await change(store, A, T0 + 20, T0 + 20, 100), { created: 0, changed: 1, ignored: 0, webhooksNotified: 1 });
+        const second = await get(store, w.id);
+        assert.equal(second.changeSeq, 2);
+        assert.equal(second.notifySeq, first.notifySeq, 'still the same notification');
+        assert.equal(second.pendingSince, T0 + 10, 'the oldest change not notified');
+        assert.equal(second.dueAt, T0 + 110, 'due time not pushed back');
+        assert.equal((await store.countWebhooks()).pending, 1);
+      });
+
+      it('disabled webhooks still record what they owe', async () => {
+        await seed(store);
+        const w = await register(store, 'c1', A, 'https://one.example/a', T0);
+        await change(store, A, T0 + 10);
+        const [cl] = await store.claimDue(claimOpts({ now: T0 + 10 }));
+        assert.ok(cl);
+        await store.completeAttempts([attempt(cl.webhook, 'w1', { kind: 'disable', reason: 'gone' })]);
+        assert.deepEqual(await change(store, A, T0 + 20), { created: 0, changed: 1, ignored: 0, webhooksNotified: 1 });
+        const d = await get(store, w.id);
+        assert.equal(d.enabled, false);
+        assert.equal(d.pendingSince, T0 + 10);
+        assert.equal(d.changeSeq, 2);
+        assert.equal((await store.claimDue(claimOpts({ now: T0 + 100 }))).length, 0, 'never claimed while disabled');
+        assert.equal(await store.nextDueAt(), null);
+      });
+
+      it('applies a bulk batch of 10,000 changes with exact counts', async () => {
+        await seedClients(store);
+        const n = 5000;
+        const ids = Array.from({ length: n }, (_, i) => orcidN(i));
+        assert.equal(await store.addRecords(ids, T0), n);
+        for (let i = 0; i < 500; i++) await register(store, 'c1', ids[i * 10] as string, `https://h${i % 7}.example/cb`, T0);
+        const changes = [
+          ...ids.map((o, i) => ({ orcid: o, modifiedAt: i % 2 ? T0 + 10 : T0 })), // half newer, half equal
+          ...ids.map((o) => ({ orcid: o, modifiedAt: T0 + 20 })), // all newer
+        ];
+        const started = Date.now();
+        const r = await store.applyChanges(changes, { create: false, now: T0 + 30, notifyDelayMs: 0 });
+        const ms = Date.now() - started;
+        assert.deepEqual(r, { created: 0, changed: n / 2 + n, ignored: n / 2, webhooksNotified: 500 });
+        assert.ok(ms < 10_000, `took ${ms} ms`);
+        assert.equal((await store.countWebhooks()).pending, 500);
+        assert.equal((await store.getRecord(ids[7] as string))?.modifiedAt, T0 + 20);
+      });
+    });
+
+    describe('registerWebhook', () => {
+      it('creates, then answers exists', async () => {
+        await seed(store);
+        const r1 = await store.registerWebhook({ clientId: 'c1', orcid: A, url: 'https://Hook.example/x', host: 'hook.example', now: T0 + 7 });
+        assert.equal(r1.outcome, 'created');
+        if (r1.outcome !== 'created') return;
+        const w = r1.webhook;
+        assert.deepEqual(
+          { ...w, id: 0 },
+          {
+            id: 0, clientId: 'c1', orcid: A, url: 'https://Hook.example/x', host: 'hook.example', createdAt: T0 + 7, enabled: true,
+            disabledReason: null, disabledAt: null, pendingSince: null, dueAt: null, changeSeq: 0, notifySeq: 0, failedAttempts: 0,
+            lastSentAt: null, lastFailedAt: null, lastStatus: null, leaseOwner: null, leaseUntil: null,
+          },
+        );
+        assert.equal(typeof w.id, 'number');
+        const r2 = await store.registerWebhook({ clientId: 'c1', orcid: A, url: 'https://Hook.example/x', host: 'hook.example', now: T0 + 9 });
+        assert.deepEqual(r2, { outcome: 'exists', webhook: w, reenabled: false });
+        assert.deepEqual(await store.findWebhook('c1', A, 'https://Hook.example/x'), w);
+        assert.equal(await store.findWebhook('c2', A, 'https://Hook.example/x'), null);
+        assert.deepEqual(await store.getWebhook(w.id), w);
+        assert.equal(await store.getWebhook(w.id + 1000), null);
+      });
+
+      it('two concurrent registrations: one created, one exists', async () => {
+        await seed(store);
+        const input = { clientId: 'c1', orcid: A, url: 'https://one.example/x', host: 'one.example', now: T0 };
+        const rs = await Promise.all([store.registerWebhook(input), store.registerWebhook(input)]);
+        assert.deepEqual(rs.map((r) => r.outcome).sort(), ['created', 'exists']);
+      });
+
+      it('re-enables a disabled webhook; a notification it owed is due now', async () => {
+        await seed(store);
+        const w = await register(store, 'c1', A, 'https://one.example/x', T0);
+        await change(store, A, T0 + 10, T0 + 10, 0);
+        const [cl] = await store.claimDue(claimOpts({ now: T0 + 10 }));
+        assert.ok(cl);
+        await store.completeAttempts([attempt(cl.webhook, 'w1', { kind: 'retry', retryAt: T0 + 500 })]);
+        const [cl2] = await store.claimDue(claimOpts({ now: T0 + 500 }));
+        assert.ok(cl2);
+        await store.completeAttempts([attempt(cl2.webhook, 'w1', { kind: 'disable', reason: 'schedule exhausted' }, { startedAt: T0 + 600, durationMs: 0 })]);
+        const d = await get(store, w.id);
+        assert.equal(d.enabled, false);
+        assert.equal(d.failedAttempts, 2);
+
+        const r = await store.registerWebhook({ clientId: 'c1', orcid: A, url: 'https://one.example/x', host: 'one.example', now: T0 + 9000 });
+        assert.equal(r.outcome, 'exists');
+        if (r.outcome !== 'exists') return;
+        assert.equal(r.reenabled, true);
+        assert.equal(r.webhook.enabled, true);
+        assert.equal(r.webhook.disabledReason, null);
+        assert.equal(r.webhook.disabledAt, null);
+        assert.equal(r.webhook.failedAttempts, 0);
+        assert.equal(r.webhook.pendingSince, T0 + 10);
+        assert.equal(r.webhook.dueAt, T0 + 9000);
+        assert.equal(r.webhook.notifySeq, d.notifySeq);
+        assert.deepEqual((await store.claimDue(claimOpts({ now: T0 + 9000 }))).map((c) => c.webhook.id), [w.id]);
+      });
+
+      it('refuses a new webhook beyond the per-client cap', async () => {
+        await seed(store);
+        const reg = (orcid: string, url: string, clientId = 'c1') => store.registerWebhook({ clientId, orcid, url, host: new URL(url).hostname, now: T0, maxPerClient: 2 });
+        assert.equal((await reg(A, 'https://x.example/1')).outcome, 'created');
+        assert.equal((await reg(B, 'https://x.example/1')).outcome, 'created');
+        assert.deepEqual(await reg(C, 'https://x.example/1'), { outcome: 'limit' });
+        assert.equal((await reg(A, 'https://x.example/1')).outcome, 'exists', 'an existing one is still found at the cap');
+        assert.equal((await reg(C, 'https://x.example/1', 'c2')).outcome, 'created', 'the cap is per client');
+        assert.equal((await store.registerWebhook({ clientId: 'c1', orcid: C, url: 'https://x.example/1', host: 'x.example', now: T0 })).outcome, 'created', 'no cap without maxPerClient');
+      });
+
+      it('fails for an unknown client or record', async () => {
+        await seed(store);
+        await assert.rejects(store.registerWebhook({ clientId: 'nope', orcid: A, url: 'https://x.example/', host: 'x.example', now: T0 }));
+        await assert.rejects(store.registerWebhook({ clientId: 'c1', orcid: '0000-0009-9999-9999', url: 'https://x.example/', host: 'x.example', now: T0 }));
+      });
+    });
+
+    describe('webhooks', () => {
+      it('deletes a webhook and its attempts', async () => {
+        await seed(store);
+        const w = await register(store, 'c1', A, 'https://one.example/x');
+        await change(store, A, T0 + 10);
+        const [cl] = await store.claimDue(claimOpts());
+        assert.ok(cl);
+        await store.completeAttempts([attempt(cl.webhook, 'w1', { kind: 'success' })]);
+        assert.equal((await store.listAttempts(w.id, 10)).length, 1);
+        assert.equal(await store.deleteWebhook('c2', A, 'https://one.example/x'), false);
+        assert.equal(await store.deleteWebhook('c1', A, 'https://one.example/x'), true);
+        assert.equal(await store.deleteWebhook('c1', A, 'https://one.example/x'), false);
+        assert.equal(await store.getWebhook(w.id), null);
+        assert.deepEqual(await store.listAttempts(w.id, 10), []);
+        assert.equal(await store.pruneAttempts(T0 + 1e9), 0, 'attempts went with the webhook');
+      });
+
+      it('lists with filters and a cursor', async () => {
+        await seed(store);
+        const w1 = await register(store, 'c1', A, 'https://alpha.example/cb');
+        const w2 = await register(store, 'c1', B, 'https://beta.example/cb');
+        const w3 = await register(store, 'c2', A, 'https://gamma.example/CB');
+        const w4 = await register(store, 'c2', C, 'https://delta.example/x');
+        // w1 pending; w3 failing (retry); w4 disabled
+        await change(store, A, T0 + 10, T0 + 10, 0);
+        await change(store, C, T0 + 10, T0 + 10, 0);
+        const claims = await store.claimDue(claimOpts({ now: T0 + 10 }));
+        const byId = new Map(claims.map((c) => [c.webhook.id, c.webhook]));
+        await store.completeAttempts([
+          attempt(byId.get(w3.id) as WebhookRow, 'w1', { kind: 'retry', retryAt: T0 + 5000 }),
+          attempt(byId.get(w4.id) as WebhookRow, 'w1', { kind: 'disable', reason: 'gone' }),
+        ]);
+        await store.releaseClaims('w1', [w1.id]);
+        const ids = async (f: Omit<Parameters<Store['listWebhooks']>[0], 'limit'> & { limit?: number }) =>
+          (await store.listWebhooks({ limit: 100, ...f })).map((w) => w.id);
+        assert.deepEqual(await ids({}), [w1.id, w2.id, w3.id, w4.id]);
+        assert.deepEqual(await ids({ clientId: 'c2' }), [w3.id, w4.id]);
+        assert.deepEqual(await ids({ orcid: A }), [w1.id, w3.id]);
+        assert.deepEqual(await ids({ orcid: A, clientId: 'c1' }), [w1.id]);
+        assert.deepEqual(await ids({ state: 'enabled' }), [w1.id, w2.id, w3.id]);
+        assert.deepEqual(await ids({ state: 'disabled' }), [w4.id]);
+        assert.deepEqual(await ids({ state: 'failing' }), [w3.id]);
+        assert.deepEqual(await ids({ state: 'pending' }), [w1.id, w3.id]);
+        assert.deepEqual(await ids({ search: B }), [w2.id], 'search by iD');
+        assert.deepEqual(await ids({ search: 'c2' }), [w3.id, w4.id], 'search by client id');
+        assert.deepEqual(await ids({ search: 'GAMMA' }), [w3.id], 'search in the URL, case-insensitive');
+        assert.deepEqual(await ids({ search: '/cb' }), [w1.id, w2.id, w3.id]);
+        assert.deepEqual(await ids({ search: 'nothing-like-this' }), []);
+        assert.deepEqual(await ids({ search: '' }), [w1.id, w2.id, w3.id, w4.id], 'empty search matches all');
+        assert.deepEqual(await ids({ limit: 2 }), [w1.id, w2.id]);
+        assert.deepEqual(await ids({ limit: 2, afterId: w2.id }), [w3.id, w4.id]);
+        assert.deepEqual(await ids({ afterId: w4.id }), []);
+        assert.deepEqual(await ids({ state: 'enabled', clientId: 'c2', search: 'gamma', afterId: 0 }), [w3.id]);
+      });
+
+      it('counts webhooks by state', async () => {
+        assert.deepEqual(await store.countWebhooks(), { total: 0, enabled: 0, disabled: 0, pending: 0, backoff: 0 });
+        await seed(store);
+        await register(store, 'c1', A, 'https://a.example/1');
+        const w2 = await register(store, 'c1', B, 'https://a.example/2');
+        const w3 = await register(store, 'c1', C, 'https://a.example/3');
+        await register(store, 'c2', C, 'https://a.example/4', T0 + 100);
+        await store.applyChanges([{ orcid: B, modifiedAt: T0 + 10 }, { orcid: C, modifiedAt: T0 + 10 }], { create: false, now: T0 + 10, notifyDelayMs: 1000 });
+        assert.deepEqual(await store.countWebhooks(), { total: 4, enabled: 4, disabled: 0, pending: 2, backoff: 0 });
+        const claims = await store.claimDue(claimOpts({ now: T0 + 2000 }));
+        const byId = new Map(claims.map((c) => [c.webhook.id, c.webhook]));
+        await store.completeAttempts([
+          attempt(byId.get(w2.id) as WebhookRow, 'w1', { kind: 'retry', retryAt: T0 + 9000 }),
+          attempt(byId.get(w3.id) as WebhookRow, 'w1', { kind: 'disable', reason: 'gone' }),
+        ]);
+        assert.deepEqual(await store.countWebhooks(), { total: 4, enabled: 3, disabled: 1, pending: 0, backoff: 1 });
+      });
+    });
+
+    describe('claimDue and releaseClaims', () => {
+      it('claims only due webhooks and stamps the lease', async () => {
+        await seed(store);
+        const w = await register(store, 'c1', A, 'https://one.example/x');
+        await register(store, 'c1', B, 'https://one.example/x');
+        assert.deepEqual(await store.claimDue(claimOpts()), [], 'nothing owed');
+        await change(store, A, T0 + 10, T0 + 10, 500);
+        assert.deepEqual(await store.claimDue(claimOpts({ now: T0 + 509 })), [], 'not due yet');
+        const claims = await store.claimDue(claimOpts({ owner: 'worker-a', now: T0 + 510, leaseMs: 1000 }));
+        assert.equal(claims.length, 1);
+        const [c] = claims;
+        assert.equal(c?.reclaimed, false);
+        assert.equal(c?.webhook.id, w.id);
+        assert.equal(c?.webhook.leaseOwner, 'worker-a');
+        assert.equal(c?.webhook.leaseUntil, T0 + 1510);
+        assert.equal(c?.webhook.changeSeq, 1);
+        assert.equal(c?.webhook.dueAt, T0 + 510);
+        const stored = await get(store, w.id);
+        assert.equal(stored.leaseOwner, 'worker-a');
+        assert.equal(stored.leaseUntil, T0 + 1510);
+      });
+
+      it('does not hand out a leased webhook until the lease expires, then reclaims it', async () => {
+        await seed(store);
+        const w = await register(store, 'c1', A, 'https://one.example/x');
+        await change(store, A, T0 + 10);
+        assert.equal((await store.claimDue(claimOpts({ owner: 'a', now: T0 + 10, leaseMs: 1000 }))).length, 1);
+        assert.deepEqual(await store.claimDue(claimOpts({ owner: 'b', now: T0 + 500 })), []);
+        assert.deepEqual(await store.claimDue(claimOpts({ owner: 'b', now: T0 + 1010 })), [], 'lease_until is still valid at its own instant');
+        const [again] = await store.claimDue(claimOpts({ owner: 'b', now: T0 + 1011, leaseMs: 1000 }));
+        assert.equal(again?.reclaimed, true);
+        assert.equal(again?.webhook.id, w.id);
+        assert.equal(again?.webhook.leaseOwner, 'b');
+        assert.equal(again?.webhook.leaseUntil, T0 + 2011);
+        // The old owner's completion is now ignored.
+        await store.completeAttempts([attempt(again?.webhook as WebhookRow, 'a', { kind: 'success' })]);
+        const s = await get(store, w.id);
+        assert.equal(s.leaseOwner, 'b');
+        assert.equal(s.pendingSince, T0 + 10);
+        assert.equal(s.lastSentAt, null);
+      });
+
+      it('leaves excluded hosts, honours the limit and takes the earliest due first', async () => {
+        await seed(store);
+        const ids = Array.from({ length: 6 }, (_, i) => orcidN(i));
+        await store.addRecords(ids, T0);
+        const hooks: WebhookRow[] = [];
+        for (const [i, o] of ids.entries()) hooks.push(await register(store, 'c1', o, `https://${i % 2 ? 'odd' : 'even'}.example/cb`));
+        // Due times in reverse order of ids: hook 5 earliest.
+        for (const [i, o] of ids.entries()) await change(store, o, T0 + 100 - i * 10, T0 + 100 - i * 10, 0);
+        // The order of the returned claims is not part of the contract: compare sets.
+        const idsOf = (cs: Claim[]) => cs.map((c) => c.webhook.id).sort((x, y) => x - y);
+        const idsAt = (...is: number[]) => is.map((i) => hooks[i]?.id ?? -1).sort((x, y) => x - y);
+        const first = await store.claimDue(claimOpts({ now: T0 + 200, limit: 2 }));
+        assert.deepEqual(idsOf(first), idsAt(5, 4));
+        const evens = await store.claimDue(claimOpts({ now: T0 + 200, excludeHosts: ['odd.example'] }));
+        assert.deepEqual(idsOf(evens), idsAt(2, 0));
+        assert.deepEqual((await store.claimDue(claimOpts({ now: T0 + 200, excludeHosts: ['odd.example', 'even.example'] }))), []);
+        const rest = await store.claimDue(claimOpts({ now: T0 + 200, limit: 1 }));
+        assert.deepEqual(idsOf(rest), idsAt(3));
+        assert.deepEqual(idsOf(await store.claimDue(claimOpts({ now: T0 + 200 }))), idsAt(1));
+        assert.deepEqual(await store.claimDue(claimOpts({ now: T0 + 200 })), []);
+      });
+
+      it('releases claims unattempted, for their owner only', async () => {
+        await seed(store);
+        const w = await register(store, 'c1', A, 'https://one.example/x');
+        await change(store, A, T0 + 10);
+        await store.claimDue(claimOpts({ owner: 'a', now: T0 + 10 }));
+        await store.releaseClaims('b', [w.id]);
+        assert.equal((await get(store, w.id)).leaseOwner, 'a');
+        await store.releaseClaims('a', [w.id]);
+        await store.releaseClaims('a', []);
+        const s = await get(store, w.id);
+        assert.equal(s.leaseOwner, null);
+        assert.equal(s.leaseUntil, null);
+        assert.equal(s.dueAt, T0 + 10, 'due time unchanged');
+        const [c] = await store.claimDue(claimOpts({ owner: 'b', now: T0 + 20 }));
+        assert.equal(c?.reclaimed, false, 'a released claim is not a reclaim');
+      });
+    });
+
+    describe('completeAttempts', () => {
+      async function claimed(): Promise<WebhookRow> {
+        await seed(store);
+        await register(store, 'c1', A, 'https://one.example/x');
+        await change(store, A, T0 + 10, T0 + 10, 0);
+        const [c] = await store.claimDue(claimOpts({ now: T0 + 10 }));
+        return c?.webhook ?? assert.fail('nothing claimed');
+      }
+
+      it('success clears what was owed and records the attempt', async () => {
+        const w = await claimed();
+        await store.completeAttempts([attempt(w, 'w1', { kind: 'success' }, { startedAt: T0 + 20, durationMs: 30.6, statusCode: 204, responseSnippet: 'ok' })]);
+        const s = await get(store, w.id);
+        assert.equal(s.pendingSince, null);
+        assert.equal(s.dueAt, null);
+        assert.equal(s.leaseOwner, null);
+        assert.equal(s.leaseUntil, null);
+        assert.equal(s.failedAttempts, 0);
+        assert.equal(s.lastSentAt, T0 + 51);
+        assert.equal(s.lastStatus, '204');
+        assert.equal(s.notifySeq, 1);
+        const [a] = await store.listAttempts(w.id, 10);
+        assert.deepEqual({ ...a, id: 0 }, { id: 0, webhookId: w.id, notificationId: `msg_${w.id}_1`, at: T0 + 20, durationMs: 31, statusCode: 204, error: null, responseSnippet: 'ok' });
+        assert.equal(await store.nextDueAt(), null);
+      });
+
+      it('success with a change during flight owes a new notification', async () => {
+        const w = await claimed();
+        await change(store, A, T0 + 30, T0 + 30, 0);
+        await store.completeAttempts([attempt(w, 'w1', { kind: 'success' }, { nextDueAt: T0 + 7777 })]);
+        const s = await get(store, w.id);
+        assert.equal(s.changeSeq, 2);
+        assert.ok(s.changeSeq > w.changeSeq);
+        assert.equal(s.notifySeq, 2, 'a new notification');
+        assert.notEqual(s.notifySeq, w.notifySeq);
+        assert.equal(s.pendingSince, T0 + 30);
+        assert.equal(s.dueAt, T0 + 7777);
+        assert.equal(s.leaseOwner, null);
+        assert.equal(s.failedAttempts, 0);
+      });
+
+      it('retry counts the failure and keeps the notification', async () => {
+        const w = await claimed();
+        await store.completeAttempts([attempt(w, 'w1', { kind: 'retry', retryAt: T0 + 60_000 }, { statusCode: null, error: 'timeout', durationMs: 10_000 })]);
+        const s = await get(store, w.id);
+        assert.equal(s.failedAttempts, 1);
+        assert.equal(s.dueAt, T0 + 60_000);
+        assert.equal(s.notifySeq, w.notifySeq);
+        assert.equal(s.pendingSince, T0 + 10);
+        assert.equal(s.lastFailedAt, T0 + 11_000);
+        assert.equal(s.lastStatus, 'timeout');
+        assert.equal(s.lastSentAt, null);
+        assert.equal(s.leaseOwner, null);
+        const [a] = await store.listAttempts(w.id, 1);
+        assert.equal(a?.statusCode, null);
+        assert.equal(a?.error, 'timeout');
+        assert.deepEqual(await store.claimDue(claimOpts({ now: T0 + 59_999 })), []);
+        const [again] = await store.claimDue(claimOpts({ now: T0 + 60_000 }));
+        assert.equal(again?.webhook.notifySeq, w.notifySeq);
+        await store.completeAttempts([attempt(again?.webhook as WebhookRow, 'w1', { kind: 'success' })]);
+        assert.equal((await get(store, w.id)).failedAttempts, 0, 'a success resets the failure count');
+      });
+
+      it('disable stops the webhook and keeps what it owed', async () => {
+        const w = await claimed();
+        await store.completeAttempts([attempt(w, 'w1', { kind: 'disable', reason: '410 Gone' }, { statusCode: 410 })]);
+        const s = await get(store, w.id);
+        assert.equal(s.enabled, false);
+        assert.equal(s.disabledReason, '410 Gone');
+        assert.equal(s.disabledAt, T0 + 1012);
+        assert.equal(s.pendingSince, T0 + 10);
+        assert.equal(s.dueAt, null);
+        assert.equal(s.failedAttempts, 1);
+        assert.equal(s.lastStatus, '410');
+        assert.equal(s.leaseOwner, null);
+      });
+
+      it('ignores a completion from a worker that does not hold the lease, but records the attempt', async () => {
+        const w = await claimed();
+        await store.completeAttempts([attempt(w, 'someone-else', { kind: 'success' })]);
+        const s = await get(store, w.id);
+        assert.equal(s.leaseOwner, 'w1');
+        assert.equal(s.pendingSince, T0 + 10);
+        assert.equal(s.lastSentAt, null);
+        assert.equal((await store.listAttempts(w.id, 10)).length, 1);
+      });
+
+      it('applies the first completion of a webhook in a batch; later ones only add attempts', async () => {
+        const w = await claimed();
+        await store.completeAttempts([
+          attempt(w, 'other', { kind: 'disable', reason: 'not mine' }),
+          attempt(w, 'w1', { kind: 'retry', retryAt: T0 + 5000 }),
+          attempt(w, 'w1', { kind: 'success' }),
+        ]);
+        const s = await get(store, w.id);
+        assert.equal(s.enabled, true);
+        assert.equal(s.failedAttempts, 1);
+        assert.equal(s.dueAt, T0 + 5000);
+        assert.equal((await store.listAttempts(w.id, 10)).length, 3);
+      });
+
+      it('skips attempts of deleted webhooks', async () => {
+        const w = await claimed();
+        await store.deleteWebhook('c1', A, 'https://one.example/x');
+        await store.completeAttempts([attempt(w, 'w1', { kind: 'success' })]);
+        await store.completeAttempts([]);
+        assert.deepEqual(await store.listAttempts(w.id, 10), []);
+      });
+
+      it('lists attempts newest first and prunes old ones', async () => {
+        const w = await claimed();
+        let cur = w;
+        for (let i = 0; i < 3; i++) {
+          await store.completeAttempts([attempt(cur, 'w1', { kind: 'retry', retryAt: T0 + 100 * (i + 1) }, { startedAt: T0 + 100 * i, notificationId: `n${i}` })]);
+          const [c] = await store.claimDue(claimOpts({ now: T0 + 100 * (i + 1) }));
+          cur = c?.webhook ?? assert.fail('not claimed');
+        }
+        assert.deepEqual((await store.listAttempts(w.id, 10)).map((a) => a.notificationId), ['n2', 'n1', 'n0']);
+        assert.deepEqual((await store.listAttempts(w.id, 2)).map((a) => a.at), [T0 + 200, T0 + 100]);
+        assert.equal(await store.pruneAttempts(T0 + 150), 2);
+        assert.deepEqual((await store.listAttempts(w.id, 10)).map((a) => a.notificationId), ['n2']);
+        assert.equal(await store.pruneAttempts(T0), 0);
+      });
+    });
+
+    describe('nextDueAt', () => {
+      it('is the earliest due time of an enabled webhook, after any live lease', async () => {
+        await seed(store);
+        assert.equal(await store.nextDueAt(), null);
+        await register(store, 'c1', A, 'https://one.example/x');
+        await register(store, 'c1', B, 'https://one.example/x');
+        assert.equal(await store.nextDueAt(), null);
+        await change(store, A, T0 + 10, T0 + 10, 1000);
+        await change(store, B, T0 + 20, T0 + 20, 2000);
+        assert.equal(await store.nextDueAt(), T0 + 1010);
+        await store.claimDue(claimOpts({ now: T0 + 1010, limit: 1, leaseMs: 5000 }));
+        assert.equal(await store.nextDueAt(), T0 + 2020, 'the leased one counts from the end of its lease');
+        await store.claimDue(claimOpts({ now: T0 + 2020, limit: 1, leaseMs: 100 }));
+        assert.equal(await store.nextDueAt(), T0 + 2120);
+      });
+    });
+
+    describe('subscribeWakeups', () => {
+      it('fires when a change owes a notification, not otherwise; unsubscribe stops it', async () => {
+        await seed(store);
+        await register(store, 'c1', A, 'https://one.example/x');
+        let calls = 0;
+        const unsubscribe = await store.subscribeWakeups(() => calls++);
+        await change(store, B, T0 + 10); // no webhook on B
+        await change(store, A, T0 + 10);
+        await waitFor('a wake-up', () => calls > 0);
+        assert.equal(calls, 1, 'the change that owed nothing did not wake');
+        await unsubscribe();
+        await change(store, A, T0 + 20);
+        await sleep(50);
+        assert.equal(calls, 1);
+      });
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+storeSuite('SqliteStore', async () => new SqliteStore(':memory:'));
+
+const pgState: { ready: boolean; error: Error | null } = { ready: false, error: null };
+try {
+  pgState.ready = await requirePostgres();
+} catch (err) {
+  pgState.error = err as Error;
+}
+
+if (pgState.error) {
+  const error = pgState.error;
+  describe('PostgresStore', () => {
+    it('needs PostgreSQL (CI=true)', () => {
+      throw error;
+    });
+  });
+} else if (!pgState.ready) {
+  describe('PostgresStore', { skip: 'PostgreSQL not reachable' }, () => undefined);
+} else {
+  const schemas: TestSchema[] = [];
+  const newSchema = async (): Promise<TestSchema> => {
+    const s = (await createTestSchema()) ?? assert.fail('PostgreSQL went away');
+    schemas.push(s);
+    return s;
+  };
+  const dropSchemas = async (): Promise<void> => {
+    for (const s of schemas.splice(0)) await s.drop();
+  };
+
+  storeSuite('PostgresStore', async () => new PostgresStore((await newSchema()).url, { poolSize: 4 }), { afterEach: dropSchemas });
+
+  describe('PostgresStore with several stores on one database', () => {
+    const stores: PostgresStore[] = [];
+    let schema: TestSchema;
+    const open = (url = schema.url, opts: ConstructorParameters<typeof PostgresStore>[1] = {}): PostgresStore => {
+      const s = new PostgresStore(url, { poolSize: 4, ...opts });
+      stores.push(s);
+      return s;
+    };
+
+    beforeEach(async () => {
+      schema = await newSchema();
+    });
+    afterEach(async () => {
+      for (const s of stores.splice(0)) await s.close();
+      await dropSchemas();
+    });
+    after(async () => {
+      await dropSchemas();
+    });
+
+    it('three stores migrating a fresh schema at once apply each migration once', async () => {
+      const [a, b, c] = [open(), open(), open()];
+      const results = await Promise.all([a.migrate(), b.migrate(), c.migrate()]);
+      assert.deepEqual(results.flat().sort(), MIGRATIONS);
+      for (const s of [a, b, c]) assert.deepEqual(await s.pendingMigrations(), []);
+      const rows = await withPgClient(schema.url, (cl) => cl.query('SELECT name FROM schema_migrations'));
+      assert.equal(rows.rowCount, MIGRATIONS.length);
+    });
+
+    it('honours a schema= URL parameter', async () => {
+      const u = new URL(pgTestUrl());
+      u.searchParams.set('schema', schema.schema);
+      const s = open(u.toString());
+      assert.deepEqual(await s.migrate(), MIGRATIONS);
+      const t = await withPgClient(pgTestUrl(), (cl) => cl.query("SELECT to_regclass($1) AS t", [`${schema.schema}.webhooks`]));
+      assert.notEqual(t.rows[0]?.t, null);
+    });
+
+    it('wakes a listener of another store (cross-process NOTIFY), not one on another schema', async () => {
+      const a = open();
+      const b = open();
+      await a.migrate();
+      const otherSchema = await newSchema();
+      const other = open(otherSchema.url);
+      await other.migrate();
+      for (const s of [a, other]) {
+        await seed(s);
+        await register(s, 'c1', A, 'https://one.example/x');
+      }
+      let woken = 0;
+      let otherWoken = 0;
+      await b.subscribeWakeups(() => woken++);
+      await other.subscribeWakeups(() => otherWoken++);
+      await change(a, A, T0 + 10);
+      await waitFor('the NOTIFY from the other store', () => woken > 0);
+      assert.equal(woken, 1);
+      await change(other, A, T0 + 10);
+      await waitFor('the NOTIFY in the other schema', () => otherWoken > 0);
+      assert.equal(woken, 1, 'a change in another schema does not wake this one');
+
+      // Re-enabling a webhook that owes a notification wakes too.
+      const [cl] = await a.claimDue(claimOpts({ now: T0 + 10 }));
+      assert.ok(cl);
+      await a.completeAttempts([attempt(cl.webhook, 'w1', { kind: 'disable', reason: 'gone' })]);
+      await a.registerWebhook({ clientId: 'c1', orcid: A, url: 'https://one.example/x', host: 'one.example', now: T0 + 50 });
+      await waitFor('the NOTIFY of a re-enable', () => woken > 1);
+    });
+
+    it('two stores claiming at once never get the same webhook', async () => {
+      const a = open();
+      const b = open();
+      await a.migrate();
+      await seedClients(a);
+      const ids = Array.from({ length: 200 }, (_, i) => orcidN(i));
+      await a.addRecords(ids, T0);
+      for (const o of ids) await register(a, 'c1', o, `https://h${o.slice(-1)}.example/cb`);
+      const r = await a.applyChanges(ids.map((o, i) => ({ orcid: o, modifiedAt: T0 + 1 + i })), { create: false, now: T0 + 500, notifyDelayMs: 0 });
+      assert.equal(r.webhooksNotified, 200);
+      const loop = async (s: Store, owner: string): Promise<number[]> => {
+        const got: number[] = [];
+        for (;;) {
+          const claims = await s.claimDue({ owner, limit: 50, now: T0 + 1000, leaseMs: 60_000, excludeHosts: [] });
+          if (claims.length === 0) return got;
+          for (const c of claims) {
+            assert.equal(c.webhook.leaseOwner, owner);
+            got.push(c.webhook.id);
+          }
+        }
+      };
+      await Promise.all([a.ping(), b.ping(), a.ping(), b.ping()]); // warm both pools: start together
+      const results = await Promise.all([loop(a, 'a1'), loop(b, 'b1'), loop(a, 'a2'), loop(b, 'b2')]);
+      assert.ok(results[0]!.length + results[2]!.length > 0 && results[1]!.length + results[3]!.length > 0, 'both stores got some');
+      const all = results.flat();
+      assert.equal(all.length, 200, 'every due webhook claimed');
+      assert.equal(new Set(all).size, 200, 'no webhook claimed twice');
+    });
+
+    it('two stores registering the same webhook at once: one created, one exists', async () => {
+      const a = open();
+      const b = open();
+      await a.migrate();
+      await seed(a);
+      for (let i = 0; i < 10; i++) {
+        const input = { clientId: 'c1', orcid: A, url: `https://race.example/${i}`, host: 'race.example', now: T0, maxPerClient: i % 2 ? 100 : undefined };
+        const rs = await Promise.all([a.registerWebhook(input), b.registerWebhook(input)]);
+        assert.deepEqual(rs.map((r) => r.outcome).sort(), ['created', 'exists']);
+      }
+    });
+
+    it('the per-client cap holds under concurrent registrations', async () => {
+      const a = open();
+      const b = open();
+      await a.migrate();
+      await seed(a);
+      const rs = await Promise.all(Array.from({ length: 10 }, (_, i) =>
+        (i % 2 ? a : b).registerWebhook({ clientId: 'c1', orcid: A, url: `https://cap.example/${i}`, host: 'cap.example', now: T0, maxPerClient: 3 })));
+      assert.equal(rs.filter((r) => r.outcome === 'created').length, 3);
+      assert.equal(rs.filter((r) => r.outcome === 'limit').length, 7);
+    });
+
+    it('concurrent changes creating the same record count it once', async () => {
+      const a = open();
+      const b = open();
+      await a.migrate();
+      for (let i = 0; i < 10; i++) {
+        const X = orcidN(9000 + i);
+        const rs = await Promise.all([
+          a.applyChanges([{ orcid: X, modifiedAt: T0 + 10 }], { create: true, now: T0, notifyDelayMs: 0 }),
+          b.applyChanges([{ orcid: X, modifiedAt: T0 + 20 }], { create: true, now: T0, notifyDelayMs: 0 }),
+        ]);
+        assert.equal(rs[0].created + rs[1].created, 1);
+        assert.equal(rs[0].created + rs[0].changed + rs[0].ignored, 1);
+        assert.equal(rs[1].created + rs[1].changed + rs[1].ignored, 1);
+        assert.equal((await a.getRecord(X))?.modifiedAt, T0 + 20);
+      }
+    });
+
+    it('survives killed connections: the pool recovers and the listener reconnects and wakes', async () => {
+      const app = `ow_test_kill_${schema.schema.slice(-12)}`;
+      const u = new URL(schema.url);
+      u.searchParams.set('application_name', app);
+      const errors: Error[] = [];
+      const a = open(u.toString(), { onError: (e) => errors.push(e) });
+      const b = open();
+      await a.migrate();
+      await seed(a);
+      await register(a, 'c1', A, 'https://one.example/x');
+      let woken = 0;
+      await a.subscribeWakeups(() => woken++);
+      await a.ping();
+      const killed = await withPgClient(pgTestUrl(), (cl) =>
+        cl.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()', [app]));
+      assert.ok((killed.rowCount ?? 0) >= 2, 'the pool connection and the listener were killed');
+      await waitFor('the wake-up after reconnecting', () => woken > 0);
+      assert.ok(errors.length > 0, 'the lost connections were reported to onError');
+      await waitFor('the pool to answer again', async () => a.ping().then(() => true, () => false));
+      const before = woken;
+      await change(b, A, T0 + 10);
+      await waitFor('a NOTIFY on the new connection', () => woken > before);
+    });
+
+    it('uses statement_timeout for pooled connections', async () => {
+      const s = open(schema.url, { statementTimeoutMs: 1234 });
+      const [r] = (await s.pool.query('SHOW statement_timeout')).rows as Array<{ statement_timeout: string }>;
+      assert.equal(r?.statement_timeout, '1234ms');
+      await assert.rejects(s.pool.query('SELECT pg_sleep(2)'), /statement timeout/);
+    });
+
+    it('returns numbers, not strings, for BIGINT columns', async () => {
+      const s = open();
+      await s.migrate();
+      await seed(s);
+      const w = await register(s, 'c1', A, 'https://one.example/x');
+      assert.equal(typeof w.id, 'number');
+      assert.equal(typeof w.createdAt, 'number');
+      assert.equal(typeof (await s.countRecords()), 'number');
+    });
+  });
+}
