@@ -33,8 +33,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
     },
-    logController: { requestIdLogLabel: 'reqId' },
     bodyLimit: 4 * 1024 * 1024,
+    // Errors raised before routing (a malformed %-escape in the path) leave in ORCID's format too.
+    frameworkErrors: function frameworkError(err, req, reply) {
+      const inCallback = (req.url ?? '').includes('/webhook/');
+      return sendOrcidError(req, reply, inCallback
+        ? new OrcidApiError(9012, `Webhook uri is syntactically incorrect: the path is not validly URL-encoded (${err.message})`)
+        : new OrcidApiError(9052, err.message, { status: err.statusCode ?? 400 }));
+    },
   });
 
   app.addHook('onSend', async function requestIdHeader(req, reply) {
