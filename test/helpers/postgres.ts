@@ -66,7 +66,9 @@ export async function requirePostgres(): Promise<boolean> {
   if (process.env.CI === 'true') throw new Error(`PostgreSQL not reachable at ${url} (${reason}); CI=true requires it`);
   if (!skipAnnounced) {
     skipAnnounced = true;
-    console.log(`# PostgreSQL not reachable at ${url}: skipping PostgreSQL store tests`);
+    // Under `node --test` the runner turns a child's output lines into `# ...` TAP comments itself.
+    const prefix = process.env.NODE_TEST_CONTEXT ? '' : '# ';
+    console.log(`${prefix}PostgreSQL not reachable at ${url}: skipping PostgreSQL store tests`);
   }
   return false;
 }

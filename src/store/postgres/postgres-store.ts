@@ -469,7 +469,8 @@ export class PostgresStore implements Store {
 
   async subscribeWakeups(listener: () => void): Promise<() => Promise<void>> {
     if (this.closed) throw new Error('store is closed');
-    const sub = new WakeupSubscription(this.clientConfig, listener, this.onError);
+    // A connection attempt that hangs (unreachable host) gives up and is retried with backoff.
+    const sub = new WakeupSubscription({ ...this.clientConfig, connectionTimeoutMillis: 10_000 }, listener, this.onError);
     this.subscriptions.add(sub);
     await sub.start();
     return async () => {
