@@ -58,7 +58,7 @@ function attempt(w: WebhookRow, owner: string, outcome: AttemptOutcome, over: Pa
   return {
     webhookId: w.id, owner, claimedSeq: w.changeSeq, notificationId: `msg_${w.id}_${w.notifySeq}`,
     startedAt: T0 + 1000, durationMs: 12.4, statusCode: outcome.kind === 'success' ? 204 : 503, error: null,
-    responseSnippet: null, outcome, nextDueAt: T0 + 5000, ...over,
+    responseSnippet: null, latencyMs: 40, outcome, nextDueAt: T0 + 5000, ...over,
   };
 }
 
@@ -566,7 +566,7 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.equal(s.lastStatus, '204');
         assert.equal(s.notifySeq, 1);
         const [a] = await store.listAttempts(w.id, 10);
-        assert.deepEqual({ ...a, id: 0 }, { id: 0, webhookId: w.id, notificationId: `msg_${w.id}_1`, at: T0 + 20, durationMs: 31, statusCode: 204, error: null, responseSnippet: 'ok' });
+        assert.deepEqual({ ...a, id: 0 }, { id: 0, webhookId: w.id, notificationId: `msg_${w.id}_1`, at: T0 + 20, durationMs: 31, statusCode: 204, error: null, responseSnippet: 'ok', latencyMs: 40 });
         assert.equal(await store.nextDueAt(), null);
       });
 

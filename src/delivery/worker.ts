@@ -203,7 +203,7 @@ export class DeliveryWorker extends EventEmitter {
       statusCode: result.kind === 'response' ? result.status : null,
       error: result.kind === 'response' ? null : `${result.kind}: ${result.error}`.slice(0, 200),
       responseSnippet: result.kind === 'response' ? result.bodySnippet : null,
-      outcome, nextDueAt: now + this.o.notifyDelayMs,
+      latencyMs, outcome, nextDueAt: now + this.o.notifyDelayMs,
     });
     this.o.logger.info({
       webhookId: w.id, notificationId: id, host: w.host, result: resultClass,

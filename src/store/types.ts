@@ -134,6 +134,8 @@ export interface AttemptRecord {
   /** Error class when there was no HTTP answer: timeout, network, refused, redirect... */
   error: string | null;
   responseSnippet: string | null;
+  /** From the change the notification is about to the answer; null when unknown. */
+  latencyMs: number | null;
   outcome: AttemptOutcome;
   /** For a success that finds newer changes: when the next notification is due. */
   nextDueAt: number;
@@ -148,6 +150,7 @@ export interface AttemptRow {
   statusCode: number | null;
   error: string | null;
   responseSnippet: string | null;
+  latencyMs: number | null;
 }
 
 export interface WebhookCounts {

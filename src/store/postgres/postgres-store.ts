@@ -415,10 +415,10 @@ export class PostgresStore implements Store {
     const retry = columns(5);
     const disable = columns(5);
     const seen = new Set<string>();
-    const ins = columns(7);
+    const ins = columns(8);
     for (const a of attempts) {
       const duration = Math.round(a.durationMs);
-      ins.push(a.webhookId, a.notificationId, a.startedAt, duration, a.statusCode, a.error, a.responseSnippet);
+      ins.push(a.webhookId, a.notificationId, a.startedAt, duration, a.statusCode, a.error, a.responseSnippet, a.latencyMs === null ? null : Math.round(a.latencyMs));
       const key = `${a.webhookId}\u0000${a.owner}`;
       if (seen.has(key)) continue;
       seen.add(key);
@@ -453,10 +453,10 @@ export class PostgresStore implements Store {
           FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[]) AS a(id, owner, now, status, reason)
           WHERE w.id = a.id AND w.lease_owner = a.owner`, disable.cols);
       }
-      await c.query(`INSERT INTO attempts (webhook_id, notification_id, at, duration_ms, status_code, error, response_snippet)
-        SELECT a.webhook_id, a.notification_id, a.at, a.duration_ms, a.status_code, a.error, a.snippet
-        FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[])
-          WITH ORDINALITY AS a(webhook_id, notification_id, at, duration_ms, status_code, error, snippet, n)
+      await c.query(`INSERT INTO attempts (webhook_id, notification_id, at, duration_ms, status_code, error, response_snippet, latency_ms)
+        SELECT a.webhook_id, a.notification_id, a.at, a.duration_ms, a.status_code, a.error, a.snippet, a.latency_ms
+        FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[], $8::bigint[])
+          WITH ORDINALITY AS a(webhook_id, notification_id, at, duration_ms, status_code, error, snippet, latency_ms, n)
         WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.id = a.webhook_id FOR KEY SHARE)
         ORDER BY a.n`, ins.cols);
     });

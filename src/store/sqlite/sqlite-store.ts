@@ -38,7 +38,7 @@ export function toAttempt(r: Row): AttemptRow {
   return {
     id: Number(r.id), webhookId: Number(r.webhook_id), notificationId: String(r.notification_id), at: Number(r.at),
     durationMs: Number(r.duration_ms), statusCode: num(r.status_code), error: (r.error as string | null) ?? null,
-    responseSnippet: (r.response_snippet as string | null) ?? null,
+    responseSnippet: (r.response_snippet as string | null) ?? null, latencyMs: num(r.latency_ms),
   };
 }
 
@@ -291,15 +291,15 @@ export class SqliteStore implements Store {
   }
 
   async completeAttempts(attempts: AttemptRecord[]): Promise<void> {
-    const ins = this.q(`INSERT INTO attempts (webhook_id, notification_id, at, duration_ms, status_code, error, response_snippet)
-      SELECT @webhookId, @notificationId, @at, @durationMs, @statusCode, @error, @snippet WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = @webhookId)`);
+    const ins = this.q(`INSERT INTO attempts (webhook_id, notification_id, at, duration_ms, status_code, error, response_snippet, latency_ms)
+      SELECT @webhookId, @notificationId, @at, @durationMs, @statusCode, @error, @snippet, @latencyMs WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = @webhookId)`);
     const success = this.q(SUCCESS_SQL);
     const retry = this.q(RETRY_SQL);
     const disable = this.q(DISABLE_SQL);
     this.db.transaction(() => {
       for (const a of attempts) {
         const status = a.statusCode !== null ? String(a.statusCode) : a.error;
-        ins.run({ webhookId: a.webhookId, notificationId: a.notificationId, at: a.startedAt, durationMs: Math.round(a.durationMs), statusCode: a.statusCode, error: a.error, snippet: a.responseSnippet });
+        ins.run({ webhookId: a.webhookId, notificationId: a.notificationId, at: a.startedAt, durationMs: Math.round(a.durationMs), statusCode: a.statusCode, error: a.error, snippet: a.responseSnippet, latencyMs: a.latencyMs === null ? null : Math.round(a.latencyMs) });
         const base = { id: a.webhookId, owner: a.owner, now: a.startedAt + Math.round(a.durationMs), status };
         if (a.outcome.kind === 'success') success.run({ ...base, claimed: a.claimedSeq, nextDue: a.nextDueAt });
         else if (a.outcome.kind === 'retry') retry.run({ ...base, retryAt: a.outcome.retryAt });

@@ -67,7 +67,9 @@ CREATE TABLE attempts (
   duration_ms      INTEGER NOT NULL,
   status_code      INTEGER,
   error            TEXT,
-  response_snippet TEXT
+  response_snippet TEXT,
+  -- From the change the notification is about (pending_since) to the answer.
+  latency_ms       INTEGER
 );
 CREATE INDEX attempts_webhook ON attempts(webhook_id, id);
 CREATE INDEX attempts_at ON attempts(at);
