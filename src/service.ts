@@ -83,6 +83,7 @@ export async function startService(config: Config, opts: StartOptions = {}): Pro
     store, policy, logger, records: config.records, baseUrl: config.baseUrl, adminToken,
     notifyDelayMs: config.notifyDelayMs, maxWebhooksPerClient: config.maxWebhooksPerClient,
     onChanges: () => worker?.notify(),
+    api: config.role !== 'worker',
   });
 
   let url = '';

@@ -19,6 +19,8 @@ export interface AppDeps {
   notifyDelayMs: number;
   maxWebhooksPerClient: number;
   now?: () => number;
+  /** false on worker-only nodes: no ORCID or admin API, only the operational endpoints. */
+  api?: boolean;
   onChanges?: (result: ApplyChangesResult) => void;
 }
 
@@ -67,6 +69,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return sendOrcidError(req, reply, new OrcidApiError(9053, `No endpoint ${req.method} ${req.url.split('?')[0]}; webhooks live at PUT/DELETE /{orcid}/webhook/{url-encoded-callback}`));
   });
 
+  if (deps.api === false) return app;
   oauthRoutes(app, { store: deps.store, now });
   orcidWebhookRoutes(app, {
     store: deps.store, policy: deps.policy, records: deps.records, baseUrl: deps.baseUrl,
