@@ -9,6 +9,7 @@ import { createSender } from './delivery/sender.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
 import { TargetPolicy } from './domain/ssrf.ts';
 import { createLogger } from './logger.ts';
+import { Metrics } from './metrics.ts';
 import { createStore, isPostgresUrl } from './store/index.ts';
 import { sqlitePath } from './store/sqlite/sqlite-store.ts';
 import type { Store } from './store/types.ts';
@@ -19,6 +20,7 @@ export interface Service {
   store: Store;
   app: FastifyInstance;
   worker: DeliveryWorker | null;
+  metrics: Metrics;
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080 */
   url: string;
   adminToken: string;
@@ -79,7 +81,11 @@ export async function startService(config: Config, opts: StartOptions = {}): Pro
     });
   }
 
+  const metrics = new Metrics(store);
+  if (worker) metrics.observeWorker(worker);
   const app = buildApp({
+    metrics,
+    worker: { expected: worker !== null, running: () => worker?.isRunning ?? false },
     store, policy, logger, records: config.records, baseUrl: config.baseUrl, adminToken,
     notifyDelayMs: config.notifyDelayMs, maxWebhooksPerClient: config.maxWebhooksPerClient,
     onChanges: () => worker?.notify(),
@@ -111,5 +117,5 @@ export async function startService(config: Config, opts: StartOptions = {}): Pro
     })();
     return closing;
   };
-  return { config, store, app, worker, url, adminToken, adminTokenFile, logger, close };
+  return { config, store, app, worker, metrics, url, adminToken, adminTokenFile, logger, close };
 }

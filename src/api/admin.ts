@@ -4,6 +4,7 @@ import { OrcidApiError } from '../domain/errors.ts';
 import { checkOrcid } from '../domain/orcid-id.ts';
 import type { ApplyChangesResult, RecordChange, Store } from '../store/types.ts';
 import { requireAdmin } from './auth.ts';
+import { describeOperation, oauthErrorSchema, orcidErrorSchema } from './openapi.ts';
 
 export const MAX_BULK_CHANGES = 10_000;
 
@@ -33,7 +34,30 @@ function validOrcid(orcid: string, where: string): void {
   if (!c.ok) throw new OrcidApiError(9001, `${where}: ${c.reason}`);
 }
 
+export const changesResult = z.object({ created: z.number().int(), changed: z.number().int(), ignored: z.number().int(), webhooksNotified: z.number().int() });
+export const ADMIN_ERRORS = {
+  400: { description: 'Invalid input (9001 iD, 9052 body); nothing is changed', schema: orcidErrorSchema },
+  401: { description: 'Missing or wrong admin token', schema: oauthErrorSchema },
+};
+
 export function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): void {
+  describeOperation({
+    method: 'put', path: '/admin/api/records/{orcid}', tag: 'Admin', security: 'admin', pathParams: { orcid: 'ORCID iD' },
+    summary: 'Create a record, or mark it modified (now, or at the given time); its webhooks are notified',
+    body: touchBody,
+    responses: {
+      200: { description: 'Marked modified', schema: z.object({ orcid: z.string(), modified: z.string(), created: z.boolean(), changed: z.boolean(), ignored: z.boolean(), webhooksNotified: z.number().int() }) },
+      201: { description: 'Created' },
+      ...ADMIN_ERRORS,
+    },
+  });
+  describeOperation({
+    method: 'post', path: '/admin/api/changes', tag: 'Admin', security: 'admin',
+    summary: `Apply up to ${MAX_BULK_CHANGES} record changes (a registry's change list); older ones are ignored`,
+    body: changesBody,
+    responses: { 202: { description: 'Applied; counts', schema: changesResult }, ...ADMIN_ERRORS },
+  });
+
   app.register(async function adminApi(admin) {
     admin.addHook('onRequest', async function adminAuth(req) {
       requireAdmin(req, deps.adminToken);

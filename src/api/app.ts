@@ -4,9 +4,11 @@ import type { Logger } from 'pino';
 import { OrcidApiError } from '../domain/errors.ts';
 import type { TargetPolicy } from '../domain/ssrf.ts';
 import type { ApplyChangesResult, Store } from '../store/types.ts';
+import type { Metrics } from '../metrics.ts';
 import { adminRoutes } from './admin.ts';
 import { errorHandler, sendOrcidError } from './errors.ts';
 import { oauthRoutes } from './oauth.ts';
+import { opsRoutes } from './ops.ts';
 import { orcidWebhookRoutes } from './orcid-webhooks.ts';
 
 export interface AppDeps {
@@ -19,6 +21,9 @@ export interface AppDeps {
   notifyDelayMs: number;
   maxWebhooksPerClient: number;
   now?: () => number;
+  metrics: Metrics;
+  /** Whether this node delivers, and whether its worker runs (for /ready). */
+  worker: { expected: boolean; running: () => boolean };
   /** false on worker-only nodes: no ORCID or admin API, only the operational endpoints. */
   api?: boolean;
   onChanges?: (result: ApplyChangesResult) => void;
@@ -69,15 +74,22 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return sendOrcidError(req, reply, new OrcidApiError(9053, `No endpoint ${req.method} ${req.url.split('?')[0]}; webhooks live at PUT/DELETE /{orcid}/webhook/{url-encoded-callback}`));
   });
 
+  opsRoutes(app, { store: deps.store, metrics: deps.metrics, worker: deps.worker });
   if (deps.api === false) return app;
   oauthRoutes(app, { store: deps.store, now });
   orcidWebhookRoutes(app, {
     store: deps.store, policy: deps.policy, records: deps.records, baseUrl: deps.baseUrl,
     maxWebhooksPerClient: deps.maxWebhooksPerClient, now,
+    onRegistered: (outcome) => deps.metrics.registrations.inc({ outcome }),
   });
   adminRoutes(app, {
     store: deps.store, adminToken: deps.adminToken, notifyDelayMs: deps.notifyDelayMs, now,
-    onChanges: deps.onChanges ?? (() => {}),
+    onChanges: (result) => {
+      deps.metrics.changes.inc({ result: 'created' }, result.created);
+      deps.metrics.changes.inc({ result: 'changed' }, result.changed);
+      deps.metrics.changes.inc({ result: 'ignored' }, result.ignored);
+      deps.onChanges?.(result);
+    },
   });
   return app;
 }

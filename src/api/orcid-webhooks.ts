@@ -5,6 +5,18 @@ import { checkOrcid } from '../domain/orcid-id.ts';
 import type { TargetPolicy } from '../domain/ssrf.ts';
 import type { Store } from '../store/types.ts';
 import { authenticate, requireWebhookScope, type Caller } from './auth.ts';
+import { describeOperation, oauthErrorSchema, orcidErrorSchema } from './openapi.ts';
+
+const PATH = '/{orcid}/webhook/{callback}';
+const PATH_PARAMS = {
+  orcid: 'ORCID iD, e.g. 0000-0002-7465-2162 (format and MOD 11-2 check character are validated)',
+  callback: 'The callback URL, URL-encoded into this one segment (slashes as %2F)',
+};
+const AUTH_ERRORS = {
+  401: { description: 'invalid_token: missing, unknown or expired token, or revoked client', schema: oauthErrorSchema },
+  403: { description: 'The token lacks the /webhook scope (error-code 9038)', schema: orcidErrorSchema },
+  429: { description: 'Rate limited (error-code 9051), with Retry-After', schema: orcidErrorSchema },
+};
 
 export interface WebhookRouteDeps {
   store: Store;
@@ -59,6 +71,28 @@ function location(req: FastifyRequest, baseUrl: string | null, t: WebhookTarget)
 }
 
 export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps): void {
+  describeOperation({
+    method: 'put', path: PATH, tag: 'ORCID API', pathParams: PATH_PARAMS,
+    summary: 'Register a webhook (ORCID-compatible); a disabled one is re-enabled',
+    responses: {
+      201: { description: 'Registered; Location is the webhook\'s absolute URL' },
+      204: { description: 'This client already had it (re-enabled if it was disabled)' },
+      400: { description: 'Invalid iD (9001) or callback URL (9012)', schema: orcidErrorSchema },
+      ...AUTH_ERRORS,
+      404: { description: 'No such record (9011)', schema: orcidErrorSchema },
+    },
+  });
+  describeOperation({
+    method: 'delete', path: PATH, tag: 'ORCID API', pathParams: PATH_PARAMS,
+    summary: 'Unregister a webhook (ORCID-compatible)',
+    responses: {
+      204: { description: 'Unregistered' },
+      400: { description: 'Invalid iD (9001) or callback URL (9012)', schema: orcidErrorSchema },
+      ...AUTH_ERRORS,
+      404: { description: 'This client has no such webhook (9028)', schema: orcidErrorSchema },
+    },
+  });
+
   async function caller(req: FastifyRequest): Promise<Caller> {
     const c = await authenticate(deps.store, req, deps.now());
     requireWebhookScope(c);
