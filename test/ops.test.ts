@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { testConfig } from '../src/config.ts';
+import { parseRetrySchedule } from '../src/domain/retry-schedule.ts';
+import { createLogger } from '../src/logger.ts';
+import { createApiClient } from '../src/ops/clients.ts';
+import { startService } from '../src/service.ts';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
+import { ADMIN_TOKEN, getToken, startHarness, webhookPath, type Harness } from './helpers/harness.ts';
+import { eventually, startReceiver, type Receiver } from './helpers/receiver.ts';
+
+const ORCID = '0000-0002-1825-0097';
+
+describe('health, readiness, metrics, logs', () => {
+  let h: Harness;
+  let rx: Receiver;
+  before(async () => {
+    h = await startHarness({ allowedTargets: ['127.0.0.0/8'], retrySchedule: parseRetrySchedule('100ms') });
+    rx = await startReceiver();
+  });
+  after(async () => {
+    await rx.close();
+    await h.close();
+  });
+
+  test('/health answers while the process lives', async () => {
+    const res = await h.svc.app.inject({ url: '/health' });
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.json().status, 'ok');
+  });
+
+  test('/ready names the failing check with 503', async () => {
+    const ok = await h.svc.app.inject({ url: '/ready' });
+    assert.equal(ok.statusCode, 200);
+    assert.deepEqual(ok.json().failing, []);
+
+    const store = new SqliteStore(':memory:');
+    const cfg = testConfig({ db: 'sqlite::memory:', adminToken: ADMIN_TOKEN, logLevel: 'silent', role: 'api' });
+    const svc = await startService(cfg, { store, listen: false, logger: createLogger('silent') });
+    try {
+      store.db.prepare("INSERT INTO schema_migrations (name, applied_at) VALUES ('999_future', 0)").run();
+      store.db.prepare("DELETE FROM schema_migrations WHERE name = '001_init'").run();
+      const pending = await svc.app.inject({ url: '/ready' });
+      assert.equal(pending.statusCode, 503);
+      assert.deepEqual(pending.json().failing, ['migrations']);
+      assert.equal(pending.json().checks.worker, undefined, 'an api-only node has no worker check');
+      store.db.close();
+      const down = await svc.app.inject({ url: '/ready' });
+      assert.equal(down.statusCode, 503);
+      assert.ok(down.json().failing.includes('store'));
+      assert.match(down.json().checks.store, /unreachable/);
+    } finally {
+      await svc.app.close();
+    }
+  });
+
+  test('/ready fails when the worker of a delivering node has stopped', async () => {
+    await h.svc.worker!.stop(100);
+    try {
+      const res = await h.svc.app.inject({ url: '/ready' });
+      assert.equal(res.statusCode, 503);
+      assert.deepEqual(res.json().failing, ['worker']);
+    } finally {
+      await h.svc.worker!.start();
+    }
+  });
+
+  test('/metrics counts registrations, callbacks by outcome and webhooks by state, with bounded labels', async () => {
+    await h.store.addRecords([ORCID], Date.now() - 60_000);
+    rx.behave((_r, res, n) => { res.writeHead(n === 1 ? 500 : 200).end(); });
+    const put = await h.svc.app.inject({ method: 'PUT', url: webhookPath(ORCID, rx.url('/m')), headers: { authorization: `Bearer ${h.token}` } });
+    assert.equal(put.statusCode, 201);
+    await h.svc.app.inject({ method: 'PUT', url: `/admin/api/records/${ORCID}`, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    await rx.waitFor(2, 3000);
+    const text = await eventually(async () => {
+      const t = (await h.svc.app.inject({ url: '/metrics' })).body;
+      return /orcid_webhooks_callbacks_total\{outcome="success"\} 1/.test(t) ? t : null;
+    }, 3000, 'success counted');
+    assert.match(text, /orcid_webhooks_registrations_total\{outcome="created"\} 1/);
+    assert.match(text, /orcid_webhooks_callbacks_total\{outcome="http_error"\} 1/);
+    assert.match(text, /orcid_webhooks_attempt_duration_seconds_count 2/);
+    assert.match(text, /orcid_webhooks_change_to_callback_seconds_count 1/);
+    assert.match(text, /orcid_webhooks_webhooks\{state="total"\} 1/);
+    assert.match(text, /orcid_webhooks_record_changes_total\{result="changed"\} 1/);
+    assert.doesNotMatch(text, /0000-0002-1825-0097|127\.0\.0\.1/, 'no iD or URL labels');
+  });
+
+  test('/openapi.json covers the ORCID API, admin and operations; /docs renders it offline', async () => {
+    const doc = (await h.svc.app.inject({ url: '/openapi.json' })).json();
+    assert.equal(doc.openapi, '3.1.0');
+    for (const p of ['/oauth/token', '/{orcid}/webhook/{callback}', '/admin/api/records/{orcid}', '/admin/api/changes', '/health', '/ready', '/metrics']) {
+      assert.ok(doc.paths[p], `documents ${p}`);
+    }
+    assert.ok(doc.paths['/{orcid}/webhook/{callback}'].put.responses['201']);
+    assert.equal(doc.paths['/admin/api/changes'].post.requestBody.content['application/json'].schema.type, 'object');
+    const page = await h.svc.app.inject({ url: '/docs' });
+    assert.equal(page.statusCode, 200);
+    assert.match(String(page.headers['content-type']), /text\/html/);
+    assert.doesNotMatch(page.body, /<script src=|<link [^>]*href="http/, 'no external assets');
+  });
+});
+
+describe('structured logs', () => {
+  test('JSON lines with request ids, one line per delivery outcome, never a secret or token', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write(chunk, _enc, cb) { lines.push(...String(chunk).split('\n').filter(Boolean)); cb(); } });
+    const rx = await startReceiver();
+    const cfg = testConfig({ db: 'sqlite::memory:', adminToken: ADMIN_TOKEN, logLevel: 'info', allowedTargets: ['127.0.0.0/8'] });
+    const svc = await startService(cfg, { store: new SqliteStore(':memory:'), listen: false, logger: createLogger('info', sink) });
+    try {
+      const { client, secret } = await createApiClient(svc.store, { name: 'Logs', premium: true });
+      const token = await getToken(svc, client.id, secret);
+      await svc.store.addRecords([ORCID], Date.now() - 60_000);
+      const callback = `${rx.url('/secret-path')}?token=hunter2`;
+      await svc.app.inject({ method: 'PUT', url: webhookPath(ORCID, callback), headers: { authorization: `Bearer ${token}`, 'x-request-id': 'req-abc-123' } });
+      await svc.app.inject({ method: 'PUT', url: `/admin/api/records/${ORCID}`, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      await rx.waitFor(1);
+      await eventually(() => lines.some((l) => JSON.parse(l).msg === 'delivery'), 2000, 'delivery log line');
+      const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.ok(parsed.some((l) => l.reqId === 'req-abc-123'), 'request id from the header is logged');
+      const deliveries = parsed.filter((l) => l.msg === 'delivery');
+      assert.equal(deliveries.length, 1);
+      assert.equal(deliveries[0]!.result, 'success');
+      assert.equal(deliveries[0]!.status, 200);
+      const all = lines.join('\n');
+      for (const s of [token, secret, ADMIN_TOKEN, 'hunter2', 'secret-path']) assert.ok(!all.includes(s), `"${s}" must never be logged`);
+    } finally {
+      await svc.close();
+      await rx.close();
+    }
+  });
+});
