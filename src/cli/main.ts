@@ -7,6 +7,7 @@ import { importChanges } from '../ops/import.ts';
 import { openStore, startService } from '../service.ts';
 import type { Store, WebhookRow, WebhookState } from '../store/types.ts';
 import { VERSION } from '../version.ts';
+import { runDemo } from './demo.ts';
 import { progressReporter } from './progress.ts';
 
 /** A user error: printed as one clear line, exit code 1 (2 for usage errors). */
@@ -111,6 +112,12 @@ export function buildCli(): Command {
     process.on('SIGINT', () => stop('SIGINT'));
   });
 
+  program.command('demo')
+    .description("a guided tour: registers a webhook with ORCID's exact requests against a throw-away server and shows the callback")
+    .action(async () => {
+      await runDemo();
+    });
+
   common(program.command('migrate').description('apply pending database migrations')).action(async (opts: Opts) => {
     const store = await openStore(config(opts));
     try {
@@ -163,7 +170,8 @@ export function buildCli(): Command {
       print(opts, rows, () => table(rows, 'no records yet: add some with "orcid-webhooks records add ORCID" or "records mint"'));
     }));
   common(records.command('touch').description('mark records modified now (creates missing ones); their webhooks are notified').argument('<orcid...>', 'ORCID iDs'))
-    .option('--notify-delay <duration>', 'delay before the notifications are due', '0')
+    // No commander default: a default would count as a flag and hide ORCID_WEBHOOKS_NOTIFY_DELAY.
+    .option('--notify-delay <duration>', 'delay before the notifications are due (env ORCID_WEBHOOKS_NOTIFY_DELAY, default 0)')
     .action(async (ids: string[], opts: Opts) => withStore(opts, async (store, cfg) => {
       const now = Date.now();
       const result = await store.applyChanges(validOrcids(ids).map((orcid) => ({ orcid, modifiedAt: now, touch: true })), { create: true, now, notifyDelayMs: cfg.notifyDelayMs });
