@@ -302,3 +302,28 @@ describe('delivery outcomes', () => {
     }
   });
 });
+
+describe('notify delay', () => {
+  test('a burst of edits within --notify-delay gives one callback, after the delay', async () => {
+    const h = await startHarness({ ...fast, notifyDelayMs: 300 });
+    const rx = await startReceiver();
+    try {
+      const orcid = ORCIDS[0]!;
+      await h.store.addRecords([orcid], Date.now() - 60_000);
+      const res = await h.svc.app.inject({ method: 'PUT', url: webhookPath(orcid, rx.url('/burst')), headers: { authorization: `Bearer ${h.token}` } });
+      assert.equal(res.statusCode, 201);
+      const t0 = Date.now();
+      for (let i = 0; i < 5; i++) {
+        await h.svc.app.inject({ method: 'PUT', url: `/admin/api/records/${orcid}`, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+        await sleep(30);
+      }
+      const [r] = await rx.waitFor(1, 3000);
+      assert.ok(r!.at - t0 >= 280, `waited for the burst to settle (${r!.at - t0} ms)`);
+      await sleep(500);
+      assert.equal(rx.received.length, 1);
+    } finally {
+      await rx.close();
+      await h.close();
+    }
+  });
+});
