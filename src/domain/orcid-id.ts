@@ -41,7 +41,7 @@ export const MINT_RANGE = { from: 900_000_000_000, to: 900_100_000_000 } as cons
 
 /** A new random valid iD in ORCID's current range (as ORCID draws new iDs). */
 export function mintOrcid(): string {
-  return format(MINT_RANGE.from + randomInt(0, MINT_RANGE.to - MINT_RANGE.from));
+  return format(MINT_RANGE.from + randomInt(0, MINT_RANGE.to - MINT_RANGE.from + 1));
 }
 
 export function orcidFromBase(base: number): string {

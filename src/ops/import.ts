@@ -67,7 +67,7 @@ export async function importChanges(
       else {
         format = 'csv';
         if (line.replace(/\s/g, '').toLowerCase() !== 'orcid,last_modified') {
-          throw new Error(`line 1: expected the CSV header "orcid,last_modified" (or JSON lines), got "${line.slice(0, 80)}"`);
+          throw new Error(`line ${lineNo}: expected the CSV header "orcid,last_modified" (or JSON lines), got "${line.slice(0, 80)}"`);
         }
         continue;
       }

@@ -1,0 +1,406 @@
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SETTINGS } from '../src/config.ts';
+import { isValidOrcid } from '../src/domain/orcid-id.ts';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
+import { VERSION } from '../src/version.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
+const BIN = join(ROOT, 'bin', 'orcid-webhooks.js');
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh temporary directory, removed when the file's tests end. */
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'ow-cli-'));
+  dirs.push(d);
+  return d;
+}
+
+/** A `--db` value naming a new SQLite file in its own temporary directory. */
+function tempDb(): { dir: string; file: string; url: string } {
+  const dir = tempDir();
+  const file = join(dir, 'x.db');
+  return { dir, file, url: `sqlite:${file}` };
+}
+
+/** The environment without any of our settings, so the caller's shell cannot leak into a test. */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const s of SETTINGS) delete env[s.env];
+  delete env.NODE_TEST_CONTEXT;
+  return { ...env, ...extra };
+}
+
+/** Opens the SQLite file a test's CLI runs used, for seeding and checking without another subprocess. */
+async function withDb<T>(file: string, fn: (store: SqliteStore) => Promise<T>): Promise<T> {
+  const store = new SqliteStore(file);
+  try {
+    await store.migrate();
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+interface Result { code: number; stdout: string; stderr: string }
+
+/** Runs the CLI as a subprocess; resolves with its exit code and output (never rejects on a non-zero exit). */
+function cli(args: string[], opts: { env?: Record<string, string>; entry?: string; timeoutMs?: number } = {}): Promise<Result> {
+  const argv = opts.entry === BIN ? [BIN, ...args] : ['--import', 'tsx', MAIN, ...args];
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, argv, { cwd: ROOT, env: cleanEnv(opts.env), timeout: opts.timeoutMs ?? 30_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err && (err.killed || typeof err.code !== 'number')) {
+        reject(new Error(`orcid-webhooks ${args.join(' ')} did not finish: ${err.message}\n${stderr}`));
+        return;
+      }
+      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** Runs the CLI, expects exit code 0 and JSON on stdout. */
+async function cliJson<T = unknown>(args: string[], env?: Record<string, string>): Promise<T> {
+  const r = await cli([...args, '--json'], env ? { env } : {});
+  assert.equal(r.code, 0, `orcid-webhooks ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+function assertOk(r: Result, what: string): void {
+  assert.equal(r.code, 0, `${what} exited ${r.code}: ${r.stderr}`);
+}
+
+interface ClientJson { id: string; name: string; premium: boolean; created: string; revoked: string | null; secret?: string }
+interface RecordJson { orcid: string; modified: string; created: string }
+interface WebhookJson { id: number; orcid: string; state: string; nextAttempt: string | null }
+
+const VALID = ['0000-0002-1825-0097', '0000-0002-7465-2162', '0000-0001-5109-3700', '0000-0002-1694-233X'];
+
+describe('orcid-webhooks CLI', { concurrency: 3 }, () => {
+  describe('help and usage', { concurrency: 3 }, () => {
+    it('--help lists the commands and exits 0', async () => {
+      const r = await cli(['--help']);
+      assertOk(r, '--help');
+      for (const word of ['Usage: orcid-webhooks', 'serve', 'migrate', 'clients', 'records', 'webhooks', '--version', '--help']) {
+        assert.ok(r.stdout.includes(word), `--help lacks ${word}:\n${r.stdout}`);
+      }
+    });
+
+    it('serve --help shows every setting with its env var', async () => {
+      const r = await cli(['serve', '--help']);
+      assertOk(r, 'serve --help');
+      for (const word of ['--port <port>', '--host', '--db', '--records', '--retry-schedule', '--allowed-targets', '--lease', '--https-only', '(env PORT, default 8080)', 'DATABASE_URL']) {
+        assert.ok(r.stdout.includes(word), `serve --help lacks ${word}:\n${r.stdout}`);
+      }
+      for (const s of SETTINGS) assert.ok(r.stdout.includes(`--${s.flag}`), `serve --help lacks --${s.flag}`);
+    });
+
+    it('clients create --help shows its options', async () => {
+      const r = await cli(['clients', 'create', '--help']);
+      assertOk(r, 'clients create --help');
+      for (const word of ['--name <name>', '--premium', '--json', '--db <url>', 'secret']) assert.ok(r.stdout.includes(word), `lacks ${word}:\n${r.stdout}`);
+    });
+
+    it('records import --help shows its argument and options', async () => {
+      const r = await cli(['records', 'import', '--help']);
+      assertOk(r, 'records import --help');
+      for (const word of ['<file>', 'orcid,last_modified', '--db <url>', '--json']) assert.ok(r.stdout.includes(word), `lacks ${word}:\n${r.stdout}`);
+      assert.match(r.stdout, /JSON\s+lines/, 'mentions the JSON lines form');
+    });
+
+    it('the bin launcher prints the version', async () => {
+      const r = await cli(['--version'], { entry: BIN });
+      assertOk(r, 'bin --version');
+      assert.equal(r.stdout.trim(), VERSION);
+    });
+
+    it('an unknown command exits non-zero with a message', async () => {
+      const r = await cli(['frobnicate']);
+      assert.notEqual(r.code, 0);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /unknown command 'frobnicate'/);
+      assert.match(r.stderr, /--help/);
+      assert.equal(r.stdout, '');
+    });
+
+    it('an unknown option exits 2 with a message', async () => {
+      const r = await cli(['records', 'list', '--frobnicate']);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /unknown option '--frobnicate'/);
+    });
+  });
+
+  it('migrate applies the migrations once, then reports the database up to date', async () => {
+    const db = tempDb();
+    const first = await cliJson<{ applied: string[] }>(['migrate', '--db', db.url]);
+    assert.ok(first.applied.length >= 1, JSON.stringify(first));
+    assert.ok(first.applied.includes('001_init'), JSON.stringify(first));
+    assert.ok(existsSync(db.file), 'the database file was created where --db says');
+    const second = await cliJson<{ applied: string[] }>(['migrate', '--db', db.url]);
+    assert.deepEqual(second, { applied: [] });
+    const text = await cli(['migrate', '--db', db.url]);
+    assertOk(text, 'migrate');
+    assert.equal(text.stdout.trim(), 'database is up to date');
+  });
+
+  it('clients create, list (no secrets) and revoke', async () => {
+    const db = tempDb();
+    const created = await cliJson<ClientJson>(['clients', 'create', '--name', 'X', '--premium', '--db', db.url]);
+    assert.match(created.id, /^APP-[0-9A-Z]{16}$/);
+    assert.equal(created.name, 'X');
+    assert.equal(created.premium, true);
+    assert.equal(created.revoked, null);
+    assert.equal(typeof created.secret, 'string');
+    assert.ok((created.secret ?? '').length >= 32, 'a long secret');
+
+    const plain = await cli(['clients', 'create', '--name', 'Basic', '--db', db.url]);
+    assertOk(plain, 'clients create');
+    assert.match(plain.stdout, /client_id: +APP-/);
+    assert.match(plain.stdout, /client_secret: +\S{32,}/);
+    assert.match(plain.stdout, /not premium/);
+
+    const listRaw = await cli(['clients', 'list', '--json', '--db', db.url]);
+    assertOk(listRaw, 'clients list');
+    const list = JSON.parse(listRaw.stdout) as ClientJson[];
+    assert.equal(list.length, 2);
+    const mine = list.find((c) => c.id === created.id);
+    assert.ok(mine, 'the created client is listed');
+    assert.equal(mine.premium, true);
+    assert.equal(list.find((c) => c.id !== created.id)?.premium, false);
+    for (const row of list) for (const key of Object.keys(row)) assert.doesNotMatch(key, /secret|hash/i, `list shows ${key}`);
+    assert.ok(!listRaw.stdout.includes(created.secret as string), 'the secret is not printed by list');
+    assert.ok(!listRaw.stdout.includes('scrypt'), 'the secret hash is not printed by list');
+
+    const revoke = await cli(['clients', 'revoke', created.id, '--db', db.url]);
+    assertOk(revoke, 'clients revoke');
+    assert.match(revoke.stdout, new RegExp(`client ${created.id} revoked`));
+    const after = await cliJson<ClientJson[]>(['clients', 'list', '--db', db.url]);
+    const revoked = after.find((c) => c.id === created.id);
+    assert.ok(revoked?.revoked, 'revoked time is set');
+    assert.ok(!Number.isNaN(Date.parse(revoked.revoked)));
+    assert.equal(after.find((c) => c.id !== created.id)?.revoked, null, 'the other client is untouched');
+  });
+
+  it('revoking an unknown client exits 1 with a clear message', async () => {
+    const db = tempDb();
+    const r = await cli(['clients', 'revoke', 'APP-DOESNOTEXIST0000', '--db', db.url]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /No client with id APP-DOESNOTEXIST0000/);
+    assert.equal(r.stdout, '');
+  });
+
+  it('clients create needs --name', async () => {
+    const db = tempDb();
+    const r = await cli(['clients', 'create', '--db', db.url]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--name/);
+  });
+
+  it('records add adds valid iDs and counts existing ones', async () => {
+    const db = tempDb();
+    assert.deepEqual(await cliJson(['records', 'add', VALID[0]!, VALID[3]!, '--db', db.url]), { added: 2, existing: 0 });
+    // DATABASE_URL stands in for --db.
+    const again = await cli(['records', 'add', VALID[0]!, VALID[1]!], { env: { DATABASE_URL: db.url } });
+    assertOk(again, 'records add');
+    assert.equal(again.stdout.trim(), '1 record(s) added, 1 already existed');
+    const list = await withDb(db.file, (s) => s.listRecords({ limit: 10 }));
+    assert.deepEqual(list.map((r) => r.orcid), [VALID[0], VALID[1], VALID[3]].sort());
+  });
+
+  it('records add with one bad checksum exits 1, names the iD, and adds nothing', async () => {
+    const db = tempDb();
+    const bad = '0000-0002-1825-0098';
+    const r = await cli(['records', 'add', VALID[0]!, bad, VALID[1]!, '--db', db.url]);
+    assert.equal(r.code, 1);
+    assert.ok(r.stderr.includes(bad), r.stderr);
+    assert.match(r.stderr, /check character/);
+    assert.match(r.stderr, /nothing was changed/);
+    assert.ok(!r.stderr.includes(VALID[0]!), 'only the bad iD is named');
+    assert.equal(await withDb(db.file, (s) => s.countRecords()), 0, 'not even the valid iDs were added');
+  });
+
+  it('records add rejects malformed iDs too', async () => {
+    const db = tempDb();
+    const r = await cli(['records', 'add', '0000-0002-1694-233x', '--db', db.url]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /0000-0002-1694-233x/);
+    assert.match(r.stderr, /not an ORCID iD/);
+  });
+
+  it('records mint --count 5 gives 5 valid distinct iDs that are then listed', async () => {
+    const db = tempDb();
+    const ids = await cliJson<string[]>(['records', 'mint', '--count', '5', '--db', db.url]);
+    assert.equal(ids.length, 5);
+    assert.equal(new Set(ids).size, 5);
+    for (const id of ids) {
+      assert.ok(isValidOrcid(id), id);
+      assert.ok(id >= '0009-0000-0000-0009' && id <= '0009-0010-0000-0003', id);
+    }
+    const list = await cliJson<RecordJson[]>(['records', 'list', '--db', db.url]);
+    assert.deepEqual(list.map((r) => r.orcid), [...ids].sort());
+  });
+
+  it('records list paginates with --limit and --after', async () => {
+    const db = tempDb();
+    await withDb(db.file, (s) => s.addRecords(VALID, Date.now()));
+    const sorted = [...VALID].sort();
+    const page1 = await cliJson<RecordJson[]>(['records', 'list', '--limit', '2', '--db', db.url]);
+    assert.deepEqual(page1.map((r) => r.orcid), sorted.slice(0, 2));
+    const page2 = await cliJson<RecordJson[]>(['records', 'list', '--limit', '2', '--after', sorted[1]!, '--db', db.url]);
+    assert.deepEqual(page2.map((r) => r.orcid), sorted.slice(2));
+  });
+
+  it('records list --limit 0 and mint --count 0 are usage errors (exit 2)', async () => {
+    const db = tempDb();
+    const r = await cli(['records', 'list', '--limit', '0', '--db', db.url]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--limit must be a whole number of at least 1, got "0"/);
+    const m = await cli(['records', 'mint', '--count', 'zero', '--db', db.url]);
+    assert.equal(m.code, 2);
+    assert.match(m.stderr, /--count/);
+    assert.equal(await withDb(db.file, (s) => s.countRecords()), 0, 'nothing was minted');
+  });
+
+  it('records touch marks existing records modified and creates missing ones', async () => {
+    const db = tempDb();
+    const t0 = Date.now() + 5000; // later than the touch: touch still counts as newer
+    await withDb(db.file, (s) => s.addRecords([VALID[0]!], t0));
+    const touched = await cliJson(['records', 'touch', VALID[0]!, VALID[1]!, '--db', db.url]);
+    assert.deepEqual(touched, { created: 1, changed: 1, ignored: 0, webhooksNotified: 0 });
+    const [rec, added] = await withDb(db.file, (s) => Promise.all([s.getRecord(VALID[0]!), s.getRecord(VALID[1]!)]));
+    assert.ok(rec && added);
+    assert.equal(rec.modifiedAt, t0 + 1, 'touched: one millisecond past the record\'s modified time');
+    assert.equal(rec.createdAt, t0);
+    const bad = await cli(['records', 'touch', '0000-0002-1825-0098', '--db', db.url]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /0000-0002-1825-0098/);
+  });
+
+  it('records touch notifies webhooks, due after the notify delay from the env or the flag', async () => {
+    const db = tempDb();
+    await withDb(db.file, async (store) => {
+      await store.createClient({ id: 'APP-TOUCHTEST000001', name: 't', secretHash: 'x', premium: true, createdAt: 1 });
+      await store.addRecords([VALID[0]!, VALID[1]!], 1000);
+      for (const orcid of [VALID[0]!, VALID[1]!]) {
+        await store.registerWebhook({ clientId: 'APP-TOUCHTEST000001', orcid, url: `https://example.org/${orcid}`, host: 'example.org', now: 2000 });
+      }
+    });
+    const HOUR = 3_600_000;
+
+    const t0 = Date.now();
+    const fromEnv = await cliJson<{ webhooksNotified: number }>(['records', 'touch', VALID[0]!, '--db', db.url], { ORCID_WEBHOOKS_NOTIFY_DELAY: '1h' });
+    const t1 = Date.now();
+    assert.equal(fromEnv.webhooksNotified, 1);
+    const fromFlag = await cliJson<{ webhooksNotified: number }>(['records', 'touch', VALID[1]!, '--notify-delay', '2h', '--db', db.url], { ORCID_WEBHOOKS_NOTIFY_DELAY: '1h' });
+    const t2 = Date.now();
+    assert.equal(fromFlag.webhooksNotified, 1);
+
+    const hooks = await cliJson<WebhookJson[]>(['webhooks', 'list', '--state', 'pending', '--db', db.url]);
+    assert.equal(hooks.length, 2);
+    const due = (orcid: string) => {
+      const w = hooks.find((h) => h.orcid === orcid);
+      assert.ok(w?.nextAttempt, `webhook of ${orcid} is due`);
+      assert.equal(w.state, 'pending');
+      return Date.parse(w.nextAttempt);
+    };
+    const d0 = due(VALID[0]!);
+    assert.ok(d0 >= t0 + HOUR && d0 <= t1 + HOUR, `ORCID_WEBHOOKS_NOTIFY_DELAY=1h: due ${d0 - t0} ms after start`);
+    const d1 = due(VALID[1]!);
+    assert.ok(d1 >= t1 + 2 * HOUR && d1 <= t2 + 2 * HOUR, `--notify-delay 2h wins over the env: due ${d1 - t1} ms after start`);
+
+    const filtered = await cliJson<WebhookJson[]>(['webhooks', 'list', '--orcid', VALID[0]!, '--db', db.url]);
+    assert.deepEqual(filtered.map((w) => w.orcid), [VALID[0]]);
+  });
+
+  it('webhooks list on an empty database is an empty array; --state bogus is rejected', async () => {
+    const db = tempDb();
+    assert.deepEqual(await cliJson(['webhooks', 'list', '--db', db.url]), []);
+    const text = await cli(['webhooks', 'list', '--db', db.url]);
+    assertOk(text, 'webhooks list');
+    assert.equal(text.stdout.trim(), 'no webhooks match');
+    const bogus = await cli(['webhooks', 'list', '--state', 'bogus', '--db', db.url]);
+    assert.equal(bogus.code, 2);
+    assert.match(bogus.stderr, /'bogus' is invalid/);
+    assert.match(bogus.stderr, /enabled, disabled, failing, pending/);
+  });
+
+  it('serve --port abc exits non-zero naming --port (and PORT=abc names PORT)', async () => {
+    const db = tempDb();
+    const r = await cli(['serve', '--port', 'abc', '--db', db.url]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /--port/);
+    assert.match(r.stderr, /"abc" is not a port number/);
+    const env = await cli(['serve', '--db', db.url], { env: { PORT: 'abc' } });
+    assert.notEqual(env.code, 0);
+    assert.match(env.stderr, /from PORT/);
+    assert.ok(!existsSync(join(db.dir, 'admin-token')), 'nothing started');
+  });
+
+  it('serve listens, answers ORCID-style JSON errors, keeps a 0600 admin token, and exits 0 on SIGTERM', async () => {
+    const db = tempDb();
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--port', '0', '--db', db.url, '--log-level', 'info'], {
+      cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no "listening on" log line within 20 s:\n${stdout}\n${stderr}`)), 20_000);
+        child.stdout.on('data', (c: Buffer) => {
+          stdout += c.toString();
+          for (const line of stdout.split('\n')) {
+            if (!line.startsWith('{')) continue;
+            let entry: { msg?: string; url?: string };
+            try { entry = JSON.parse(line) as typeof entry; } catch { continue; }
+            if (entry.url && /orcid-webhooks .* listening on/.test(entry.msg ?? '')) {
+              clearTimeout(timer);
+              resolve(entry.url);
+            }
+          }
+        });
+        void exited.then((e) => reject(new Error(`serve exited early (${e.code}):\n${stdout}\n${stderr}`)));
+      });
+      assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+      assert.notEqual(url, 'http://127.0.0.1:0', 'a real port was picked');
+
+      const res = await fetch(`${url}/no/such/path`, { headers: { accept: 'application/json' } });
+      assert.equal(res.status, 404);
+      assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
+      const body = (await res.json()) as Record<string, unknown>;
+      assert.equal(body['response-code'], 404);
+      assert.equal(typeof body['error-code'], 'number');
+      assert.equal(typeof body['developer-message'], 'string');
+      assert.equal(typeof body['user-message'], 'string');
+      assert.equal(typeof body['more-info'], 'string');
+
+      const tokenFile = join(db.dir, 'admin-token');
+      assert.ok(existsSync(tokenFile), 'a generated admin token is stored beside the database');
+      assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
+      const token = readFileSync(tokenFile, 'utf8').trim();
+      assert.ok(token.length >= 32, 'a long token');
+      assert.ok(stdout.includes(tokenFile), 'the log says where the token is');
+      assert.ok(!stdout.includes(token), 'the token itself is not logged');
+
+      const start = Date.now();
+      child.kill('SIGTERM');
+      const outcome = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 8000).unref())]);
+      assert.ok(outcome, 'serve stopped within 8 s of SIGTERM');
+      assert.deepEqual(outcome, { code: 0, signal: null }, stderr);
+      assert.ok(Date.now() - start < 8000);
+      assert.match(stdout, /"msg":"stopped"/);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  });
+});
