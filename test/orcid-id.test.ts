@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { parseIsoTime } from '../src/domain/time.ts';
 import { checkCharacter, checkOrcid, isValidOrcid, MINT_RANGE, mintOrcid, orcidFromBase } from '../src/domain/orcid-id.ts';
 
 /**
@@ -192,4 +193,12 @@ describe('mintOrcid', () => {
     assert.ok(bases.some((b) => b < span / 4), 'nothing in the lowest quarter');
     assert.ok(bases.some((b) => b > (3 * span) / 4), 'nothing in the highest quarter');
   });
+});
+
+it('ISO times: zone-less times are UTC; garbage is refused', () => {
+  assert.equal(parseIsoTime('2026-01-31T12:00:00Z'), Date.UTC(2026, 0, 31, 12));
+  assert.equal(parseIsoTime('2026-01-31T12:00:00'), Date.UTC(2026, 0, 31, 12));
+  assert.equal(parseIsoTime('2026-01-31T12:00:00.250+02:00'), Date.UTC(2026, 0, 31, 10, 0, 0, 250));
+  assert.equal(parseIsoTime('2026-01-31'), Date.UTC(2026, 0, 31));
+  for (const bad of ['yesterday', '31/01/2026', '2026-13-01T00:00:00Z', '', '1700000000']) assert.equal(parseIsoTime(bad), null, bad);
 });

@@ -1,7 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { OrcidApiError } from '../domain/errors.ts';
 import { checkOrcid } from '../domain/orcid-id.ts';
+import { parseIsoTime } from '../domain/time.ts';
 import type { ApplyChangesResult, RecordChange, Store } from '../store/types.ts';
 import { requireAdmin } from './auth.ts';
 import { describeOperation, oauthErrorSchema, orcidErrorSchema } from './openapi.ts';
@@ -17,19 +18,20 @@ export interface AdminRouteDeps {
   onChanges: (result: ApplyChangesResult) => void;
 }
 
-const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)) && /^\d{4}-\d{2}-\d{2}/.test(s), { message: 'must be an ISO 8601 time such as 2026-01-31T12:00:00Z' });
+export const isoTime = z.string().refine((s) => parseIsoTime(s) !== null, { message: 'must be an ISO 8601 time such as 2026-01-31T12:00:00Z' });
 
 export const touchBody = z.object({ modified: isoTime.optional() }).strict();
 export const changesBody = z.object({
   changes: z.array(z.object({ orcid: z.string(), modified: isoTime }).strict()).min(1).max(MAX_BULK_CHANGES),
 }).strict();
 
-function invalid(err: z.ZodError): OrcidApiError {
+/** A failed zod parse as ORCID's 9052, naming each bad field. */
+export function invalid(err: z.ZodError): OrcidApiError {
   const detail = err.issues.map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`).slice(0, 20).join('; ');
   return new OrcidApiError(9052, detail);
 }
 
-function validOrcid(orcid: string, where: string): void {
+export function validOrcid(orcid: string, where: string): void {
   const c = checkOrcid(orcid);
   if (!c.ok) throw new OrcidApiError(9001, `${where}: ${c.reason}`);
 }
@@ -39,6 +41,13 @@ export const ADMIN_ERRORS = {
   400: { description: 'Invalid input (9001 iD, 9052 body); nothing is changed', schema: orcidErrorSchema },
   401: { description: 'Missing or wrong admin token', schema: oauthErrorSchema },
 };
+
+/** The onRequest hook of every admin API scope: the admin token, compared in constant time. */
+export function adminAuth(adminToken: string) {
+  return async function adminAuth(req: FastifyRequest): Promise<void> {
+    requireAdmin(req, adminToken);
+  };
+}
 
 export function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): void {
   describeOperation({
@@ -59,9 +68,7 @@ export function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): void {
   });
 
   app.register(async function adminApi(admin) {
-    admin.addHook('onRequest', async function adminAuth(req) {
-      requireAdmin(req, deps.adminToken);
-    });
+    admin.addHook('onRequest', adminAuth(deps.adminToken));
 
     admin.put('/records/:orcid', async function touchRecord(req, reply) {
       const { orcid } = req.params as { orcid: string };
@@ -70,7 +77,7 @@ export function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): void {
       if (!parsed.success) throw invalid(parsed.error);
       const now = deps.now();
       const modified = parsed.data.modified;
-      const change: RecordChange = modified ? { orcid, modifiedAt: Date.parse(modified) } : { orcid, modifiedAt: now, touch: true };
+      const change: RecordChange = modified ? { orcid, modifiedAt: parseIsoTime(modified)! } : { orcid, modifiedAt: now, touch: true };
       const result = await deps.store.applyChanges([change], { create: true, now, notifyDelayMs: deps.notifyDelayMs });
       deps.onChanges(result);
       const record = await deps.store.getRecord(orcid);
@@ -89,7 +96,7 @@ export function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): void {
       if (!parsed.success) throw invalid(parsed.error);
       const changes = parsed.data.changes.map((c, i) => {
         validOrcid(c.orcid, `changes.${i}.orcid`);
-        return { orcid: c.orcid, modifiedAt: Date.parse(c.modified) };
+        return { orcid: c.orcid, modifiedAt: parseIsoTime(c.modified)! };
       });
       const result = await deps.store.applyChanges(changes, { create: true, now: deps.now(), notifyDelayMs: deps.notifyDelayMs });
       deps.onChanges(result);

@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { checkOrcid } from '../domain/orcid-id.ts';
+import { parseIsoTime } from '../domain/time.ts';
 import type { ApplyChangesResult, RecordChange, Store } from '../store/types.ts';
 
 export interface ImportProgress {
@@ -19,11 +20,6 @@ export interface ImportReport extends ApplyChangesResult {
 const BATCH = 1000;
 const MAX_LISTED = 1000;
 
-function parseTime(s: string): number | null {
-  if (!/^\d{4}-\d{2}-\d{2}/.test(s)) return null;
-  const t = Date.parse(s);
-  return Number.isNaN(t) ? null : t;
-}
 
 /**
  * Streams a registry's change list, CSV (`orcid,last_modified` header) or JSON lines (objects with
@@ -101,7 +97,7 @@ export async function importChanges(
       reject(lineNo, check.reason);
       continue;
     }
-    const t = typeof modified === 'string' ? parseTime(modified) : null;
+    const t = typeof modified === 'string' ? parseIsoTime(modified) : null;
     if (t === null) {
       reject(lineNo, `last_modified ${JSON.stringify(modified)} is not an ISO 8601 time`);
       continue;
