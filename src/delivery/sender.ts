@@ -24,7 +24,10 @@ export interface SenderOptions {
 
 export interface Sender {
   send(req: SendRequest): Promise<SendResult>;
+  /** Waits for requests in flight, then closes the connections. */
   close(): Promise<void>;
+  /** Aborts requests in flight at once and closes the connections (after a drain timeout). */
+  destroy(): Promise<void>;
 }
 
 const SNIPPET_BYTES = 1024;
@@ -112,7 +115,7 @@ export function createSender(opts: SenderOptions): Sender {
     }
   }
 
-  return { send, close: () => agent.close() };
+  return { send, close: () => agent.close(), destroy: () => agent.destroy() };
 }
 
 /** Literal IP hosts never reach the lookup hook (net.connect skips DNS for them), so check them here. */
