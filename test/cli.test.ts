@@ -272,7 +272,7 @@ describe('orcid-webhooks CLI', { concurrency: 3 }, () => {
 
   it('records touch marks existing records modified and creates missing ones', async () => {
     const db = tempDb();
-    const t0 = Date.now() + 5000; // later than the touch: touch still counts as newer
+    const t0 = Date.now() + 10 * 60_000; // later than the touch (even on a slow machine): touch still counts as newer
     await withDb(db.file, (s) => s.addRecords([VALID[0]!], t0));
     const touched = await cliJson(['records', 'touch', VALID[0]!, VALID[1]!, '--db', db.url]);
     assert.deepEqual(touched, { created: 1, changed: 1, ignored: 0, webhooksNotified: 0 });
