@@ -12,4 +12,11 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  {
+    // The dashboard: plain ES modules run by the browser.
+    files: ['src/dashboard/**/*.js'],
+    languageOptions: {
+      globals: Object.fromEntries(['window', 'document', 'sessionStorage', 'fetch', 'location', 'history', 'navigator', 'Node', 'URLSearchParams', 'ResizeObserver', 'setTimeout', 'clearTimeout'].map((g) => [g, 'readonly'])),
+    },
+  },
 );

@@ -31,6 +31,7 @@ export interface Config {
   maxWebhooksPerClient: number;
   rateLimitPerMinute: number;
   tokenRateLimitPerMinute: number;
+  signingRotationGraceMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -100,6 +101,7 @@ export const SETTINGS = [
   spec({ key: 'maxWebhooksPerClient', flag: 'max-webhooks-per-client', env: 'ORCID_WEBHOOKS_MAX_WEBHOOKS_PER_CLIENT', default: '1000000', help: 'cap on webhooks one client may register', parse: int(1, 1_000_000_000, 'a whole number') }),
   spec({ key: 'rateLimitPerMinute', flag: 'rate-limit', env: 'ORCID_WEBHOOKS_RATE_LIMIT', default: '6000', help: 'ORCID API requests per client per minute (0 = unlimited)', parse: int(0, 100_000_000, 'a whole number') }),
   spec({ key: 'tokenRateLimitPerMinute', flag: 'token-rate-limit', env: 'ORCID_WEBHOOKS_TOKEN_RATE_LIMIT', default: '120', help: '/oauth/token requests per IP per minute (0 = unlimited)', parse: int(0, 100_000_000, 'a whole number') }),
+  spec({ key: 'signingRotationGraceMs', flag: 'signing-rotation-grace', env: 'ORCID_WEBHOOKS_SIGNING_ROTATION_GRACE', default: '24h', help: 'after a signing secret is rotated, the old one keeps signing (beside the new) this long', parse: duration }),
 ] as const;
 
 /** camelCase option name commander derives from a flag. */

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './api/app.ts';
 import type { Config } from './config.ts';
+import { CallbackRequestBuilder } from './delivery/request-builder.ts';
 import { createSender } from './delivery/sender.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
 import { TargetPolicy } from './domain/ssrf.ts';
@@ -72,12 +73,15 @@ export async function startService(config: Config, opts: StartOptions = {}): Pro
 
   let worker: DeliveryWorker | null = null;
   let sender: ReturnType<typeof createSender> | null = null;
+  // Signing and payloads per client; settings are cached briefly so callbacks cost no query each.
+  const requests = new CallbackRequestBuilder({ store });
   if (config.role !== 'api') {
     sender = createSender({ policy, connectTimeoutMs: config.connectTimeoutMs, requestTimeoutMs: config.requestTimeoutMs, userAgent: USER_AGENT });
     worker = new DeliveryWorker({
       store, sender, schedule: config.retrySchedule, logger: logger.child({ component: 'delivery' }),
       concurrency: config.concurrency, perHostConcurrency: config.perHostConcurrency, leaseMs: config.leaseMs,
       pollIntervalMs: config.pollIntervalMs, notifyDelayMs: config.notifyDelayMs, attemptRetentionMs: config.attemptRetentionMs,
+      buildRequest: requests.build,
     });
   }
 
@@ -90,6 +94,9 @@ export async function startService(config: Config, opts: StartOptions = {}): Pro
     notifyDelayMs: config.notifyDelayMs, maxWebhooksPerClient: config.maxWebhooksPerClient,
     onChanges: () => worker?.notify(),
     api: config.role !== 'worker',
+    rateLimitPerMinute: config.rateLimitPerMinute, tokenRateLimitPerMinute: config.tokenRateLimitPerMinute,
+    signingRotationGraceMs: config.signingRotationGraceMs,
+    onClientSettingsChanged: (clientId) => requests.invalidate(clientId),
   });
 
   let url = '';
@@ -108,11 +115,14 @@ export async function startService(config: Config, opts: StartOptions = {}): Pro
   const close = () => {
     closing ??= (async () => {
       await app.close();
+      let drained = true;
       if (worker) {
-        const { drained, abandoned } = await worker.stop(config.drainTimeoutMs);
-        if (!drained) logger.warn({ abandoned }, 'drain timeout: in-flight callbacks given back for retry');
+        const stopped = await worker.stop(config.drainTimeoutMs);
+        drained = stopped.drained;
+        if (!drained) logger.warn({ abandoned: stopped.abandoned }, 'drain timeout: in-flight callbacks given back for retry');
       }
-      await sender?.close();
+      // After a drain timeout, close() would wait for the abandoned callbacks (up to the request timeout).
+      await (drained ? sender?.close() : sender?.destroy());
       await store.close();
     })();
     return closing;

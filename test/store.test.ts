@@ -15,7 +15,7 @@ const T0 = 1_700_000_000_000;
 const A = '0000-0001-0000-0001';
 const B = '0000-0001-0000-0002';
 const C = '0000-0001-0000-0003';
-const MIGRATIONS = ['001_init'];
+const MIGRATIONS = ['001_init', '002_client_features'];
 
 const orcidN = (i: number): string => `0000-0002-${String(Math.floor(i / 10000)).padStart(4, '0')}-${String(i % 10000).padStart(4, '0')}`;
 
@@ -683,6 +683,227 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.equal(await store.nextDueAt(), T0 + 2020, 'the leased one counts from the end of its lease');
         await store.claimDue(claimOpts({ now: T0 + 2020, limit: 1, leaseMs: 100 }));
         assert.equal(await store.nextDueAt(), T0 + 2120);
+      });
+    });
+
+    describe('dashboard queries', () => {
+      /** Records an attempt without touching the webhook's state (the owner holds no lease). */
+      const record = (w: WebhookRow, at: number, statusCode: number | null, latencyMs: number | null) =>
+        store.completeAttempts([attempt(w, 'nobody', { kind: 'retry', retryAt: at }, { startedAt: at, statusCode, latencyMs, error: statusCode === null ? 'timeout' : null })]);
+
+      it('attemptStats counts per bucket in SQL, with interpolated latency percentiles of the successes', async () => {
+        await seed(store);
+        const w = await register(store, 'c1', A, 'https://one.example/x');
+        assert.deepEqual(await store.attemptStats(T0, 60_000), []);
+        await record(w, T0 - 1, 200, 999); // before the window
+        await record(w, T0, 200, 10);
+        await record(w, T0 + 100, 200, 30);
+        await record(w, T0 + 200, 500, 5); // failures do not count in the latency
+        await record(w, T0 + 59_999, 204, 20);
+        await record(w, T0 + 60_000, null, 50);
+        await record(w, T0 + 180_000, 200, 7);
+        await record(w, T0 + 180_001, 302, null);
+        assert.deepEqual(await store.attemptStats(T0, 60_000), [
+          { start: T0, callbacks: 4, successes: 3, failures: 1, latencyP50: 20, latencyP95: 29 },
+          { start: T0 + 60_000, callbacks: 1, successes: 0, failures: 1, latencyP50: null, latencyP95: null },
+          { start: T0 + 180_000, callbacks: 2, successes: 1, failures: 1, latencyP50: 7, latencyP95: 7 },
+        ]);
+        assert.deepEqual(await store.attemptStats(T0, 3_600_000), [
+          { start: T0, callbacks: 7, successes: 4, failures: 3, latencyP50: 15, latencyP95: 28.5 },
+        ]);
+      });
+
+      it('attemptStats percentiles are percentile_cont: 1..21 gives 11 and 20, [100, 300] gives 200 and 290', async () => {
+        await seed(store);
+        const w = await register(store, 'c1', A, 'https://one.example/x');
+        for (let i = 21; i >= 1; i--) await record(w, T0 + i, 200, i);
+        await record(w, T0 + 30, 200, null); // a success without a latency counts, without a latency
+        await record(w, T0 + 1000, 200, 300);
+        await record(w, T0 + 1001, 204, 100);
+        assert.deepEqual(await store.attemptStats(T0, 1000), [
+          { start: T0, callbacks: 22, successes: 22, failures: 0, latencyP50: 11, latencyP95: 20 },
+          { start: T0 + 1000, callbacks: 2, successes: 2, failures: 0, latencyP50: 200, latencyP95: 290 },
+        ]);
+      });
+
+      it('enableWebhook re-enables a disabled webhook (owed notification due now), leaves an enabled one, null when unknown', async () => {
+        await seed(store);
+        const w = await register(store, 'c1', A, 'https://one.example/x', T0);
+        await change(store, A, T0 + 10, T0 + 10, 0);
+        const [cl] = await store.claimDue(claimOpts({ now: T0 + 10 }));
+        assert.ok(cl);
+        await store.completeAttempts([attempt(cl.webhook, 'w1', { kind: 'disable', reason: '410 Gone' }, { statusCode: 410 })]);
+        const d = await get(store, w.id);
+        assert.equal(d.enabled, false);
+        let woken = 0;
+        const unsubscribe = await store.subscribeWakeups(() => woken++);
+        const r = await store.enableWebhook(w.id, T0 + 9000);
+        assert.equal(r?.reenabled, true);
+        assert.equal(r?.webhook.enabled, true);
+        assert.equal(r?.webhook.disabledReason, null);
+        assert.equal(r?.webhook.disabledAt, null);
+        assert.equal(r?.webhook.failedAttempts, 0);
+        assert.equal(r?.webhook.pendingSince, T0 + 10);
+        assert.equal(r?.webhook.dueAt, T0 + 9000);
+        assert.equal(r?.webhook.notifySeq, d.notifySeq);
+        await waitFor('a wake-up', () => woken > 0);
+        await unsubscribe();
+        assert.deepEqual((await store.claimDue(claimOpts({ now: T0 + 9000 }))).map((c) => c.webhook.id), [w.id]);
+
+        const again = await store.enableWebhook(w.id, T0 + 9999);
+        assert.equal(again?.reenabled, false);
+        assert.deepEqual(again?.webhook, await get(store, w.id));
+        assert.equal(await store.enableWebhook(w.id + 1000, T0), null);
+      });
+    });
+
+    describe('client delivery settings, replay and recovery', () => {
+      const S1 = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+      const S2 = 'whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
+      const S3 = 'whsec_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB=';
+
+      it('defaults (empty body, unsigned) until set; null for an unknown client', async () => {
+        await seedClients(store);
+        assert.deepEqual(await store.getClientDeliverySettings('c1'),
+          { clientId: 'c1', payloadMode: 'empty', signingSecret: null, previousSigningSecret: null, previousSecretUntil: null });
+        assert.equal(await store.getClientDeliverySettings('nope'), null);
+        assert.equal(await store.setPayloadMode('c1', 'json', T0), true);
+        assert.equal((await store.getClientDeliverySettings('c1'))?.payloadMode, 'json');
+        assert.equal((await store.getClientDeliverySettings('c2'))?.payloadMode, 'empty', 'per client');
+        assert.equal(await store.setPayloadMode('c1', 'empty', T0 + 1), true);
+        assert.equal((await store.getClientDeliverySettings('c1'))?.payloadMode, 'empty');
+        assert.equal(await store.setPayloadMode('nope', 'json', T0), false);
+        assert.equal(await store.getClientDeliverySettings('nope'), null, 'no row for an unknown client');
+      });
+
+      it('sets, rotates (the replaced secret kept until a time) and removes signing secrets', async () => {
+        await seedClients(store);
+        const settings = async () => {
+          const s = await store.getClientDeliverySettings('c1');
+          return [s?.signingSecret, s?.previousSigningSecret, s?.previousSecretUntil];
+        };
+        assert.equal(await store.setSigningSecret('c1', S1, { previousUntil: T0 + 100, now: T0 }), true);
+        assert.deepEqual(await settings(), [S1, null, null], 'nothing to keep on the first secret');
+        await store.setPayloadMode('c1', 'json', T0);
+        await store.setSigningSecret('c1', S2, { previousUntil: T0 + 500, now: T0 + 1 });
+        assert.deepEqual(await settings(), [S2, S1, T0 + 500]);
+        assert.equal((await store.getClientDeliverySettings('c1'))?.payloadMode, 'json', 'the payload mode is kept');
+        await store.setSigningSecret('c1', S3, { previousUntil: T0 + 900, now: T0 + 2 });
+        assert.deepEqual(await settings(), [S3, S2, T0 + 900], 'a second rotation keeps only the secret it replaced');
+        await store.setSigningSecret('c1', S1, { previousUntil: null, now: T0 + 3 });
+        assert.deepEqual(await settings(), [S1, null, null], 'replaced at once: the previous one is dropped');
+        await store.setSigningSecret('c1', null, { previousUntil: T0 + 999, now: T0 + 4 });
+        assert.deepEqual(await settings(), [null, null, null], 'removed altogether');
+        assert.equal((await store.getClientDeliverySettings('c2'))?.signingSecret, null);
+        assert.equal(await store.setSigningSecret('nope', S1, { previousUntil: null, now: T0 }), false);
+      });
+
+      it('secrets never appear in client rows', async () => {
+        await seedClients(store);
+        await store.setSigningSecret('c2', S1, { previousUntil: null, now: T0 });
+        await store.createToken({ tokenHash: 'th', clientId: 'c2', scope: '/webhook', createdAt: T0, expiresAt: T0 + 1000 });
+        for (const row of [await store.getClient('c2'), (await store.findToken('th'))?.client, ...(await store.listClients())]) {
+          assert.ok(!JSON.stringify(row).includes(S1));
+        }
+        assert.deepEqual(await store.getClient('c2'), { id: 'c2', name: 'Client Two', secretHash: 'hash-2', premium: true, createdAt: T0 + 1, revokedAt: null });
+      });
+
+      it('replay owes a new notification now (new notify seq) reporting the record\'s modified time; null when unknown', async () => {
+        await seed(store);
+        const w = await register(store, 'c1', A, 'https://one.example/x', T0);
+        await change(store, A, T0 + 10);
+        const [cl] = await store.claimDue(claimOpts({ now: T0 + 10 }));
+        assert.ok(cl);
+        await store.completeAttempts([attempt(cl.webhook, 'w1', { kind: 'success' })]);
+        const sent = await get(store, w.id);
+        assert.equal(sent.dueAt, null);
+        let woken = 0;
+        const unsubscribe = await store.subscribeWakeups(() => woken++);
+        const r = await store.replayWebhook(w.id, T0 + 5000);
+        assert.equal(r?.reenabled, false);
+        assert.equal(r?.webhook.changeSeq, sent.changeSeq + 1);
+        assert.equal(r?.webhook.notifySeq, sent.changeSeq + 1, 'a new notification: a new webhook-id');
+        assert.notEqual(r?.webhook.notifySeq, sent.notifySeq);
+        assert.equal(r?.webhook.pendingSince, T0 + 10, 'the record\'s modified time');
+        assert.equal(r?.webhook.dueAt, T0 + 5000);
+        assert.deepEqual(r?.webhook, await get(store, w.id));
+        await waitFor('a wake-up', () => woken > 0);
+        await unsubscribe();
+        const [again] = await store.claimDue(claimOpts({ now: T0 + 5000 }));
+        assert.equal(again?.webhook.id, w.id);
+        assert.equal(await store.replayWebhook(w.id + 1000, T0), null);
+      });
+
+      it('replay re-enables a disabled webhook, keeps what it owed, resets failures', async () => {
+        await seed(store);
+        const w = await register(store, 'c1', A, 'https://one.example/x', T0);
+        await change(store, A, T0 + 10);
+        const [cl] = await store.claimDue(claimOpts({ now: T0 + 10 }));
+        assert.ok(cl);
+        await store.completeAttempts([attempt(cl.webhook, 'w1', { kind: 'disable', reason: '410 Gone' }, { statusCode: 410 })]);
+        const d = await get(store, w.id);
+        const r = await store.replayWebhook(w.id, T0 + 9000);
+        assert.equal(r?.reenabled, true);
+        assert.equal(r?.webhook.enabled, true);
+        assert.equal(r?.webhook.disabledReason, null);
+        assert.equal(r?.webhook.disabledAt, null);
+        assert.equal(r?.webhook.failedAttempts, 0);
+        assert.equal(r?.webhook.pendingSince, T0 + 10);
+        assert.equal(r?.webhook.dueAt, T0 + 9000);
+        assert.equal(r?.webhook.notifySeq, d.changeSeq + 1);
+      });
+
+      it('a replay during a callback in flight is sent after it', async () => {
+        await seed(store);
+        const w = await register(store, 'c1', A, 'https://one.example/x', T0);
+        await change(store, A, T0 + 10);
+        const [cl] = await store.claimDue(claimOpts({ now: T0 + 10 }));
+        assert.ok(cl);
+        await store.replayWebhook(w.id, T0 + 20);
+        assert.deepEqual(await store.claimDue(claimOpts({ now: T0 + 30 })), [], 'not claimed twice while leased');
+        await store.completeAttempts([attempt(cl.webhook, 'w1', { kind: 'success' })]);
+        const s = await get(store, w.id);
+        assert.equal(s.dueAt, T0 + 5000, 'one more, after the one in flight');
+        assert.equal(s.notifySeq, s.changeSeq);
+        assert.notEqual(s.notifySeq, cl.webhook.notifySeq);
+      });
+
+      it('recover replays the client\'s webhooks disabled or failing since a time, and only those', async () => {
+        await seed(store);
+        const w1 = await register(store, 'c1', A, 'https://one.example/1');
+        const w2 = await register(store, 'c1', B, 'https://one.example/1');
+        const w3 = await register(store, 'c1', C, 'https://one.example/1');
+        const w4 = await register(store, 'c1', A, 'https://one.example/4');
+        const w5 = await register(store, 'c2', A, 'https://two.example/1');
+        await change(store, A, T0 + 10);
+        await change(store, B, T0 + 10);
+        const claims = await store.claimDue(claimOpts({ now: T0 + 10 }));
+        const claimed = (id: number) => claims.find((c) => c.webhook.id === id)?.webhook ?? assert.fail(`webhook ${id} not claimed`);
+        await store.completeAttempts([
+          attempt(claimed(w1.id), 'w1', { kind: 'disable', reason: 'gone' }), // disabled at T0 + 1012
+          attempt(claimed(w2.id), 'w1', { kind: 'retry', retryAt: T0 + 60_000 }), // failing since T0 + 1012
+          attempt(claimed(w4.id), 'w1', { kind: 'disable', reason: 'old' }, { startedAt: T0 + 100 }), // disabled at T0 + 112
+          attempt(claimed(w5.id), 'w1', { kind: 'disable', reason: 'gone' }), // another client's
+        ]);
+        let woken = 0;
+        const unsubscribe = await store.subscribeWakeups(() => woken++);
+        assert.equal(await store.recoverWebhooks('c1', T0 + 500, T0 + 2000), 2);
+        await waitFor('a wake-up', () => woken > 0);
+        await unsubscribe();
+        for (const id of [w1.id, w2.id]) {
+          const w = await get(store, id);
+          assert.equal(w.enabled, true);
+          assert.equal(w.failedAttempts, 0);
+          assert.equal(w.dueAt, T0 + 2000);
+          assert.equal(w.pendingSince, T0 + 10);
+          assert.equal(w.notifySeq, w.changeSeq);
+        }
+        assert.equal((await get(store, w3.id)).dueAt, null, 'a healthy webhook owes nothing new');
+        assert.equal((await get(store, w4.id)).enabled, false, 'disabled before the time');
+        assert.equal((await get(store, w5.id)).enabled, false, 'another client\'s');
+        assert.deepEqual((await store.claimDue(claimOpts({ now: T0 + 2000 }))).map((c) => c.webhook.id).sort(), [w1.id, w2.id].sort());
+        assert.equal(await store.recoverWebhooks('c1', T0 + 500, T0 + 3000), 0, 'nothing left to recover');
+        assert.equal(await store.recoverWebhooks('nope', T0, T0), 0);
       });
     });
 

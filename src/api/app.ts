@@ -6,10 +6,15 @@ import type { TargetPolicy } from '../domain/ssrf.ts';
 import type { ApplyChangesResult, Store } from '../store/types.ts';
 import type { Metrics } from '../metrics.ts';
 import { adminRoutes } from './admin.ts';
+import { adminClientRoutes } from './admin-clients.ts';
+import { clientWebhookRoutes } from './client-webhooks.ts';
+import { adminDashboardRoutes } from './admin-dashboard.ts';
+import { dashboardRoutes } from './dashboard-static.ts';
 import { errorHandler, sendOrcidError } from './errors.ts';
 import { oauthRoutes } from './oauth.ts';
 import { opsRoutes } from './ops.ts';
 import { orcidWebhookRoutes } from './orcid-webhooks.ts';
+import { RateLimiter, clientRateLimit, tokenRateLimit } from './rate-limit.ts';
 
 export interface AppDeps {
   store: Store;
@@ -27,6 +32,13 @@ export interface AppDeps {
   /** false on worker-only nodes: no ORCID or admin API, only the operational endpoints. */
   api?: boolean;
   onChanges?: (result: ApplyChangesResult) => void;
+  /** ORCID API requests per client per minute, /oauth/token requests per IP per minute (0 or unset: unlimited). */
+  rateLimitPerMinute?: number;
+  tokenRateLimitPerMinute?: number;
+  /** How long a rotated-out signing secret keeps signing (default 24 h). */
+  signingRotationGraceMs?: number;
+  /** A client's signing or payload settings changed through the admin API. */
+  onClientSettingsChanged?: (clientId: string) => void;
 }
 
 /** The HTTP API: ORCID's endpoints, the admin API, and one error handler in ORCID's format. */
@@ -76,10 +88,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   opsRoutes(app, { store: deps.store, metrics: deps.metrics, worker: deps.worker });
   if (deps.api === false) return app;
+  // In this process's memory: with several API processes each one counts on its own.
+  app.addHook('onRequest', tokenRateLimit(new RateLimiter(deps.tokenRateLimitPerMinute ?? 0, now)));
+  const beforeHandle = clientRateLimit(new RateLimiter(deps.rateLimitPerMinute ?? 0, now));
   oauthRoutes(app, { store: deps.store, now });
   orcidWebhookRoutes(app, {
     store: deps.store, policy: deps.policy, records: deps.records, baseUrl: deps.baseUrl,
-    maxWebhooksPerClient: deps.maxWebhooksPerClient, now,
+    maxWebhooksPerClient: deps.maxWebhooksPerClient, now, beforeHandle,
     onRegistered: (outcome) => deps.metrics.registrations.inc({ outcome }),
   });
   adminRoutes(app, {
@@ -90,6 +105,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       deps.metrics.changes.inc({ result: 'ignored' }, result.ignored);
       deps.onChanges?.(result);
     },
+  });
+  adminDashboardRoutes(app, { store: deps.store, adminToken: deps.adminToken, now });
+  dashboardRoutes(app);
+  clientWebhookRoutes(app, { store: deps.store, now, beforeHandle });
+  adminClientRoutes(app, {
+    store: deps.store, adminToken: deps.adminToken, now, signingRotationGraceMs: deps.signingRotationGraceMs ?? 24 * 3_600_000,
+    ...(deps.onClientSettingsChanged && { onClientSettingsChanged: deps.onClientSettingsChanged }),
   });
   return app;
 }

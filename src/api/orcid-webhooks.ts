@@ -7,12 +7,12 @@ import type { Store } from '../store/types.ts';
 import { authenticate, requireWebhookScope, type Caller } from './auth.ts';
 import { describeOperation, oauthErrorSchema, orcidErrorSchema } from './openapi.ts';
 
-const PATH = '/{orcid}/webhook/{callback}';
-const PATH_PARAMS = {
+export const PATH = '/{orcid}/webhook/{callback}';
+export const PATH_PARAMS = {
   orcid: 'ORCID iD, e.g. 0000-0002-7465-2162 (format and MOD 11-2 check character are validated)',
   callback: 'The callback URL, URL-encoded into this one segment (slashes as %2F)',
 };
-const AUTH_ERRORS = {
+export const AUTH_ERRORS = {
   401: { description: 'invalid_token: missing, unknown or expired token, or revoked client', schema: oauthErrorSchema },
   403: { description: 'The token lacks the /webhook scope (error-code 9038)', schema: orcidErrorSchema },
   429: { description: 'Rate limited (error-code 9051), with Retry-After', schema: orcidErrorSchema },

@@ -1,7 +1,10 @@
 import { statSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, SETTINGS, resolveConfig, type Config } from '../config.ts';
+import { notificationId } from '../delivery/worker.ts';
 import { checkOrcid, mintOrcid } from '../domain/orcid-id.ts';
+import { parseIsoTime } from '../domain/time.ts';
+import { ClientDeliveryError, issueSigningSecret, recoverClientWebhooks, removeSigningSecret, setPayloadMode } from '../ops/client-delivery.ts';
 import { clientView, createApiClient } from '../ops/clients.ts';
 import { importChanges } from '../ops/import.ts';
 import { openStore, startService } from '../service.ts';
@@ -79,6 +82,12 @@ function webhookView(w: WebhookRow) {
   };
 }
 
+/** A refusal of src/ops/client-delivery.ts as one line with what to do instead. */
+function deliveryError(e: unknown): never {
+  if (!(e instanceof ClientDeliveryError)) throw e;
+  throw new CliError(e.kind === 'no-client' ? `${e.message} (see "orcid-webhooks clients list")` : `${e.message} (use --rotate or --remove)`);
+}
+
 export function buildCli(): Command {
   const program = new Command('orcid-webhooks')
     .description('Self-hosted, ORCID-API-compatible webhook service.\nRun "orcid-webhooks serve" to start it; every command takes --help.')
@@ -146,6 +155,32 @@ export function buildCli(): Command {
       if (!(await store.revokeClient(id, Date.now()))) throw new CliError(`No client with id ${id} (see "orcid-webhooks clients list")`);
       print(opts, { id, revoked: true }, () => `client ${id} revoked; its tokens no longer work`);
     }));
+  common(clients.command('signing-secret').description('give the client a signing secret: its callbacks then carry a Standard Webhooks webhook-signature (the secret is shown once)').argument('<id>', 'client id'))
+    .option('--rotate', 'replace the existing secret; the old one also signs for --signing-rotation-grace', false)
+    .option('--remove', "stop signing the client's callbacks", false)
+    .option('--signing-rotation-grace <duration>', 'how long a rotated-out secret keeps signing (env ORCID_WEBHOOKS_SIGNING_ROTATION_GRACE, default 24h)')
+    .action(async (id: string, opts: Opts) => withStore(opts, async (store, cfg) => {
+      if (opts.rotate && opts.remove) throw new CliError('--rotate and --remove cannot be used together', 2);
+      if (opts.remove) {
+        await removeSigningSecret(store, id, Date.now()).catch(deliveryError);
+        print(opts, { client: id, signed: false }, () => `client ${id}: callbacks are no longer signed`);
+        return;
+      }
+      const issued = await issueSigningSecret(store, id, { rotate: Boolean(opts.rotate), graceMs: cfg.signingRotationGraceMs, now: Date.now() }).catch(deliveryError);
+      const expires = issued.previousExpiresAt === null ? null : new Date(issued.previousExpiresAt).toISOString();
+      print(opts, { client: id, secret: issued.secret, previousSecretExpires: expires }, () => [
+        `signing secret: ${issued.secret}`,
+        expires ? `The previous secret also signs until ${expires}; then only this one.` : `Callbacks of client ${id} are signed from now on.`,
+        'Give it to the client to verify webhook-signature; it cannot be shown again.',
+      ].join('\n'));
+    }));
+  common(clients.command('payload').description("choose the client's callback body: empty (ORCID's, the default) or json (a record.updated event)")
+    .argument('<id>', 'client id').argument('<mode>', 'json or empty'))
+    .action(async (id: string, mode: string, opts: Opts) => withStore(opts, async (store) => {
+      if (mode !== 'json' && mode !== 'empty') throw new CliError(`mode must be json or empty, got "${mode}"`, 2);
+      await setPayloadMode(store, id, mode, Date.now()).catch(deliveryError);
+      print(opts, { client: id, payload: mode }, () => `client ${id}: callbacks now carry ${mode === 'json' ? 'a JSON record.updated event' : "ORCID's empty body"}`);
+    }));
 
   const records = program.command('records').description('manage ORCID records (webhooks attach to them)');
   common(records.command('add').description('add records by iD').argument('<orcid...>', 'ORCID iDs such as 0000-0002-1825-0097'))
@@ -204,7 +239,7 @@ export function buildCli(): Command {
       if (report.rejectedCount) process.exitCode = 1;
     }));
 
-  const webhooks = program.command('webhooks').description('inspect webhooks');
+  const webhooks = program.command('webhooks').description('inspect, replay and recover webhooks');
   common(webhooks.command('list').description('list webhooks'))
     .option('--orcid <orcid>', 'only this record')
     .option('--client <id>', 'only this client')
@@ -220,6 +255,26 @@ export function buildCli(): Command {
         ...(opts.after ? { afterId: Number(opts.after) } : {}),
       })).map(webhookView);
       print(opts, rows, () => table(rows.map((r) => ({ id: r.id, client: r.client, orcid: r.orcid, state: r.state, failures: r.failedAttempts, 'last sent': r.lastSent, url: r.url })), 'no webhooks match'));
+    }));
+  common(webhooks.command('replay').description("send a webhook's notification again now, with a new webhook-id; a disabled webhook is re-enabled")
+    .argument('<id>', 'webhook id (see "webhooks list")', positiveInt('the webhook id')))
+    .action(async (id: number, opts: Opts) => withStore(opts, async (store) => {
+      const r = await store.replayWebhook(id, Date.now());
+      if (!r) throw new CliError(`No webhook with id ${id} (see "orcid-webhooks webhooks list")`);
+      const nid = notificationId(r.webhook);
+      print(opts, { id, notificationId: nid, reenabled: r.reenabled }, () =>
+        `webhook ${id} owes notification ${nid} now${r.reenabled ? ' (it was disabled and is enabled again)' : ''}`);
+    }));
+  common(webhooks.command('recover').description("re-enable a client's webhooks disabled or failing since a time; each owes one notification now"))
+    .requiredOption('--client <id>', 'client id')
+    .requiredOption('--since <time>', 'an ISO 8601 time such as 2026-01-31T12:00:00Z')
+    .action(async (opts: Opts) => withStore(opts, async (store) => {
+      const raw = String(opts.since);
+      const since = parseIsoTime(raw);
+      if (since === null) throw new CliError(`--since must be an ISO 8601 time such as 2026-01-31T12:00:00Z, got "${raw}"`, 2);
+      const recovered = await recoverClientWebhooks(store, String(opts.client), since, Date.now()).catch(deliveryError);
+      print(opts, { client: opts.client, since: new Date(since).toISOString(), recovered }, () =>
+        `${recovered} webhook(s) of client ${String(opts.client)} re-enabled, each owing one notification now`);
     }));
 
   return program;

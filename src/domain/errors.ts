@@ -28,6 +28,8 @@ export const ERROR_CODES = {
   9053: { status: 404, userMessage: 'The resource was not found.', developerPrefix: '404 Not Found: No such endpoint.' },
   9054: { status: 405, userMessage: 'Endpoint and method mismatch.', developerPrefix: '405 Method Not Allowed: Endpoint and method mismatch.' },
   9055: { status: 415, userMessage: 'Unsupported media type.', developerPrefix: '415 Unsupported Media Type: data must be in XML or JSON format.' },
+  /** Ours: the request conflicts with the current state (e.g. a signing secret exists: rotate it). */
+  9056: { status: 409, userMessage: 'The request conflicts with the current state.', developerPrefix: '409 Conflict: The request conflicts with the current state.' },
   /** Generic server error; never expected. */
   9000: { status: 500, userMessage: 'There was an error connecting to ORCID.', developerPrefix: '500 Internal Server Error: There was an unexpected error.' },
 } as const satisfies Record<number, ErrorCodeSpec>;
@@ -72,7 +74,7 @@ export interface OrcidErrorBody {
 export class OAuthError extends Error {
   constructor(
     readonly status: number,
-    readonly error: 'invalid_client' | 'invalid_scope' | 'unsupported_grant_type' | 'invalid_request' | 'invalid_token' | 'invalid_grant',
+    readonly error: 'invalid_client' | 'invalid_scope' | 'unsupported_grant_type' | 'invalid_request' | 'invalid_token' | 'invalid_grant' | 'slow_down',
     readonly description: string,
     readonly headers: Record<string, string> = {},
   ) {

@@ -153,6 +153,19 @@ export interface AttemptRow {
   latencyMs: number | null;
 }
 
+/** Delivery attempts of one time bucket (Store.attemptStats). */
+export interface AttemptBucket {
+  /** Start of the bucket: since + k * bucketMs. */
+  start: number;
+  callbacks: number;
+  /** Answered 2xx. */
+  successes: number;
+  failures: number;
+  /** Change-to-callback latency (ms) of the successful attempts, interpolated (percentile_cont); null when none. */
+  latencyP50: number | null;
+  latencyP95: number | null;
+}
+
 export interface WebhookCounts {
   total: number;
   enabled: number;
@@ -161,6 +174,26 @@ export interface WebhookCounts {
   pending: number;
   /** Owes a notification after one or more failures (in backoff). */
   backoff: number;
+}
+
+/** What a callback's body is: ORCID's empty POST (the default) or a small JSON event. */
+export type PayloadMode = 'empty' | 'json';
+
+/** How one client's callbacks are built (signing and payload); defaults when never set. */
+export interface ClientDeliverySettings {
+  clientId: string;
+  payloadMode: PayloadMode;
+  /** `whsec_...`, in clear because it is needed to sign; null: callbacks are unsigned. Never log it. */
+  signingSecret: string | null;
+  /** The secret replaced by the last rotation, still signing until previousSecretUntil. */
+  previousSigningSecret: string | null;
+  previousSecretUntil: number | null;
+}
+
+export interface ReplayResult {
+  webhook: WebhookRow;
+  /** The webhook was disabled and replaying it enabled it again. */
+  reenabled: boolean;
 }
 
 export interface Store {
@@ -199,11 +232,39 @@ export interface Store {
    * maxPerClient (when set) refuses a new webhook beyond the cap.
    */
   registerWebhook(input: { clientId: string; orcid: string; url: string; host: string; now: number; maxPerClient?: number }): Promise<RegisterResult>;
+  /**
+   * Re-enables a disabled webhook as registerWebhook does (failures reset; a notification it still
+   * owed becomes due now); an enabled one is left as it is. null when there is no such webhook.
+   */
+  enableWebhook(id: number, now: number): Promise<{ webhook: WebhookRow; reenabled: boolean } | null>;
   deleteWebhook(clientId: string, orcid: string, url: string): Promise<boolean>;
   findWebhook(clientId: string, orcid: string, url: string): Promise<WebhookRow | null>;
   getWebhook(id: number): Promise<WebhookRow | null>;
   listWebhooks(filter: WebhookFilter): Promise<WebhookRow[]>;
   countWebhooks(): Promise<WebhookCounts>;
+
+  /** The client's delivery settings (defaults when never set); null when there is no such client. */
+  getClientDeliverySettings(clientId: string): Promise<ClientDeliverySettings | null>;
+  /**
+   * Sets the client's signing secret; null removes signing altogether. With previousUntil, the
+   * secret being replaced (if any) keeps signing until then (rotation); without, it is dropped.
+   * false when there is no such client.
+   */
+  setSigningSecret(clientId: string, secret: string | null, opts: { previousUntil: number | null; now: number }): Promise<boolean>;
+  /** false when there is no such client. */
+  setPayloadMode(clientId: string, mode: PayloadMode, now: number): Promise<boolean>;
+  /**
+   * Owes the webhook one new notification (a new notify seq, so a new `webhook-id`), due now, even
+   * if nothing changed: its record's modified time is reported again. A disabled webhook is
+   * re-enabled (an explicit replay means "try again"); failures are reset. A callback in flight
+   * finishes first and this one follows. null when there is no such webhook.
+   */
+  replayWebhook(id: number, now: number): Promise<ReplayResult | null>;
+  /**
+   * Replays (as replayWebhook) every webhook of the client disabled at or after `since`, or still
+   * failing with a failure at or after it; returns how many.
+   */
+  recoverWebhooks(clientId: string, since: number, now: number): Promise<number>;
 
   /**
    * Claims up to `limit` enabled webhooks that are due, in one statement that stamps the lease.
@@ -223,6 +284,8 @@ export interface Store {
    */
   subscribeWakeups(listener: () => void): Promise<() => Promise<void>>;
   listAttempts(webhookId: number, limit: number): Promise<AttemptRow[]>;
+  /** Attempts at or after `since` aggregated per bucket of bucketMs, in SQL; only buckets with attempts. */
+  attemptStats(since: number, bucketMs: number): Promise<AttemptBucket[]>;
   /** Deletes attempts older than `before`; returns how many. */
   pruneAttempts(before: number): Promise<number>;
 }

@@ -3,9 +3,14 @@ import type { ClientConfig, CustomTypesConfig, Notification, PoolClient, PoolCon
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadMigrations } from '../migrations.ts';
+import { attemptStatsSql, toAttemptBuckets } from '../sql/attempt-stats.ts';
+import {
+  deliverySettingsSql, recoverWhereSql, replaySetSql, setPayloadModeSql, setSigningSecretSql, toDeliverySettings,
+} from '../sql/client-features.ts';
+import type { ClientDeliverySettings, PayloadMode, ReplayResult } from '../types.ts';
 import { STATE_SQL, toAttempt, toClient, toWebhook } from '../sqlite/sqlite-store.ts';
 import type {
-  ApplyChangesOptions, ApplyChangesResult, AttemptRecord, AttemptRow, Claim, ClientRow, NewClient, RecordChange,
+  ApplyChangesOptions, ApplyChangesResult, AttemptBucket, AttemptRecord, AttemptRow, Claim, ClientRow, NewClient, RecordChange,
   RecordRow, RegisterResult, Store, TokenRow, WebhookCounts, WebhookFilter, WebhookRow,
 } from '../types.ts';
 
@@ -334,6 +339,20 @@ export class PostgresStore implements Store {
     });
   }
 
+  async enableWebhook(id: number, now: number): Promise<{ webhook: WebhookRow; reenabled: boolean } | null> {
+    return this.tx(async (c) => {
+      const re = (await c.query<Row>(`UPDATE webhooks SET enabled = 1, disabled_reason = NULL, disabled_at = NULL, failed_attempts = 0,
+          due_at = CASE WHEN pending_since IS NOT NULL THEN $2::bigint ELSE NULL END
+        WHERE id = $1 AND enabled = 0 RETURNING *`, [id, now])).rows[0];
+      if (re) {
+        if (re.due_at !== null) await notify(c);
+        return { webhook: toWebhook(re), reenabled: true };
+      }
+      const existing = (await c.query<Row>('SELECT * FROM webhooks WHERE id = $1', [id])).rows[0];
+      return existing ? { webhook: toWebhook(existing), reenabled: false } : null;
+    });
+  }
+
   async deleteWebhook(clientId: string, orcid: string, url: string): Promise<boolean> {
     const res = await this.pool.query('DELETE FROM webhooks WHERE client_id = $1 AND orcid = $2 AND url = $3', [clientId, orcid, url]);
     return (res.rowCount ?? 0) > 0;
@@ -375,6 +394,40 @@ export class PostgresStore implements Store {
         count(*) FILTER (WHERE enabled = 1 AND due_at IS NOT NULL AND failed_attempts > 0) AS backoff
       FROM webhooks`);
     return { total: Number(r?.total ?? 0), enabled: Number(r?.enabled ?? 0), disabled: Number(r?.disabled ?? 0), pending: Number(r?.pending ?? 0), backoff: Number(r?.backoff ?? 0) };
+  }
+
+  async getClientDeliverySettings(clientId: string): Promise<ClientDeliverySettings | null> {
+    const [r] = await this.query(deliverySettingsSql('$1'), [clientId]);
+    return r ? toDeliverySettings(r) : null;
+  }
+
+  async setSigningSecret(clientId: string, secret: string | null, opts: { previousUntil: number | null; now: number }): Promise<boolean> {
+    const sql = setSigningSecretSql({ clientId: '$1::text', secret: '$2::text', keepUntil: '$3::bigint', now: '$4::bigint' });
+    return ((await this.pool.query(sql, [clientId, secret, opts.previousUntil, opts.now])).rowCount ?? 0) > 0;
+  }
+
+  async setPayloadMode(clientId: string, mode: PayloadMode, now: number): Promise<boolean> {
+    const sql = setPayloadModeSql({ clientId: '$1::text', mode: '$2::text', now: '$3::bigint' });
+    return ((await this.pool.query(sql, [clientId, mode, now])).rowCount ?? 0) > 0;
+  }
+
+  async replayWebhook(id: number, now: number): Promise<ReplayResult | null> {
+    return this.tx(async (c): Promise<ReplayResult | null> => {
+      const existing = (await c.query<Row>('SELECT enabled FROM webhooks WHERE id = $1 FOR NO KEY UPDATE', [id])).rows[0];
+      if (!existing) return null;
+      const row = (await c.query<Row>(`UPDATE webhooks SET ${replaySetSql('$2::bigint')} WHERE id = $1 RETURNING *`, [id, now])).rows[0]!;
+      await notify(c);
+      return { webhook: toWebhook(row), reenabled: !Number(existing.enabled) };
+    });
+  }
+
+  async recoverWebhooks(clientId: string, since: number, now: number): Promise<number> {
+    return this.tx(async (c) => {
+      const res = await c.query(`UPDATE webhooks SET ${replaySetSql('$3::bigint')} WHERE ${recoverWhereSql({ clientId: '$1::text', since: '$2::bigint' })}`, [clientId, since, now]);
+      const n = res.rowCount ?? 0;
+      if (n > 0) await notify(c);
+      return n;
+    });
   }
 
   async claimDue(o: { owner: string; limit: number; now: number; leaseMs: number; excludeHosts: string[] }): Promise<Claim[]> {
@@ -481,6 +534,10 @@ export class PostgresStore implements Store {
 
   async listAttempts(webhookId: number, limit: number): Promise<AttemptRow[]> {
     return (await this.query('SELECT * FROM attempts WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2', [webhookId, limit])).map(toAttempt);
+  }
+
+  async attemptStats(since: number, bucketMs: number): Promise<AttemptBucket[]> {
+    return toAttemptBuckets(await this.query(attemptStatsSql('postgres'), [since, bucketMs]), since, bucketMs);
   }
 
   async pruneAttempts(before: number): Promise<number> {

@@ -4,8 +4,13 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadMigrations } from '../migrations.ts';
+import { attemptStatsSql, toAttemptBuckets } from '../sql/attempt-stats.ts';
+import {
+  deliverySettingsSql, recoverWhereSql, replaySetSql, setPayloadModeSql, setSigningSecretSql, toDeliverySettings,
+} from '../sql/client-features.ts';
+import type { ClientDeliverySettings, PayloadMode, ReplayResult } from '../types.ts';
 import type {
-  ApplyChangesOptions, ApplyChangesResult, AttemptRecord, AttemptRow, Claim, ClientRow, NewClient, RecordChange,
+  ApplyChangesOptions, ApplyChangesResult, AttemptBucket, AttemptRecord, AttemptRow, Claim, ClientRow, NewClient, RecordChange,
   RecordRow, RegisterResult, Store, TokenRow, WebhookCounts, WebhookFilter, WebhookRow,
 } from '../types.ts';
 
@@ -235,6 +240,18 @@ export class SqliteStore implements Store {
     }).immediate();
   }
 
+  async enableWebhook(id: number, now: number): Promise<{ webhook: WebhookRow; reenabled: boolean } | null> {
+    const res = this.db.transaction(() => {
+      const existing = this.q('SELECT enabled FROM webhooks WHERE id = ?').get(id) as Row | undefined;
+      if (!existing) return null;
+      const reenabled = !existing.enabled;
+      if (reenabled) this.q(REENABLE_SQL).run({ id, now });
+      return { webhook: toWebhook(this.q('SELECT * FROM webhooks WHERE id = ?').get(id) as Row), reenabled };
+    }).immediate();
+    if (res?.reenabled && res.webhook.dueAt !== null) this.wakeups.emit('wake');
+    return res;
+  }
+
   async deleteWebhook(clientId: string, orcid: string, url: string): Promise<boolean> {
     return this.q('DELETE FROM webhooks WHERE client_id = ? AND orcid = ? AND url = ?').run(clientId, orcid, url).changes > 0;
   }
@@ -267,6 +284,38 @@ export class SqliteStore implements Store {
   async countWebhooks(): Promise<WebhookCounts> {
     const r = this.q(COUNTS_SQL).get() as Row;
     return { total: Number(r.total), enabled: Number(r.enabled ?? 0), disabled: Number(r.disabled ?? 0), pending: Number(r.pending ?? 0), backoff: Number(r.backoff ?? 0) };
+  }
+
+  async getClientDeliverySettings(clientId: string): Promise<ClientDeliverySettings | null> {
+    const r = this.q(deliverySettingsSql('?')).get(clientId) as Row | undefined;
+    return r ? toDeliverySettings(r) : null;
+  }
+
+  async setSigningSecret(clientId: string, secret: string | null, opts: { previousUntil: number | null; now: number }): Promise<boolean> {
+    const sql = setSigningSecretSql({ clientId: '@clientId', secret: '@secret', keepUntil: '@keepUntil', now: '@now' });
+    return this.q(sql).run({ clientId, secret, keepUntil: opts.previousUntil, now: opts.now }).changes > 0;
+  }
+
+  async setPayloadMode(clientId: string, mode: PayloadMode, now: number): Promise<boolean> {
+    return this.q(setPayloadModeSql({ clientId: '@clientId', mode: '@mode', now: '@now' })).run({ clientId, mode, now }).changes > 0;
+  }
+
+  async replayWebhook(id: number, now: number): Promise<ReplayResult | null> {
+    const res = this.db.transaction((): ReplayResult | null => {
+      const existing = this.q('SELECT enabled FROM webhooks WHERE id = ?').get(id) as Row | undefined;
+      if (!existing) return null;
+      const row = this.q(`UPDATE webhooks SET ${replaySetSql('@now')} WHERE id = @id RETURNING *`).get({ id, now }) as Row;
+      return { webhook: toWebhook(row), reenabled: !existing.enabled };
+    }).immediate();
+    if (res) this.wakeups.emit('wake');
+    return res;
+  }
+
+  async recoverWebhooks(clientId: string, since: number, now: number): Promise<number> {
+    const n = this.q(`UPDATE webhooks SET ${replaySetSql('@now')} WHERE ${recoverWhereSql({ clientId: '@clientId', since: '@since' })}`)
+      .run({ clientId, since, now }).changes;
+    if (n > 0) this.wakeups.emit('wake');
+    return n;
   }
 
   async claimDue(o: { owner: string; limit: number; now: number; leaseMs: number; excludeHosts: string[] }): Promise<Claim[]> {
@@ -322,6 +371,10 @@ export class SqliteStore implements Store {
 
   async listAttempts(webhookId: number, limit: number): Promise<AttemptRow[]> {
     return (this.q('SELECT * FROM attempts WHERE webhook_id = ? ORDER BY id DESC LIMIT ?').all(webhookId, limit) as Row[]).map(toAttempt);
+  }
+
+  async attemptStats(since: number, bucketMs: number): Promise<AttemptBucket[]> {
+    return toAttemptBuckets(this.q(attemptStatsSql('sqlite')).all({ since, bucketMs }) as Row[], since, bucketMs);
   }
 
   async pruneAttempts(before: number): Promise<number> {

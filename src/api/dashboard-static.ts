@@ -1,0 +1,80 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, extname, join, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { OrcidApiError } from '../domain/errors.ts';
+
+/**
+ * Serves the dashboard (src/dashboard: plain HTML, CSS and ES modules, uPlot vendored) at /admin.
+ * The files are read once at start-up and served from memory with an ETag: a handful of small
+ * files, no build step, nothing fetched from elsewhere (works offline). The admin token never
+ * reaches these routes: the page asks for it and calls /admin/api with it.
+ */
+export const DASHBOARD_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'dashboard');
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+};
+
+/** Only same-origin assets and API calls; uPlot sizes its elements through the CSSOM, which CSP allows. */
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+interface Asset {
+  type: string;
+  body: Buffer;
+  etag: string;
+}
+
+function loadAssets(dir: string): Map<string, Asset> {
+  const assets = new Map<string, Asset>();
+  const walk = (d: string): void => {
+    for (const name of readdirSync(d)) {
+      const path = join(d, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else {
+        const type = TYPES[extname(name)];
+        if (!type) continue;
+        const body = readFileSync(path);
+        const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`;
+        assets.set(relative(dir, path).split(sep).join('/'), { type, body, etag });
+      }
+    }
+  };
+  walk(dir);
+  return assets;
+}
+
+function send(req: FastifyRequest, reply: FastifyReply, a: Asset): FastifyReply {
+  reply.header('content-security-policy', CSP)
+    .header('x-content-type-options', 'nosniff')
+    .header('referrer-policy', 'no-referrer')
+    // Revalidate every time: cheap (304), and a new version of the service is picked up at once.
+    .header('cache-control', 'no-cache')
+    .header('etag', a.etag);
+  if (req.headers['if-none-match'] === a.etag) return reply.code(304).send();
+  return reply.type(a.type).send(a.body);
+}
+
+export function dashboardRoutes(app: FastifyInstance, opts: { dir?: string } = {}): void {
+  const assets = loadAssets(opts.dir ?? DASHBOARD_DIR);
+  const index = assets.get('index.html');
+  if (!index) throw new Error(`dashboard: index.html missing in ${opts.dir ?? DASHBOARD_DIR}`);
+
+  app.get('/admin', async function dashboardPage(req, reply) {
+    return send(req, reply, index);
+  });
+  app.get('/admin/', async function dashboardPageSlash(req, reply) {
+    return send(req, reply, index);
+  });
+  app.get('/admin/assets/*', async function dashboardAsset(req, reply) {
+    const path = (req.params as { '*': string })['*'];
+    const asset = path === 'index.html' ? undefined : assets.get(path);
+    if (!asset) throw new OrcidApiError(9053, `No dashboard asset ${path}`);
+    return send(req, reply, asset);
+  });
+}
