@@ -21,7 +21,7 @@ describe('delivery', () => {
   let rx: Receiver;
 
   before(async () => {
-    h = await startHarness(fast);
+    h = await startHarness({ ...fast, requestTimeoutMs: 3000, leaseMs: 5000 });
     await h.store.addRecords(ORCIDS, Date.now() - 60_000);
   });
   after(() => h.close());
@@ -88,6 +88,8 @@ describe('delivery', () => {
   });
 
   test('coalescing: many changes during retry backoff give one callback, with the same webhook-id', async () => {
+    // A backoff long enough for the five changes to land in it, even on a loaded machine.
+    h.svc.worker!['o'].schedule = parseRetrySchedule('1s');
     rx = await startReceiver();
     rx.behave((_r, res, n) => { res.writeHead(n === 1 ? 500 : 200).end(); });
     const url = rx.url('/coalesce');
@@ -95,7 +97,8 @@ describe('delivery', () => {
     await touch(ORCIDS[2]!);
     await rx.waitFor(1);
     for (let i = 0; i < 5; i++) await touch(ORCIDS[2]!);
-    const got = await rx.waitFor(2);
+    const got = await rx.waitFor(2, 5000);
+    h.svc.worker!['o'].schedule = fast.retrySchedule;
     await sleep(400);
     assert.equal(rx.received.length, 2, 'one failed try and one retry, nothing more');
     assert.equal(got[0]!.headers['webhook-id'], got[1]!.headers['webhook-id'], 'a retry keeps its webhook-id');
@@ -110,7 +113,7 @@ describe('delivery', () => {
   test('a change while a callback is in flight gives exactly one more afterwards', async () => {
     rx = await startReceiver();
     rx.behave(async (_r, res, n) => {
-      if (n === 1) await sleep(250);
+      if (n === 1) await sleep(1000);
       res.writeHead(204).end();
     });
     const url = rx.url('/flight');
@@ -119,11 +122,11 @@ describe('delivery', () => {
     await rx.waitFor(1);
     await touch(ORCIDS[3]!);
     await touch(ORCIDS[3]!);
-    const got = await rx.waitFor(2, 3000);
+    const got = await rx.waitFor(2, 5000);
     await sleep(400);
     assert.equal(rx.received.length, 2);
     assert.notEqual(got[0]!.headers['webhook-id'], got[1]!.headers['webhook-id'], 'a new notification has a new id');
-    assert.ok(got[1]!.at >= got[0]!.at + 200, 'the second call comes after the first finished');
+    assert.ok(got[1]!.at >= got[0]!.at + 950, 'the second call comes after the first finished');
     await h.store.deleteWebhook(h.clientId, ORCIDS[3]!, url);
   });
 });

@@ -92,7 +92,7 @@ if (pgState.error) {
       const seeded = Date.now();
 
       const common = {
-        db: dbUrl, 'allowed-targets': '127.0.0.0/8', 'poll-interval': '200ms', lease: '3s', 'request-timeout': '2s',
+        db: dbUrl, 'allowed-targets': '127.0.0.0/8', 'poll-interval': '200ms', lease: '6s', 'request-timeout': '2s', // lease well past the timeout: a loaded machine may be slow to record an outcome
         'connect-timeout': '2s', 'pool-size': 4,
       };
       const [api0, api1, ...workers] = await Promise.all([
