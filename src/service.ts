@@ -56,6 +56,11 @@ export async function openStore(config: Config): Promise<Store> {
   return createStore(config.db, { poolSize: config.poolSize, statementTimeoutMs: config.statementTimeoutMs });
 }
 
+/** The store of a long-running server: SQLite checkpoints move off the event loop. */
+export async function openServiceStore(config: Config): Promise<Store> {
+  return createStore(config.db, { poolSize: config.poolSize, statementTimeoutMs: config.statementTimeoutMs, backgroundCheckpoint: true });
+}
+
 export interface StartOptions {
   logger?: Logger;
   store?: Store;
@@ -65,7 +70,7 @@ export interface StartOptions {
 
 export async function startService(config: Config, opts: StartOptions = {}): Promise<Service> {
   const logger = opts.logger ?? createLogger(config.logLevel);
-  const store = opts.store ?? (await openStore(config));
+  const store = opts.store ?? (await openServiceStore(config));
   const applied = await store.migrate();
   if (applied.length) logger.info({ applied }, 'applied database migrations');
   const { token: adminToken, file: adminTokenFile } = resolveAdminToken(config);

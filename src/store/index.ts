@@ -8,6 +8,8 @@ export interface StoreOptions {
   poolSize?: number;
   /** PostgreSQL statement timeout in ms. */
   statementTimeoutMs?: number;
+  /** SQLite: WAL checkpoints on a background thread (for long-running services). */
+  backgroundCheckpoint?: boolean;
 }
 
 export function isPostgresUrl(url: string): boolean {
@@ -20,5 +22,5 @@ export async function createStore(url: string, opts: StoreOptions = {}): Promise
     const { PostgresStore } = await import('./postgres/postgres-store.ts');
     return new PostgresStore(url, opts);
   }
-  return new SqliteStore(sqlitePath(url));
+  return new SqliteStore(sqlitePath(url), { backgroundCheckpoint: opts.backgroundCheckpoint ?? false });
 }

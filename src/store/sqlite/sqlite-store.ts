@@ -4,6 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadMigrations } from '../migrations.ts';
+import { BackgroundCheckpointer } from './checkpointer.ts';
 import { attemptStatsSql, toAttemptBuckets } from '../sql/attempt-stats.ts';
 import {
   deliverySettingsSql, recoverWhereSql, replaySetSql, setPayloadModeSql, setSigningSecretSql, toDeliverySettings,
@@ -67,8 +68,11 @@ export class SqliteStore implements Store {
   readonly db: Database.Database;
   private readonly stmts;
   private readonly wakeups = new EventEmitter();
+  /** Set when checkpoints run in the background (long-running services). */
+  readonly checkpointer: BackgroundCheckpointer | null = null;
 
-  constructor(path: string) {
+  /** backgroundCheckpoint: run WAL checkpoints on a thread, off the event loop (see checkpointer.ts). */
+  constructor(path: string, opts: { backgroundCheckpoint?: boolean } = {}) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
@@ -76,6 +80,10 @@ export class SqliteStore implements Store {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
+    if (opts.backgroundCheckpoint && path !== ':memory:') {
+      this.db.pragma('wal_autocheckpoint = 0');
+      this.checkpointer = new BackgroundCheckpointer(path);
+    }
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)');
     this.stmts = this.prepareLazy();
   }
@@ -123,6 +131,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.checkpointer?.stop();
     if (this.db.open) this.db.close();
   }
 
