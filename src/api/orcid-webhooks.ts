@@ -103,11 +103,9 @@ export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps)
   app.put('/:orcid/webhook/*', async function registerWebhook(req, reply) {
     const c = await caller(req);
     const t = parseTarget(req, deps);
-    let record = await deps.store.getRecord(t.orcid);
-    if (!record) {
+    if (!(await deps.store.getRecord(t.orcid))) {
       if (deps.records === 'strict') throw new OrcidApiError(9011, `No record found for ORCID iD ${t.orcid}`);
       await deps.store.addRecords([t.orcid], deps.now());
-      record = await deps.store.getRecord(t.orcid);
     }
     const res = await deps.store.registerWebhook({
       clientId: c.client.id, orcid: t.orcid, url: t.url, host: t.host, now: deps.now(), maxPerClient: deps.maxWebhooksPerClient,
