@@ -44,14 +44,14 @@ describe('admin dashboard API', () => {
 
   /** A 4xx in ORCID's format whose detail matches, and no table changed. */
   async function refused(method: InjectOptions['method'], url: string, status: number, code: number, detail: RegExp, opts: { body?: unknown; raw?: string } = {}): Promise<void> {
-    const before = snapshot(h.store);
+    const before = await snapshot(h.store);
     const res = await call(method, url, opts);
     assert.equal(res.statusCode, status, `${method} ${url}: ${res.body}`);
     const body = res.json() as Record<string, unknown>;
     assert.equal(body['error-code'], code, res.body);
     assert.equal(body['response-code'], status);
     assert.match(String(body['developer-message']), detail);
-    assert.deepEqual(snapshot(h.store), before, `${method} ${url} changed nothing`);
+    assert.deepEqual(await snapshot(h.store), before, `${method} ${url} changed nothing`);
   }
 
   const register = async (clientId: string, orcid: string, url: string): Promise<WebhookRow> => {
@@ -98,14 +98,14 @@ describe('admin dashboard API', () => {
     ];
     for (const [method, url] of endpoints) {
       test(`${method} ${url} needs the admin token`, async () => {
-        const before = snapshot(h.store);
+        const before = await snapshot(h.store);
         for (const token of [null, 'wrong-token', h.token]) {
           const res = await call(method, url, { token, ...(method === 'POST' && url.endsWith('/clients') && { body: { name: 'Sneaky' } }) });
           assert.equal(res.statusCode, 401, `${token}: ${res.body}`);
           assert.equal(res.json().error, 'invalid_token');
           assert.match(String(res.headers['www-authenticate']), /^Bearer error="invalid_token"/);
         }
-        assert.deepEqual(snapshot(h.store), before);
+        assert.deepEqual(await snapshot(h.store), before);
       });
     }
   });
@@ -260,11 +260,11 @@ describe('admin dashboard API', () => {
     });
 
     test('an enabled webhook is left as it is', async () => {
-      const before = snapshot(h.store);
+      const before = await snapshot(h.store);
       const res = await call('POST', `/admin/api/webhooks/${w.a.id}/enable`);
       assert.equal(res.statusCode, 200);
       assert.equal(res.json().reenabled, false);
-      assert.deepEqual(snapshot(h.store), before);
+      assert.deepEqual(await snapshot(h.store), before);
     });
 
     test('unknown or malformed id: 404 / 400, nothing changed', async () => {

@@ -2,20 +2,20 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { createApiClient } from '../src/ops/clients.ts';
-import { ADMIN_TOKEN, SEED_CALLBACK, SEED_ENCODED, SEED_ORCID, getToken, snapshot, startHarness, webhookPath, type Harness } from './helpers/harness.ts';
+import { ADMIN_TOKEN, SEED_CALLBACK, SEED_ENCODED, SEED_ORCID, backends, getToken, snapshot, startHarness, webhookPath, type Harness } from './helpers/harness.ts';
 
 const ORCID_B = '0000-0002-1825-0097';
 const form = (o: Record<string, string>) => new URLSearchParams(o).toString();
 const FORM = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
 
-describe('ORCID API on SQLite', () => {
+for (const { backend, skip } of await backends()) describe(`ORCID API on ${backend}`, { skip }, () => {
   let h: Harness;
   let publicClient: { id: string; secret: string };
   let premiumSecret: string;
   let premiumId: string;
 
   before(async () => {
-    h = await startHarness();
+    h = await startHarness({}, { backend });
     await h.store.addRecords([SEED_ORCID, ORCID_B], Date.now());
     const pub = await createApiClient(h.store, { name: 'Public', premium: false });
     publicClient = { id: pub.client.id, secret: pub.secret };
@@ -207,7 +207,7 @@ describe('ORCID API on SQLite', () => {
     });
 
     test('no rejected request writes anything', async () => {
-      const before = snapshot(h.store);
+      const before = await snapshot(h.store);
       const bad: (() => Promise<{ statusCode: number }>)[] = [
         () => put(webhookPath(ORCID_B, 'https://example.org/nowrite'), null),
         () => put(webhookPath(ORCID_B, 'https://example.org/nowrite'), 'not-a-token'),
@@ -227,7 +227,7 @@ describe('ORCID API on SQLite', () => {
         const res = await call();
         assert.ok(res.statusCode >= 400 && res.statusCode < 500, `expected a 4xx, got ${res.statusCode}`);
       }
-      assert.deepEqual(snapshot(h.store), before);
+      assert.deepEqual(await snapshot(h.store), before);
     });
 
     test('unknown endpoints: 404 in ORCID format', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { parseRetrySchedule } from '../src/domain/retry-schedule.ts';
 import { VERSION } from '../src/version.ts';
-import { ADMIN_TOKEN, startHarness, webhookPath, type Harness } from './helpers/harness.ts';
+import { ADMIN_TOKEN, backends, startHarness, webhookPath, type Harness } from './helpers/harness.ts';
 import { eventually, sleep, startReceiver, type Receiver } from './helpers/receiver.ts';
 
 const ORCIDS = ['0000-0002-1825-0097', '0000-0002-7465-2162', '0000-0001-5109-3700', '0000-0002-1694-233X'];
@@ -16,12 +16,13 @@ const fast = {
   leaseMs: 2000,
 };
 
-describe('delivery', () => {
+for (const { backend, skip } of await backends()) {
+describe(`delivery on ${backend}`, { skip }, () => {
   let h: Harness;
   let rx: Receiver;
 
   before(async () => {
-    h = await startHarness({ ...fast, requestTimeoutMs: 3000, leaseMs: 5000 });
+    h = await startHarness({ ...fast, requestTimeoutMs: 3000, leaseMs: 5000 }, { backend });
     await h.store.addRecords(ORCIDS, Date.now() - 60_000);
   });
   after(() => h.close());
@@ -131,12 +132,12 @@ describe('delivery', () => {
   });
 });
 
-describe('delivery outcomes', () => {
+describe(`delivery outcomes on ${backend}`, { skip }, () => {
   let h: Harness;
   let rx: Receiver;
   let n = 0;
   before(async () => {
-    h = await startHarness(fast);
+    h = await startHarness(fast, { backend });
   });
   after(() => h.close());
   afterEach(async () => {
@@ -258,7 +259,7 @@ describe('delivery outcomes', () => {
 
   test('SSRF at connect time: a stored target the policy refuses is never contacted', async () => {
     rx = await startReceiver();
-    const strict = await startHarness({ ...fast, allowedTargets: [] });
+    const strict = await startHarness({ ...fast, allowedTargets: [] }, { backend });
     try {
       const orcid = '0000-0002-1825-0097';
       await strict.store.addRecords([orcid], Date.now() - 60_000);
@@ -305,6 +306,7 @@ describe('delivery outcomes', () => {
     }
   });
 });
+}
 
 describe('notify delay', () => {
   test('a burst of edits within --notify-delay gives one callback, after the delay', async () => {

@@ -6,6 +6,7 @@ import { createLogger } from '../../src/logger.ts';
 import { createApiClient } from '../../src/ops/clients.ts';
 import { startService, type Service } from '../../src/service.ts';
 import type { Store } from '../../src/store/types.ts';
+import { createTestSchema, requirePostgres } from './postgres.ts';
 
 export const SEED_ORCID = '0000-0002-7465-2162';
 export const SEED_CALLBACK = 'https://nowhere2.com/0000-0002-7465-2162/updated';
@@ -22,10 +23,26 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** A service on a temporary SQLite database, with a premium client and its token. */
-export async function startHarness(overrides: Partial<Config> = {}, opts: { listen?: boolean; store?: Store } = {}): Promise<Harness> {
+export type Backend = 'sqlite' | 'postgres';
+
+/**
+ * The stores the behaviour suites run against: SQLite always; PostgreSQL when reachable (required
+ * under CI=true, otherwise skipped with a one-line notice).
+ */
+export async function backends(): Promise<{ backend: Backend; skip: string | false }[]> {
+  return [
+    { backend: 'sqlite', skip: false },
+    { backend: 'postgres', skip: (await requirePostgres()) ? false : 'PostgreSQL not reachable' },
+  ];
+}
+
+/** A service on a temporary database (SQLite file, or a fresh PostgreSQL schema), with a premium client and its token. */
+export async function startHarness(overrides: Partial<Config> = {}, opts: { listen?: boolean; store?: Store; backend?: Backend } = {}): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'ow-test-'));
-  const config = testConfig({ db: `sqlite:${join(dir, 'db.sqlite')}`, port: 0, adminToken: ADMIN_TOKEN, logLevel: 'silent', ...overrides });
+  const schema = opts.backend === 'postgres' ? await createTestSchema() : null;
+  if (opts.backend === 'postgres' && !schema) throw new Error('PostgreSQL is not reachable');
+  const db = schema ? schema.url : `sqlite:${join(dir, 'db.sqlite')}`;
+  const config = testConfig({ db, port: 0, adminToken: ADMIN_TOKEN, logLevel: 'silent', ...overrides });
   const svc = await startService(config, { logger: createLogger(config.logLevel), listen: opts.listen ?? false, ...(opts.store && { store: opts.store }) });
   const { client, secret } = await createApiClient(svc.store, { name: 'Test premium', premium: true });
   const token = await getToken(svc, client.id, secret);
@@ -33,6 +50,7 @@ export async function startHarness(overrides: Partial<Config> = {}, opts: { list
     svc, store: svc.store, dir, token, clientId: client.id,
     async close() {
       await svc.close();
+      await schema?.drop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -52,10 +70,16 @@ export function webhookPath(orcid: string, callback: string): string {
   return `/${orcid}/webhook/${encodeURIComponent(callback)}`;
 }
 
-/** Every row of every table (SQLite store): a rejected request must change nothing. */
-export function snapshot(store: Store): Record<string, unknown[]> {
-  const db = (store as unknown as { db: { prepare(sql: string): { all(): unknown[] } } }).db;
+const TABLES = ['clients', 'tokens', 'records', 'webhooks', 'attempts', 'client_delivery'];
+
+/** Every row of every table: a rejected request must change nothing. */
+export async function snapshot(store: Store): Promise<Record<string, unknown[]>> {
   const out: Record<string, unknown[]> = {};
-  for (const t of ['clients', 'tokens', 'records', 'webhooks', 'attempts']) out[t] = db.prepare(`SELECT * FROM ${t} ORDER BY 1`).all();
+  for (const t of TABLES) {
+    const sql = `SELECT * FROM ${t} ORDER BY 1`;
+    out[t] = store.dialect === 'postgres'
+      ? (await (store as unknown as { pool: { query(sql: string): Promise<{ rows: unknown[] }> } }).pool.query(sql)).rows
+      : (store as unknown as { db: { prepare(sql: string): { all(): unknown[] } } }).db.prepare(sql).all();
+  }
   return out;
 }
