@@ -201,7 +201,8 @@ describe('dashboard in Chromium', { skip, timeout: 120_000 }, () => {
       await page.selectOption('select[aria-label="Filter by state"]', 'disabled');
       const row = page.locator(`tr[data-id="${id}"]`);
       await row.waitFor();
-      assert.equal(await page.locator('tbody tr').count(), 1);
+      // The unfiltered list may still be on screen for a moment: wait for the filtered one.
+      await eventually(async () => (await page.locator('tbody tr').count()) === 1, 5000, 'only the disabled webhook listed');
       await row.locator('a').first().click();
       await page.locator('.alert-warn').filter({ hasText: 'Disabled' }).waitFor();
       await page.screenshot({ path: `${ARTIFACTS}/dashboard-disabled.png`, fullPage: true });
