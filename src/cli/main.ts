@@ -107,6 +107,11 @@ export function buildCli(): Command {
     const where = svc.adminTokenFile ? `stored in ${svc.adminTokenFile}` : 'from --admin-token / ORCID_WEBHOOKS_ADMIN_TOKEN';
     svc.logger.info({ url: svc.url, db: cfg.db.replace(/\/\/[^@/]*@/, '//***@'), role: cfg.role, records: cfg.records }, `orcid-webhooks ${VERSION} listening on ${svc.url}`);
     svc.logger.info(`admin token ${where}`);
+    if (process.stderr.isTTY) {
+      // A person at a terminal gets the essentials in plain words; the JSON log lines stay on stdout.
+      const ui = cfg.role === 'worker' ? '' : `\n  dashboard  ${svc.url}/admin (sign in with the admin token)\n  API docs   ${svc.url}/docs`;
+      process.stderr.write(`\norcid-webhooks ${VERSION} on ${svc.url} (${cfg.role === 'all' ? 'API and delivery' : cfg.role})${ui}\n  admin token ${where}\n  stop with Ctrl-C\n\n`);
+    }
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
