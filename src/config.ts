@@ -113,11 +113,14 @@ export function optionKey(flag: string): string {
  * Resolves the configuration from parsed CLI options (keyed as commander keys them) and the
  * environment. Throws ConfigError naming the setting.
  */
-export function resolveConfig(flags: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = process.env): Config {
+export function resolveConfig(flags: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = process.env, only?: readonly (keyof Config)[]): Config {
   const out: Record<string, unknown> = {};
   for (const s of SETTINGS) {
-    const fromFlag = flags[optionKey(s.flag)];
-    const raw = fromFlag !== undefined ? String(fromFlag) : env[s.env] !== undefined && env[s.env] !== '' ? env[s.env] : s.default;
+    // Settings a command does not use keep their defaults: a bad PORT must not break `clients list`.
+    const used = !only || only.includes(s.key);
+    const fromFlag = used ? flags[optionKey(s.flag)] : undefined;
+    const fromEnv = used ? env[s.env] : undefined;
+    const raw = fromFlag !== undefined ? String(fromFlag) : fromEnv !== undefined && fromEnv !== '' ? fromEnv : s.default;
     if (raw === null || raw === undefined) {
       out[s.key] = null;
       continue;
@@ -125,7 +128,7 @@ export function resolveConfig(flags: Record<string, unknown> = {}, env: NodeJS.P
     try {
       out[s.key] = s.parse(raw);
     } catch (e) {
-      const source = fromFlag !== undefined ? `--${s.flag}` : env[s.env] !== undefined && env[s.env] !== '' ? s.env : `default of --${s.flag}`;
+      const source = fromFlag !== undefined ? `--${s.flag}` : fromEnv !== undefined && fromEnv !== '' ? s.env : `default of --${s.flag}`;
       throw new ConfigError(`Invalid setting --${s.flag} (${s.env}) from ${source}: ${(e as Error).message}`);
     }
   }

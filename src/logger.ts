@@ -1,8 +1,11 @@
 import pino, { type Logger } from 'pino';
 
-/** Callback URLs may carry the integrator's own secrets: log the path up to the callback only. */
+/**
+ * Callback URLs may carry the integrator's own secrets: log the path up to the callback only (and
+ * nothing after it: an unencoded callback's own query would follow).
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/(\/webhook\/)[^?]+/, '$1[callback]');
+  return url.replace(/(\/webhook\/).+$/, '$1[callback]');
 }
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {

@@ -85,7 +85,48 @@ for (const { backend, skip } of await backends()) describe(`ORCID API on ${backe
     });
   });
 
+  describe('odd input never gives a 5xx', () => {
+    test('Basic credentials with a bad %-escape, or a NUL in client_id: 401 invalid_client', async () => {
+      const basic = Buffer.from('a%zz:b').toString('base64');
+      const bad = await h.svc.app.inject({ method: 'POST', url: '/oauth/token', headers: { ...FORM, authorization: `Basic ${basic}` }, payload: form({ grant_type: 'client_credentials', scope: '/webhook' }) });
+      assert.equal(bad.statusCode, 401);
+      assert.equal(bad.json().error, 'invalid_client');
+      const nul = await h.svc.app.inject({ method: 'POST', url: '/oauth/token', headers: FORM, payload: 'client_id=%00&client_secret=x&grant_type=client_credentials&scope=%2Fwebhook' });
+      assert.equal(nul.statusCode, 401);
+      assert.equal(nul.json().error, 'invalid_client');
+    });
+
+    test('a NUL or an out-of-range number reaching the database: 400, not 500', async () => {
+      const auth = { authorization: `Bearer ${ADMIN_TOKEN}` };
+      for (const url of ['/admin/api/webhooks?search=%00', '/admin/api/webhooks/99999999999999999999999', '/admin/api/clients/%00/revoke']) {
+        const res = await h.svc.app.inject({ method: url.endsWith('revoke') ? 'POST' : 'GET', url, headers: auth });
+        assert.ok(res.statusCode < 500, `${url}: ${res.statusCode} ${res.body}`);
+      }
+    });
+
+    test('an unsupported method on a webhook: 405 with error-code 9054', async () => {
+      const res = await h.svc.app.inject({ method: 'PATCH', url: webhookPath(ORCID_B, 'https://example.org/x'), headers: { authorization: `Bearer ${h.token}` } });
+      assert.equal(res.statusCode, 405);
+      assert.equal(res.json()['error-code'], 9054);
+      assert.match(String(res.headers.allow), /PUT/);
+    });
+
+    test('the WWW-Authenticate header never echoes what the client sent', async () => {
+      const res = await put(webhookPath(ORCID_B, 'https://example.org/x'), 'a"b,c');
+      assert.equal(res.statusCode, 401);
+      assert.equal(res.headers['www-authenticate'], 'Bearer error="invalid_token"');
+    });
+  });
+
   describe('PUT and DELETE /{orcid}/webhook/{callback}', () => {
+    test('Location is the request path exactly as sent, as ORCID answers', async () => {
+      const raw = 'https%3a%2f%2fexample.org%2fLower%2dcase';
+      const res = await put(`/${ORCID_B}/webhook/${raw}`, h.token, { host: 'api.example.org' });
+      assert.equal(res.statusCode, 201);
+      assert.equal(res.headers.location, `http://api.example.org/${ORCID_B}/webhook/${raw}`);
+      assert.ok(await h.store.findWebhook(h.clientId, ORCID_B, 'https://example.org/Lower-case'));
+    });
+
     test('the seed example: 201 with an absolute Location, then 204', async () => {
       const res = await put(`/${SEED_ORCID}/webhook/${SEED_ENCODED}`, h.token, { host: 'api.example.org' });
       assert.equal(res.statusCode, 201);

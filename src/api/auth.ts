@@ -15,8 +15,9 @@ function bearer(req: FastifyRequest): string | null {
   return m ? m[1]! : null;
 }
 
+// The header carries a fixed text: the description may quote what the client sent.
 const invalidToken = (description: string) =>
-  new OAuthError(401, 'invalid_token', description, { 'www-authenticate': `Bearer error="invalid_token", error_description="${description}"` });
+  new OAuthError(401, 'invalid_token', description, { 'www-authenticate': 'Bearer error="invalid_token"' });
 
 /** Resolves the bearer token to its client; OAuth-form 401s for missing, unknown, expired or revoked. */
 export async function authenticate(store: Store, req: FastifyRequest, now: number): Promise<Caller> {

@@ -39,6 +39,11 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
   }
   if (err instanceof OrcidApiError) return sendOrcidError(req, reply, err);
   const fe = err as FastifyError;
+  // PostgreSQL's class 22 (data exception: a NUL character, a number out of range...) is bad input
+  // that reached the database, not a server fault.
+  if (typeof fe.code === 'string' && /^22[0-9A-Z]{3}$/.test(fe.code) && 'severity' in err) {
+    return sendOrcidError(req, reply, new OrcidApiError(9052, `A value in the request is not acceptable: ${fe.message}`));
+  }
   if (fe.statusCode === 415 || fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
     return sendOrcidError(req, reply, new OrcidApiError(9055, fe.message));
   }

@@ -16,7 +16,11 @@ function basicCredentials(req: FastifyRequest): { id: string; secret: string } |
   const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
   const i = decoded.indexOf(':');
   if (i < 0) return null;
-  return { id: decodeURIComponent(decoded.slice(0, i)), secret: decodeURIComponent(decoded.slice(i + 1)) };
+  try {
+    return { id: decodeURIComponent(decoded.slice(0, i)), secret: decodeURIComponent(decoded.slice(i + 1)) };
+  } catch {
+    throw new OAuthError(401, 'invalid_client', 'The HTTP Basic credentials are not validly URL-encoded');
+  }
 }
 
 export const tokenForm = z.object({
@@ -59,6 +63,7 @@ export function oauthRoutes(app: FastifyInstance, deps: { store: Store; now: () 
     const clientId = form.get('client_id') ?? basic?.id;
     const secret = form.get('client_secret') ?? basic?.secret;
     if (!clientId || !secret) throw new OAuthError(401, 'invalid_client', 'Client credentials are required: send client_id and client_secret in the form or with HTTP Basic');
+    if (clientId.includes('\0') || clientId.length > 200) throw new OAuthError(401, 'invalid_client', 'Bad client credentials: malformed client_id');
     const client = await deps.store.getClient(clientId);
     // Verify against a dummy hash when the client is unknown, so timing does not reveal which ids exist.
     const ok = await verifySecret(secret, client?.secretHash ?? DUMMY_HASH);

@@ -65,9 +65,10 @@ export function parseTarget(req: FastifyRequest, deps: Pick<WebhookRouteDeps, 'p
   return { orcid, url: v.url, host: v.host };
 }
 
-function location(req: FastifyRequest, baseUrl: string | null, t: WebhookTarget): string {
+/** The webhook's own URL: the request path exactly as sent, as ORCID answers (Response.created). */
+function location(req: FastifyRequest, baseUrl: string | null): string {
   const base = baseUrl ?? `${req.protocol}://${req.host}`;
-  return `${base}/${t.orcid}/webhook/${encodeURIComponent(t.url)}`;
+  return `${base}${(req.raw.url ?? '').split('?')[0]}`;
 }
 
 export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps): void {
@@ -100,6 +101,13 @@ export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps)
     return c;
   }
 
+  app.route({
+    method: ['PATCH', 'OPTIONS'], url: '/:orcid/webhook/*',
+    handler: async function webhookMethodNotAllowed(req) {
+      throw new OrcidApiError(9054, `${req.method} is not supported here: use PUT to register, DELETE to unregister, GET to read a webhook`, { headers: { allow: 'GET, PUT, POST, DELETE' } });
+    },
+  });
+
   app.put('/:orcid/webhook/*', async function registerWebhook(req, reply) {
     const c = await caller(req);
     const t = parseTarget(req, deps);
@@ -115,7 +123,7 @@ export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps)
     }
     deps.onRegistered?.(res.outcome);
     if (res.outcome === 'exists') return reply.code(204).send();
-    return reply.code(201).header('location', location(req, deps.baseUrl, t)).send();
+    return reply.code(201).header('location', location(req, deps.baseUrl)).send();
   });
 
   app.delete('/:orcid/webhook/*', async function unregisterWebhook(req, reply) {

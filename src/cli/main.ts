@@ -37,8 +37,11 @@ function table(rows: Record<string, string | number | boolean | null>[], empty: 
   return [line(cols.map((c) => c.toUpperCase())), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
 }
 
-function config(opts: Opts): Config {
-  return resolveConfig(opts);
+/** The settings the store commands use; the rest (ports, timeouts...) belong to `serve`. */
+const STORE_COMMAND_SETTINGS = ['db', 'poolSize', 'statementTimeoutMs', 'notifyDelayMs', 'signingRotationGraceMs'] as const;
+
+function config(opts: Opts, only: readonly (keyof Config)[] = STORE_COMMAND_SETTINGS): Config {
+  return resolveConfig(opts, process.env, only);
 }
 
 /** Runs fn with a migrated store, closing it after. */
@@ -102,7 +105,7 @@ export function buildCli(): Command {
     serve.addOption(new Option(`--${s.flag}${arg}`, `${s.help} (env ${s.env}${s.default ? `, default ${s.default}` : ''})`));
   }
   serve.action(async (opts: Opts) => {
-    const cfg = config(opts);
+    const cfg = resolveConfig(opts);
     const svc = await startService(cfg);
     const where = svc.adminTokenFile ? `stored in ${svc.adminTokenFile}` : 'from --admin-token / ORCID_WEBHOOKS_ADMIN_TOKEN';
     svc.logger.info({ url: svc.url, db: cfg.db.replace(/\/\/[^@/]*@/, '//***@'), role: cfg.role, records: cfg.records }, `orcid-webhooks ${VERSION} listening on ${svc.url}`);
