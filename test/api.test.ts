@@ -293,6 +293,21 @@ describe('open records mode', () => {
       await h.close();
     }
   });
+
+  test('a registration refused by the webhook cap creates no record', async () => {
+    const h = await startHarness({ records: 'open', maxWebhooksPerClient: 1 });
+    try {
+      const first = await h.svc.app.inject({ method: 'PUT', url: webhookPath('0000-0001-5109-3700', 'https://example.org/one'), headers: { authorization: `Bearer ${h.token}` } });
+      assert.equal(first.statusCode, 201);
+      const before = await snapshot(h.store);
+      const capped = await h.svc.app.inject({ method: 'PUT', url: webhookPath('0000-0002-1825-0097', 'https://example.org/two'), headers: { authorization: `Bearer ${h.token}` } });
+      assert.equal(capped.statusCode, 403);
+      assert.equal(capped.json()['error-code'], 9050);
+      assert.deepEqual(await snapshot(h.store), before);
+    } finally {
+      await h.close();
+    }
+  });
 });
 
 describe('over a real socket', () => {

@@ -111,12 +111,12 @@ export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps)
   app.put('/:orcid/webhook/*', async function registerWebhook(req, reply) {
     const c = await caller(req);
     const t = parseTarget(req, deps);
-    if (!(await deps.store.getRecord(t.orcid))) {
-      if (deps.records === 'strict') throw new OrcidApiError(9011, `No record found for ORCID iD ${t.orcid}`);
-      await deps.store.addRecords([t.orcid], deps.now());
-    }
+    const known = (await deps.store.getRecord(t.orcid)) !== null;
+    if (!known && deps.records === 'strict') throw new OrcidApiError(9011, `No record found for ORCID iD ${t.orcid}`);
+    // Open mode: the record is created with the webhook, so a refused registration writes nothing.
     const res = await deps.store.registerWebhook({
       clientId: c.client.id, orcid: t.orcid, url: t.url, host: t.host, now: deps.now(), maxPerClient: deps.maxWebhooksPerClient,
+      createRecord: !known,
     });
     if (res.outcome === 'limit') {
       throw new OrcidApiError(9050, `Client ${c.client.id} already has the maximum of ${deps.maxWebhooksPerClient} webhooks; delete some first`);

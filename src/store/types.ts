@@ -229,9 +229,10 @@ export interface Store {
   /**
    * Registers a webhook for a client. An existing one answers 'exists'; if it was disabled it is
    * re-enabled, its failure count reset, and any notification it still owed becomes due now.
-   * maxPerClient (when set) refuses a new webhook beyond the cap.
+   * maxPerClient (when set) refuses a new webhook beyond the cap. createRecord (open records mode)
+   * creates a missing record in the same transaction, only when the webhook is created.
    */
-  registerWebhook(input: { clientId: string; orcid: string; url: string; host: string; now: number; maxPerClient?: number }): Promise<RegisterResult>;
+  registerWebhook(input: { clientId: string; orcid: string; url: string; host: string; now: number; maxPerClient?: number; createRecord?: boolean }): Promise<RegisterResult>;
   /**
    * Re-enables a disabled webhook as registerWebhook does (failures reset; a notification it still
    * owed becomes due now); an enabled one is left as it is. null when there is no such webhook.

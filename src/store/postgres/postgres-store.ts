@@ -309,7 +309,7 @@ export class PostgresStore implements Store {
     });
   }
 
-  async registerWebhook(input: { clientId: string; orcid: string; url: string; host: string; now: number; maxPerClient?: number }): Promise<RegisterResult> {
+  async registerWebhook(input: { clientId: string; orcid: string; url: string; host: string; now: number; maxPerClient?: number; createRecord?: boolean }): Promise<RegisterResult> {
     const key = [input.clientId, input.orcid, input.url];
     return this.tx(async (c): Promise<RegisterResult> => {
       // With a cap, registrations of one client queue on its row so that two cannot both take the
@@ -329,6 +329,9 @@ export class PostgresStore implements Store {
         if (input.maxPerClient !== undefined) {
           const n = Number((await c.query<Row>('SELECT count(*) AS n FROM webhooks WHERE client_id = $1', [input.clientId])).rows[0]?.n);
           if (n >= input.maxPerClient) return { outcome: 'limit' };
+        }
+        if (input.createRecord) {
+          await c.query('INSERT INTO records (orcid, modified_at, created_at) VALUES ($1, $2, $2) ON CONFLICT (orcid) DO NOTHING', [input.orcid, input.now]);
         }
         const ins = await c.query<Row>(`INSERT INTO webhooks (client_id, orcid, url, host, created_at) VALUES ($1, $2, $3, $4, $5)
           ON CONFLICT (client_id, orcid, url) DO NOTHING RETURNING *`, [...key, input.host, input.now]);

@@ -227,7 +227,7 @@ export class SqliteStore implements Store {
     return res;
   }
 
-  async registerWebhook(input: { clientId: string; orcid: string; url: string; host: string; now: number; maxPerClient?: number }): Promise<RegisterResult> {
+  async registerWebhook(input: { clientId: string; orcid: string; url: string; host: string; now: number; maxPerClient?: number; createRecord?: boolean }): Promise<RegisterResult> {
     return this.db.transaction((): RegisterResult => {
       const existing = this.q('SELECT * FROM webhooks WHERE client_id = ? AND orcid = ? AND url = ?').get(input.clientId, input.orcid, input.url) as Row | undefined;
       if (existing) {
@@ -242,6 +242,9 @@ export class SqliteStore implements Store {
       if (input.maxPerClient !== undefined) {
         const n = Number((this.q('SELECT count(*) AS n FROM webhooks WHERE client_id = ?').get(input.clientId) as Row).n);
         if (n >= input.maxPerClient) return { outcome: 'limit' };
+      }
+      if (input.createRecord) {
+        this.q('INSERT INTO records (orcid, modified_at, created_at) VALUES (?, ?, ?) ON CONFLICT (orcid) DO NOTHING').run(input.orcid, input.now, input.now);
       }
       const row = this.q(`INSERT INTO webhooks (client_id, orcid, url, host, created_at) VALUES (?, ?, ?, ?, ?) RETURNING *`)
         .get(input.clientId, input.orcid, input.url, input.host, input.now) as Row;
