@@ -62,7 +62,7 @@ function attempt(w: WebhookRow, owner: string, outcome: AttemptOutcome, over: Pa
   };
 }
 
-const claimOpts = (over: Partial<{ owner: string; limit: number; now: number; leaseMs: number; excludeHosts: string[] }> = {}) => ({
+const claimOpts = (over: Partial<{ owner: string; limit: number; now: number; leaseMs: number; excludeHosts: string[]; perHostLimit: number; hostSlots: Record<string, number> }> = {}) => ({
   owner: 'w1', limit: 100, now: T0 + 1000, leaseMs: 30_000, excludeHosts: [] as string[], ...over,
 });
 
@@ -524,6 +524,24 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.deepEqual(idsOf(rest), idsAt(3));
         assert.deepEqual(idsOf(await store.claimDue(claimOpts({ now: T0 + 200 }))), idsAt(1));
         assert.deepEqual(await store.claimDue(claimOpts({ now: T0 + 200 })), []);
+      });
+
+      it('takes at most perHostLimit rows of one host, earliest first, leaving room for other hosts', async () => {
+        await seed(store);
+        const ids = Array.from({ length: 8 }, (_, i) => orcidN(i));
+        await store.addRecords(ids, T0);
+        const hooks: WebhookRow[] = [];
+        // Six on busy.example (due first), two on calm.example (due last).
+        for (const [i, o] of ids.entries()) hooks.push(await register(store, 'c1', o, `https://${i < 6 ? 'busy' : 'calm'}.example/${i}`));
+        for (const [i, o] of ids.entries()) await change(store, o, T0 + 10 + i, T0 + 10 + i, 0);
+        const idsOf = (cs: Claim[]) => cs.map((c) => c.webhook.id).sort((x, y) => x - y);
+        const idsAt = (...is: number[]) => is.map((i) => hooks[i]!.id).sort((x, y) => x - y);
+        assert.deepEqual(idsOf(await store.claimDue(claimOpts({ now: T0 + 100, limit: 10, perHostLimit: 2 }))), idsAt(0, 1, 6, 7));
+        const next = await store.claimDue(claimOpts({ now: T0 + 100, limit: 10, perHostLimit: 2 }));
+        assert.deepEqual(idsOf(next), idsAt(2, 3), 'the rest of busy.example waits for the next claim');
+        assert.ok((await get(store, hooks[4]!.id)).leaseOwner === null, 'rows not picked are not leased');
+        const one = await store.claimDue(claimOpts({ now: T0 + 100, limit: 10, perHostLimit: 2, hostSlots: { 'busy.example': 1 } }));
+        assert.deepEqual(idsOf(one), idsAt(4), 'a host with one free slot gets one row');
       });
 
       it('releases claims unattempted, for their owner only', async () => {

@@ -136,6 +136,13 @@ export class DeliveryWorker extends EventEmitter {
     this.timer = setTimeout(() => this.notify(), nextDelay);
   }
 
+  /** Free slots of the hosts with callbacks in flight. */
+  private hostSlots(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [host, n] of this.perHost) out[host] = Math.max(0, this.o.perHostConcurrency - n);
+    return out;
+  }
+
   private saturatedHosts(): string[] {
     const out: string[] = [];
     for (const [host, n] of this.perHost) if (n >= this.o.perHostConcurrency) out.push(host);
@@ -149,6 +156,7 @@ export class DeliveryWorker extends EventEmitter {
       const limit = Math.min(free, this.o.batchSize);
       const claims = await this.o.store.claimDue({
         owner: this.owner, limit, now: this.o.now(), leaseMs: this.o.leaseMs, excludeHosts: this.saturatedHosts(),
+        perHostLimit: this.o.perHostConcurrency, hostSlots: this.hostSlots(),
       });
       const giveBack: number[] = [];
       let reclaimed = 0;

@@ -196,6 +196,30 @@ export interface ReplayResult {
   reenabled: boolean;
 }
 
+export interface ClaimOptions {
+  owner: string;
+  limit: number;
+  now: number;
+  leaseMs: number;
+  excludeHosts: string[];
+  /**
+   * At most this many rows per host in one claim (a worker cannot call more at once): without it a
+   * host with a large backlog fills every batch, and all but its free slots are given back.
+   */
+  perHostLimit?: number;
+  /** Hosts with callbacks in flight and how many more each may take now (below perHostLimit). */
+  hostSlots?: Record<string, number>;
+}
+
+/**
+ * How many earliest-due rows a per-host-limited claim ranks: the batch plus four hosts' worth. Few
+ * enough that a claim for one free slot stays cheap (a single busy host frees one slot per
+ * callback), enough that one crowded host does not starve a batch.
+ */
+export function claimScanSize(limit: number, perHostLimit: number | undefined): number {
+  return perHostLimit ? Math.min(limit * 4, limit + 4 * perHostLimit) : limit;
+}
+
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
   /** Applies pending migrations; returns the names of those applied now. */
@@ -272,7 +296,7 @@ export interface Store {
    * Rows leased by a live owner are skipped; expired leases are taken over (reclaimed = true).
    * Webhooks on hosts in excludeHosts are left for later (those hosts are at their limit).
    */
-  claimDue(opts: { owner: string; limit: number; now: number; leaseMs: number; excludeHosts: string[] }): Promise<Claim[]>;
+  claimDue(opts: ClaimOptions): Promise<Claim[]>;
   /** Gives claims back unattempted (due time unchanged). */
   releaseClaims(owner: string, webhookIds: number[]): Promise<void>;
   /** Records attempts and applies their outcomes in one transaction. */

@@ -7,7 +7,8 @@ import { attemptStatsSql, toAttemptBuckets } from '../sql/attempt-stats.ts';
 import {
   deliverySettingsSql, recoverWhereSql, replaySetSql, setPayloadModeSql, setSigningSecretSql, toDeliverySettings,
 } from '../sql/client-features.ts';
-import type { ClientDeliverySettings, PayloadMode, ReplayResult } from '../types.ts';
+import { claimScanSize } from '../types.ts';
+import type { ClaimOptions, ClientDeliverySettings, PayloadMode, ReplayResult } from '../types.ts';
 import { STATE_SQL, toAttempt, toClient, toWebhook } from '../sqlite/sqlite-store.ts';
 import type {
   ApplyChangesOptions, ApplyChangesResult, AttemptBucket, AttemptRecord, AttemptRow, Claim, ClientRow, NewClient, RecordChange,
@@ -433,20 +434,29 @@ export class PostgresStore implements Store {
     });
   }
 
-  async claimDue(o: { owner: string; limit: number; now: number; leaseMs: number; excludeHosts: string[] }): Promise<Claim[]> {
+  async claimDue(o: ClaimOptions): Promise<Claim[]> {
     if (o.limit <= 0) return [];
     // One statement: SKIP LOCKED lets concurrent claimers pass each other's rows; the CTE keeps
     // the previous lease_until, so "reclaimed" says whether a dead worker's lease was taken over.
-    const rows = await this.query(`WITH c AS MATERIALIZED (
-        SELECT id, lease_until AS prev FROM webhooks
+    // With a per-host limit the candidates are ranked within their host (window functions cannot
+    // share a SELECT with FOR UPDATE, hence two steps); candidates not picked stay unleased.
+    const rows = await this.query(`WITH cand AS MATERIALIZED (
+        SELECT id, host, due_at, lease_until AS prev FROM webhooks
         WHERE enabled = 1 AND due_at IS NOT NULL AND due_at <= $1
           AND (lease_until IS NULL OR lease_until < $1)
           AND host <> ALL($2::text[])
-        ORDER BY due_at LIMIT $3
-        FOR UPDATE SKIP LOCKED)
+        ORDER BY due_at LIMIT $6
+        FOR UPDATE SKIP LOCKED),
+      c AS (
+        SELECT id, prev FROM (
+          SELECT id, prev, host, due_at, row_number() OVER (PARTITION BY host ORDER BY due_at, id) AS rank_in_host FROM cand) ranked
+        WHERE rank_in_host <= COALESCE((SELECT s.free FROM unnest($8::text[], $9::int[]) AS s(host, free) WHERE s.host = ranked.host), $7)
+        ORDER BY due_at LIMIT $3)
       UPDATE webhooks w SET lease_owner = $4, lease_until = $5
       FROM c WHERE w.id = c.id
-      RETURNING w.*, (c.prev IS NOT NULL) AS reclaimed`, [o.now, o.excludeHosts, o.limit, o.owner, o.now + o.leaseMs]);
+      RETURNING w.*, (c.prev IS NOT NULL) AS reclaimed`, [o.now, o.excludeHosts, o.limit, o.owner, o.now + o.leaseMs,
+      claimScanSize(o.limit, o.perHostLimit), o.perHostLimit ?? o.limit,
+      Object.keys(o.hostSlots ?? {}), Object.values(o.hostSlots ?? {})]);
     return rows
       .map((r) => ({ webhook: toWebhook(r), reclaimed: Boolean(r.reclaimed) }))
       .sort((a, b) => (a.webhook.dueAt ?? 0) - (b.webhook.dueAt ?? 0) || a.webhook.id - b.webhook.id);

@@ -10,8 +10,9 @@ import {
   deliverySettingsSql, recoverWhereSql, replaySetSql, setPayloadModeSql, setSigningSecretSql, toDeliverySettings,
 } from '../sql/client-features.ts';
 import type { ClientDeliverySettings, PayloadMode, ReplayResult } from '../types.ts';
+import { claimScanSize } from '../types.ts';
 import type {
-  ApplyChangesOptions, ApplyChangesResult, AttemptBucket, AttemptRecord, AttemptRow, Claim, ClientRow, NewClient, RecordChange,
+  ApplyChangesOptions, ClaimOptions, ApplyChangesResult, AttemptBucket, AttemptRecord, AttemptRow, Claim, ClientRow, NewClient, RecordChange,
   RecordRow, RegisterResult, Store, TokenRow, WebhookCounts, WebhookFilter, WebhookRow,
 } from '../types.ts';
 
@@ -330,17 +331,27 @@ export class SqliteStore implements Store {
     return n;
   }
 
-  async claimDue(o: { owner: string; limit: number; now: number; leaseMs: number; excludeHosts: string[] }): Promise<Claim[]> {
+  async claimDue(o: ClaimOptions): Promise<Claim[]> {
     // One statement picks and leases the batch; SET sees the old lease_until, so lease_reclaimed
-    // records whether a dead worker's lease was taken over.
+    // records whether a dead worker's lease was taken over. With a per-host limit, the earliest due
+    // rows are ranked within their host and only the first perHostLimit of each are taken.
     const rows = this.q(`UPDATE webhooks SET lease_owner = @owner, lease_until = @until, lease_reclaimed = (lease_until IS NOT NULL)
       WHERE id IN (
-        SELECT id FROM webhooks
-        WHERE enabled = 1 AND due_at IS NOT NULL AND due_at <= @now
-          AND (lease_until IS NULL OR lease_until < @now)
-          AND host NOT IN (SELECT value FROM json_each(@exclude))
+        SELECT id FROM (
+          SELECT id, host, due_at, row_number() OVER (PARTITION BY host ORDER BY due_at, id) AS rank_in_host
+          FROM (
+            SELECT id, host, due_at FROM webhooks
+            WHERE enabled = 1 AND due_at IS NOT NULL AND due_at <= @now
+              AND (lease_until IS NULL OR lease_until < @now)
+              AND host NOT IN (SELECT value FROM json_each(@exclude))
+            ORDER BY due_at LIMIT @scan))
+        WHERE rank_in_host <= COALESCE((SELECT value FROM json_each(@hostSlots) WHERE key = host), @perHost)
         ORDER BY due_at LIMIT @limit)
-      RETURNING *`).all({ owner: o.owner, until: o.now + o.leaseMs, now: o.now, limit: o.limit, exclude: JSON.stringify(o.excludeHosts) }) as Row[];
+      RETURNING *`).all({
+      owner: o.owner, until: o.now + o.leaseMs, now: o.now, limit: o.limit, exclude: JSON.stringify(o.excludeHosts),
+      perHost: o.perHostLimit ?? o.limit, scan: claimScanSize(o.limit, o.perHostLimit),
+      hostSlots: JSON.stringify(o.hostSlots ?? {}),
+    }) as Row[];
     return rows.map((r) => ({ webhook: toWebhook(r), reclaimed: Boolean(r.lease_reclaimed) }));
   }
 
