@@ -27,7 +27,10 @@ type Row = Record<string, unknown>;
 export interface PostgresStoreOptions {
   /** Maximum connections of the pool (default 10). */
   poolSize?: number;
-  /** statement_timeout of every pooled connection in ms (default 30000; 0 disables). */
+  /**
+   * statement_timeout of every pooled connection in ms (default 30000; 0 disables). Also bounds, 2 s
+   * later, how long a query waits for a database that does not answer at all.
+   */
   statementTimeoutMs?: number;
   /**
    * Errors that happen outside any call: an idle pooled connection or the LISTEN connection
@@ -39,6 +42,15 @@ export interface PostgresStoreOptions {
 
 const noop = (): void => undefined;
 const INT8_OID = 20;
+/** How long a pooled connection may take to open (or to be handed out when the pool is full). */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** The client-side query timeout is the statement timeout plus this (the server's error should come first). */
+const QUERY_TIMEOUT_MARGIN_MS = 2_000;
+
+/** A query exempt from the client-side query timeout: migrations may run long (they run without statement_timeout). */
+function untimed(text: string): pg.QueryConfig {
+  return { text, query_timeout: 2_147_483_647 } as pg.QueryConfig;
+}
 
 /** BIGINT (epoch ms, ids, counts) as numbers rather than strings; they fit in a double. */
 const types: CustomTypesConfig = {
@@ -85,10 +97,16 @@ export class PostgresStore implements Store {
   constructor(url: string, opts: PostgresStoreOptions = {}) {
     this.onError = opts.onError ?? noop;
     this.clientConfig = { connectionString: pgConnectionString(url), keepAlive: true, types };
+    const statementTimeoutMs = opts.statementTimeoutMs ?? 30_000;
     const poolConfig: PoolConfig = {
       ...this.clientConfig,
       max: opts.poolSize ?? 10,
-      statement_timeout: opts.statementTimeoutMs ?? 30_000,
+      statement_timeout: statementTimeoutMs,
+      // A database that stops answering (network partition, frozen host) neither refuses nor
+      // enforces statement_timeout: without client-side limits a connection attempt or a query
+      // would wait for TCP to give up (minutes), and every API request and /ready with it.
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      ...(statementTimeoutMs > 0 && { query_timeout: statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS }),
     };
     this.pool = new pg.Pool(poolConfig);
     // An idle pooled connection that dies (server restart, network) is removed by the pool and
@@ -134,11 +152,11 @@ export class PostgresStore implements Store {
       // once queue here; the name goes in first, so a later one sees it and skips.
       const ran = await this.tx(async (c) => {
         await c.query('SET LOCAL statement_timeout = 0');
-        await c.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+        await c.query(untimed(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`));
         await c.query('CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)');
         const ins = await c.query('INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING name', [m.name, Date.now()]);
         if (!ins.rowCount) return false;
-        await c.query(m.sql);
+        await c.query(untimed(m.sql));
         return true;
       });
       if (ran) applied.push(m.name);
