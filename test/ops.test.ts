@@ -131,3 +131,27 @@ describe('structured logs', () => {
     }
   });
 });
+
+describe('database outages', () => {
+  test('are told apart from bugs: 503 / 9057 with Retry-After, not 500', async () => {
+    const { isDatabaseUnavailable } = await import('../src/api/errors.ts');
+    assert.equal(isDatabaseUnavailable(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })), true);
+    assert.equal(isDatabaseUnavailable(new Error('Connection terminated unexpectedly')), true);
+    assert.equal(isDatabaseUnavailable(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })), true);
+    assert.equal(isDatabaseUnavailable(new TypeError('x is undefined')), false);
+
+    const store = new SqliteStore(':memory:');
+    const cfg = testConfig({ db: 'sqlite::memory:', adminToken: ADMIN_TOKEN, logLevel: 'silent', role: 'api' });
+    const svc = await startService(cfg, { store, listen: false, logger: createLogger('silent') });
+    try {
+      store.getRecord = async () => { throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }); };
+      const res = await svc.app.inject({ method: 'PUT', url: '/admin/api/records/0000-0002-1825-0097', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      // The touch itself went through applyChanges; the answer's read failed: the client may retry safely.
+      assert.equal(res.statusCode, 503);
+      assert.equal(res.json()['error-code'], 9057);
+      assert.equal(res.headers['retry-after'], '5');
+    } finally {
+      await svc.close();
+    }
+  });
+});

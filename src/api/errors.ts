@@ -32,6 +32,21 @@ export function sendOrcidError(req: FastifyRequest, reply: FastifyReply, err: Or
   return reply.type('application/json;charset=UTF-8').send(err.body());
 }
 
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND',
+  // PostgreSQL: connection exceptions (08xxx), shutdown (57P01-03), too many connections.
+  '08000', '08001', '08003', '08004', '08006', '57P01', '57P02', '57P03', '53300',
+  'SQLITE_BUSY', 'SQLITE_LOCKED',
+]);
+
+/** A database that is down, unreachable or busy: the request may succeed if retried. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown };
+  if (typeof e.code === 'string' && UNAVAILABLE_CODES.has(e.code)) return true;
+  return typeof e.message === 'string'
+    && /Connection terminated|timeout exceeded when trying to connect|Query read timeout|connection error|database is locked/i.test(e.message);
+}
+
 /** The one error handler: every failure leaves in ORCID's format (or OAuth's), never as a bare 500. */
 export function errorHandler(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (err instanceof OAuthError) {
@@ -50,6 +65,10 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
   if (fe.statusCode === 413) return sendOrcidError(req, reply, new OrcidApiError(9052, `The request body is too large: ${fe.message}`, { status: 413 }));
   if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
     return sendOrcidError(req, reply, new OrcidApiError(9052, fe.message, { status: fe.statusCode }));
+  }
+  if (isDatabaseUnavailable(err)) {
+    req.log.warn({ err }, 'database unavailable');
+    return sendOrcidError(req, reply, new OrcidApiError(9057, 'The database did not answer. Retry shortly: registrations, deletions and record changes are safe to repeat.', { headers: { 'retry-after': '5' } }));
   }
   req.log.error({ err }, 'unhandled error');
   return sendOrcidError(req, reply, new OrcidApiError(9000, 'An unexpected error occurred; it has been logged.'));
