@@ -65,7 +65,9 @@ export class DeliveryWorker extends EventEmitter {
   private running = false;
   private inFlight = 0;
   private readonly perHost = new Map<string, number>();
-  private readonly inFlightIds = new Set<number>();
+  /** Callbacks in flight with the lease token of their claim. */
+  private readonly inFlightClaims = new Set<{ id: number; lease: string }>();
+  private claimCount = 0;
   private pumping = false;
   private pumpAgain = false;
   private timer: NodeJS.Timeout | null = null;
@@ -154,8 +156,11 @@ export class DeliveryWorker extends EventEmitter {
       const free = this.o.concurrency - this.inFlight;
       if (!this.running || free <= 0) return;
       const limit = Math.min(free, this.o.batchSize);
+      // Each claim stamps its own lease token: a completion delayed past its lease (a long database
+      // outage) then matches no newer claim of the same row, even one this worker made.
+      const lease = `${this.owner}#${++this.claimCount}`;
       const claims = await this.o.store.claimDue({
-        owner: this.owner, limit, now: this.o.now(), leaseMs: this.o.leaseMs, excludeHosts: this.saturatedHosts(),
+        owner: lease, limit, now: this.o.now(), leaseMs: this.o.leaseMs, excludeHosts: this.saturatedHosts(),
         perHostLimit: this.o.perHostConcurrency, hostSlots: this.hostSlots(),
       });
       const giveBack: number[] = [];
@@ -163,10 +168,10 @@ export class DeliveryWorker extends EventEmitter {
       for (const c of claims) {
         if (c.reclaimed) reclaimed++;
         if ((this.perHost.get(c.webhook.host) ?? 0) >= this.o.perHostConcurrency) giveBack.push(c.webhook.id);
-        else this.dispatch(c);
+        else this.dispatch(c, lease);
       }
       if (reclaimed) this.emit('reclaimed', reclaimed);
-      if (giveBack.length) await this.o.store.releaseClaims(this.owner, giveBack);
+      if (giveBack.length) await this.o.store.releaseClaims(lease, giveBack);
       if (claims.length < limit || giveBack.length === claims.length) return;
     }
   }
@@ -185,10 +190,11 @@ export class DeliveryWorker extends EventEmitter {
     return 1;
   }
 
-  private dispatch(c: Claim): void {
+  private dispatch(c: Claim, lease: string): void {
     const w = c.webhook;
+    const claim = { id: w.id, lease };
     this.inFlight++;
-    this.inFlightIds.add(w.id);
+    this.inFlightClaims.add(claim);
     this.perHost.set(w.host, (this.perHost.get(w.host) ?? 0) + 1);
     const id = notificationId(w);
     const startedAt = this.o.now();
@@ -200,16 +206,16 @@ export class DeliveryWorker extends EventEmitter {
         return { kind: 'network', durationMs: this.o.now() - startedAt, error: (err as Error).message };
       }
     };
-    void run().then((result) => this.finish(w, id, startedAt, result));
+    void run().then((result) => this.finish(w, claim, id, startedAt, result));
   }
 
-  private finish(w: WebhookRow, id: string, startedAt: number, result: SendResult): void {
+  private finish(w: WebhookRow, claim: { id: number; lease: string }, id: string, startedAt: number, result: SendResult): void {
     const now = this.o.now();
     const outcome = decideOutcome(result, w.failedAttempts, this.o.schedule, now);
     const resultClass = classify(result);
     const latencyMs = w.pendingSince !== null ? now - w.pendingSince : null;
     this.completions.push({
-      webhookId: w.id, owner: this.owner, claimedSeq: w.changeSeq, notificationId: id, startedAt,
+      webhookId: w.id, owner: claim.lease, claimedSeq: w.changeSeq, notificationId: id, startedAt,
       durationMs: result.durationMs,
       statusCode: result.kind === 'response' ? result.status : null,
       error: result.kind === 'response' ? null : `${result.kind}: ${result.error}`.slice(0, 200),
@@ -227,7 +233,7 @@ export class DeliveryWorker extends EventEmitter {
     this.emit('attempt', { webhook: w, notificationId: id, result, resultClass, outcome, latencyMs } satisfies AttemptEvent);
     void this.flush().finally(() => {
       this.inFlight--;
-      this.inFlightIds.delete(w.id);
+      this.inFlightClaims.delete(claim);
       const n = (this.perHost.get(w.host) ?? 1) - 1;
       if (n <= 0) this.perHost.delete(w.host);
       else this.perHost.set(w.host, n);
@@ -294,9 +300,11 @@ export class DeliveryWorker extends EventEmitter {
       ]);
       clearTimeout(timeout);
     }
-    const abandoned = [...this.inFlightIds];
-    if (abandoned.length) {
-      await this.o.store.releaseClaims(this.owner, abandoned).catch((err: unknown) => this.o.logger.error({ err }, 'could not release claims'));
+    const abandoned = [...this.inFlightClaims];
+    const byLease = new Map<string, number[]>();
+    for (const c of abandoned) byLease.set(c.lease, [...(byLease.get(c.lease) ?? []), c.id]);
+    for (const [lease, ids] of byLease) {
+      await this.o.store.releaseClaims(lease, ids).catch((err: unknown) => this.o.logger.error({ err }, 'could not release claims'));
     }
     await this.flushing;
     return { drained, abandoned: abandoned.length };
