@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseRetrySchedule } from '../src/domain/retry-schedule.ts';
+import type { SendRequest, SendResult } from '../src/delivery/sender.ts';
+import { DeliveryWorker } from '../src/delivery/worker.ts';
+import { createLogger } from '../src/logger.ts';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
+import { eventually, sleep } from './helpers/receiver.ts';
+
+const ORCID = '0000-0002-1825-0097';
+
+test('a completion delayed past its lease (database outage) cannot free a newer claim: never two calls at once', async () => {
+  const store = new SqliteStore(':memory:');
+  await store.migrate();
+  await store.createClient({ id: 'APP-W', name: 'w', secretHash: 'x', premium: true, createdAt: 1 });
+  await store.addRecords([ORCID], 1000);
+  const reg = await store.registerWebhook({ clientId: 'APP-W', orcid: ORCID, url: 'https://example.org/cb', host: 'example.org', now: 2000 });
+  assert.equal(reg.outcome, 'created');
+  const id = reg.outcome === 'created' ? reg.webhook.id : 0;
+  const touch = () => store.applyChanges([{ orcid: ORCID, modifiedAt: Date.now(), touch: true }], { create: false, now: Date.now(), notifyDelayMs: 0 });
+
+  // Writing outcomes fails while `outage` is on; claims keep working (the outage hits one path).
+  let outage = true;
+  const complete = store.completeAttempts.bind(store);
+  store.completeAttempts = async (a) => {
+    if (outage) throw new Error('Connection terminated unexpectedly');
+    return complete(a);
+  };
+
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const sends: string[] = [];
+  let secondStarted = false;
+  let releaseSecond = (): void => undefined;
+  const sender = {
+    async send(req: SendRequest): Promise<SendResult> {
+      sends.push(req.headers['webhook-id']!);
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      if (sends.length === 2) {
+        secondStarted = true;
+        await new Promise<void>((r) => { releaseSecond = r; });
+      }
+      inFlight--;
+      return { kind: 'response', status: 200, durationMs: 1, bodySnippet: '', retryAfterMs: null };
+    },
+    async close() {},
+  };
+  const worker = new DeliveryWorker({
+    store, sender, schedule: parseRetrySchedule('100ms'), logger: createLogger('silent'),
+    concurrency: 8, perHostConcurrency: 8, leaseMs: 1000, pollIntervalMs: 50, notifyDelayMs: 0, attemptRetentionMs: 86_400_000,
+  });
+  try {
+    await touch();
+    await worker.start();
+    // 1. The first call succeeds but its outcome cannot be written; its lease runs out and the
+    //    webhook is claimed again: a second call (at-least-once), which hangs.
+    await eventually(() => secondStarted, 5000, 'the second claim');
+    // 2. The database comes back: the first outcome is written late (its retry is due ~0.5 s after
+    //    the second claim), while the second claim holds the row (its lease runs 1 s).
+    outage = false;
+    await eventually(async () => (await store.listAttempts(id, 10)).length >= 1, 3000, 'the late first outcome');
+    // 3. A new change: the row owes a notification, but the second call still holds it.
+    await touch();
+    await sleep(150);
+    assert.equal(sends.length, 2, 'no third call while the second is in flight');
+    assert.equal(maxInFlight, 1, 'never two calls at once');
+    // 4. The second call finishes: the change that landed meanwhile gets exactly one more call.
+    releaseSecond();
+    await eventually(() => sends.length === 3, 5000, 'the call for the change made during the second');
+    await eventually(async () => (await store.getWebhook(id))?.dueAt === null, 5000, 'nothing owed');
+    assert.equal(maxInFlight, 1);
+    assert.equal(sends[0], sends[1], 'the repeated call is the same notification');
+    assert.notEqual(sends[2], sends[1], 'the later change is a new notification');
+  } finally {
+    releaseSecond();
+    await worker.stop(1000);
+    await store.close();
+  }
+});
