@@ -22,7 +22,7 @@ import { after, describe, it } from 'node:test';
 import { createApiClient } from '../src/ops/clients.ts';
 import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
 import { webhookPath } from '../test/helpers/harness.ts';
-import { createTestSchema, pgTestUrl, requirePostgres, type TestSchema } from '../test/helpers/postgres.ts';
+import { createTestSchema, postgresSuiteGate, pgTestUrl, type TestSchema } from '../test/helpers/postgres.ts';
 import {
   orcids, PROCESS_ADMIN_TOKEN, seedWebhooks, startServer, startTrackingReceiver, stopAllServers, type ServerProcess, type TrackingReceiver,
 } from '../test/helpers/process.ts';
@@ -88,23 +88,7 @@ function orcidError(c: Call): { 'response-code': number; 'error-code': number; '
   }
 }
 
-const pgState: { ready: boolean; error: Error | null } = { ready: false, error: null };
-try {
-  pgState.ready = await requirePostgres();
-} catch (err) {
-  pgState.error = err as Error;
-}
-
-if (pgState.error) {
-  const error = pgState.error;
-  describe('database outage on PostgreSQL', () => {
-    it('needs PostgreSQL (CI=true)', () => {
-      throw error;
-    });
-  });
-} else if (!pgState.ready) {
-  describe('database outage on PostgreSQL', { skip: 'PostgreSQL not reachable' }, () => undefined);
-} else {
+if (await postgresSuiteGate('database outage on PostgreSQL')) {
   describe('database outage on PostgreSQL', () => {
     const schemas: TestSchema[] = [];
     const stores: PostgresStore[] = [];

@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
-import { createTestSchema, pgTestUrl, requirePostgres, type TestSchema } from './helpers/postgres.ts';
+import { createTestSchema, postgresSuiteGate, pgTestUrl, type TestSchema } from './helpers/postgres.ts';
 import {
   localTcpPorts, orcids, postChanges, seedWebhooks, startServer, startTrackingReceiver, stopAllServers, type BulkResult,
   type ServerProcess, type TrackingReceiver,
@@ -44,23 +44,7 @@ function prng(seed: number): () => number {
   };
 }
 
-const pgState: { ready: boolean; error: Error | null } = { ready: false, error: null };
-try {
-  pgState.ready = await requirePostgres();
-} catch (err) {
-  pgState.error = err as Error;
-}
-
-if (pgState.error) {
-  const error = pgState.error;
-  describe('multi-process delivery on PostgreSQL', () => {
-    it('needs PostgreSQL (CI=true)', () => {
-      throw error;
-    });
-  });
-} else if (!pgState.ready) {
-  describe('multi-process delivery on PostgreSQL', { skip: 'PostgreSQL not reachable' }, () => undefined);
-} else {
+if (await postgresSuiteGate('multi-process delivery on PostgreSQL')) {
   describe('multi-process delivery on PostgreSQL', () => {
     let schema: TestSchema | null = null;
     let store: PostgresStore | null = null;

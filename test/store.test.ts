@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import type { AttemptOutcome, AttemptRecord, Claim, Store, WebhookRow } from '../src/store/types.ts';
-import { createTestSchema, requirePostgres, withPgClient, pgTestUrl, type TestSchema } from './helpers/postgres.ts';
+import { createTestSchema, postgresSuiteGate, withPgClient, pgTestUrl, type TestSchema } from './helpers/postgres.ts';
 
 const T0 = 1_700_000_000_000;
 const A = '0000-0001-0000-0001';
@@ -948,23 +948,7 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
 
 storeSuite('SqliteStore', async () => new SqliteStore(':memory:'));
 
-const pgState: { ready: boolean; error: Error | null } = { ready: false, error: null };
-try {
-  pgState.ready = await requirePostgres();
-} catch (err) {
-  pgState.error = err as Error;
-}
-
-if (pgState.error) {
-  const error = pgState.error;
-  describe('PostgresStore', () => {
-    it('needs PostgreSQL (CI=true)', () => {
-      throw error;
-    });
-  });
-} else if (!pgState.ready) {
-  describe('PostgresStore', { skip: 'PostgreSQL not reachable' }, () => undefined);
-} else {
+if (await postgresSuiteGate('PostgresStore')) {
   const schemas: TestSchema[] = [];
   const newSchema = async (): Promise<TestSchema> => {
     const s = (await createTestSchema()) ?? assert.fail('PostgreSQL went away');

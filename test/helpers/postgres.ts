@@ -6,6 +6,7 @@
  * CI=true, where a missing database is a failure rather than a silent skip.
  */
 import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
 import pg from 'pg';
 
 export function pgTestUrl(): string {
@@ -71,6 +72,32 @@ export async function requirePostgres(): Promise<boolean> {
     console.log(`${prefix}PostgreSQL not reachable at ${url}: skipping PostgreSQL store tests`);
   }
   return false;
+}
+
+/**
+ * Gate for a PostgreSQL suite: answers true when its tests should be defined. Otherwise it defines
+ * the suite `name` itself: a failing test under CI=true (PostgreSQL is required there), or a skipped
+ * suite elsewhere (with requirePostgres' one-line notice).
+ */
+export async function postgresSuiteGate(name: string): Promise<boolean> {
+  let error: Error | null = null;
+  let ready = false;
+  try {
+    ready = await requirePostgres();
+  } catch (err) {
+    error = err as Error;
+  }
+  if (error) {
+    const failure = error;
+    describe(name, () => {
+      it('needs PostgreSQL (CI=true)', () => {
+        throw failure;
+      });
+    });
+  } else if (!ready) {
+    describe(name, { skip: 'PostgreSQL not reachable' }, () => undefined);
+  }
+  return ready;
 }
 
 export interface TestSchema {
