@@ -1,3 +1,4 @@
+import { WEBHOOK_STATES, webhookStateOf } from '../domain/webhook-state.ts';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { notificationId } from '../delivery/worker.ts';
@@ -21,7 +22,7 @@ export interface ClientWebhookRouteDeps {
   beforeHandle?: (caller: Caller) => void;
 }
 
-export const CLIENT_WEBHOOK_STATES = ['enabled', 'disabled', 'failing', 'pending'] as const;
+export const CLIENT_WEBHOOK_STATES = WEBHOOK_STATES;
 export const RECENT_ATTEMPTS = 10;
 const DEFAULT_PAGE = 100;
 const MAX_PAGE = 1000;
@@ -71,11 +72,7 @@ const replaySchema = z.object({
   webhook: webhookStatusSchema,
 });
 
-export function clientWebhookState(w: WebhookRow): (typeof CLIENT_WEBHOOK_STATES)[number] {
-  if (!w.enabled) return 'disabled';
-  if (w.failedAttempts > 0) return 'failing';
-  return w.dueAt !== null ? 'pending' : 'enabled';
-}
+export const clientWebhookState = webhookStateOf;
 
 export function webhookStatus(w: WebhookRow): z.infer<typeof webhookStatusSchema> {
   return {

@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, SETTINGS, resolveConfig, type Config } from '../config.ts';
 import { notificationId } from '../delivery/worker.ts';
 import { checkOrcid, mintOrcid } from '../domain/orcid-id.ts';
+import { WEBHOOK_STATES, webhookStateOf } from '../domain/webhook-state.ts';
 import { parseIsoTime } from '../domain/time.ts';
 import { ClientDeliveryError, issueSigningSecret, recoverClientWebhooks, removeSigningSecret, setPayloadMode } from '../ops/client-delivery.ts';
 import { clientView, createApiClient } from '../ops/clients.ts';
@@ -78,7 +79,7 @@ function common(cmd: Command): Command {
 function webhookView(w: WebhookRow) {
   return {
     id: w.id, client: w.clientId, orcid: w.orcid, url: w.url,
-    state: !w.enabled ? 'disabled' : w.dueAt !== null ? (w.failedAttempts > 0 ? 'failing' : 'pending') : 'enabled',
+    state: webhookStateOf(w),
     enabled: w.enabled, created: iso(w.createdAt), lastSent: iso(w.lastSentAt) || null, lastFailed: iso(w.lastFailedAt) || null,
     failedAttempts: w.failedAttempts, nextAttempt: w.enabled && w.dueAt !== null ? iso(w.dueAt) : null,
     disabledReason: w.disabledReason,
@@ -251,7 +252,7 @@ export function buildCli(): Command {
   common(webhooks.command('list').description('list webhooks'))
     .option('--orcid <orcid>', 'only this record')
     .option('--client <id>', 'only this client')
-    .addOption(new Option('--state <state>', 'only this state').choices(['enabled', 'disabled', 'failing', 'pending']))
+    .addOption(new Option('--state <state>', 'only this state').choices([...WEBHOOK_STATES]))
     .option('--limit <n>', 'at most this many', positiveInt('--limit'), 100)
     .option('--after <id>', 'start after this webhook id (pagination)', positiveInt('--after'))
     .action(async (opts: Opts) => withStore(opts, async (store) => {

@@ -5,19 +5,15 @@ import type { Logger } from 'pino';
 import type { RetrySchedule } from '../domain/retry-schedule.ts';
 import type { AttemptOutcome, AttemptRecord, Claim, Store, WebhookRow } from '../store/types.ts';
 import { classify, decideOutcome, type ResultClass } from './outcome.ts';
-import type { SendRequest, SendResult } from './sender.ts';
-
-export interface Sender {
-  send(req: SendRequest): Promise<SendResult>;
-  close(): Promise<void>;
-}
+import type { SendRequest, SendResult, Sender } from './sender.ts';
 
 /** Builds the HTTP request of one notification (signing and payloads hook in here). */
 export type RequestBuilder = (webhook: WebhookRow, notificationId: string, timestampSec: number) => SendRequest | Promise<SendRequest>;
 
 export interface WorkerOptions {
   store: Store;
-  sender: Sender;
+  /** The worker only sends; whoever created the sender closes it. */
+  sender: Pick<Sender, 'send'>;
   schedule: RetrySchedule;
   logger: Logger;
   concurrency: number;
