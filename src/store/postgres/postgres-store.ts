@@ -9,7 +9,7 @@ import {
 } from '../sql/client-features.ts';
 import { claimScanSize } from '../types.ts';
 import type { ClaimOptions, ClientDeliverySettings, PayloadMode, ReplayResult } from '../types.ts';
-import { STATE_SQL, toAttempt, toClient, toWebhook } from '../sqlite/sqlite-store.ts';
+import { STATE_SQL, toAttempt, toClient, toWebhook } from '../rows.ts';
 import type {
   ApplyChangesOptions, ApplyChangesResult, AttemptBucket, AttemptRecord, AttemptRow, Claim, ClientRow, NewClient, RecordChange,
   RecordRow, RegisterResult, Store, TokenRow, WebhookCounts, WebhookFilter, WebhookRow,

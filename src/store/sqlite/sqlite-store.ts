@@ -4,6 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadMigrations } from '../migrations.ts';
+import { STATE_SQL, num, toAttempt, toClient, toWebhook } from '../rows.ts';
 import { BackgroundCheckpointer } from './checkpointer.ts';
 import { attemptStatsSql, toAttemptBuckets } from '../sql/attempt-stats.ts';
 import {
@@ -20,35 +21,6 @@ const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations
 
 type Row = Record<string, unknown>;
 
-const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-
-export function toClient(r: Row): ClientRow {
-  return {
-    id: String(r.id), name: String(r.name), secretHash: String(r.secret_hash), premium: Boolean(r.premium),
-    createdAt: Number(r.created_at), revokedAt: num(r.revoked_at),
-  };
-}
-
-export function toWebhook(r: Row): WebhookRow {
-  return {
-    id: Number(r.id), clientId: String(r.client_id), orcid: String(r.orcid), url: String(r.url), host: String(r.host),
-    createdAt: Number(r.created_at), enabled: Boolean(r.enabled),
-    disabledReason: (r.disabled_reason as string | null) ?? null, disabledAt: num(r.disabled_at),
-    pendingSince: num(r.pending_since), dueAt: num(r.due_at), changeSeq: Number(r.change_seq), notifySeq: Number(r.notify_seq),
-    failedAttempts: Number(r.failed_attempts), lastSentAt: num(r.last_sent_at), lastFailedAt: num(r.last_failed_at),
-    lastStatus: (r.last_status as string | null) ?? null, leaseOwner: (r.lease_owner as string | null) ?? null,
-    leaseUntil: num(r.lease_until),
-  };
-}
-
-export function toAttempt(r: Row): AttemptRow {
-  return {
-    id: Number(r.id), webhookId: Number(r.webhook_id), notificationId: String(r.notification_id), at: Number(r.at),
-    durationMs: Number(r.duration_ms), statusCode: num(r.status_code), error: (r.error as string | null) ?? null,
-    responseSnippet: (r.response_snippet as string | null) ?? null, latencyMs: num(r.latency_ms),
-  };
-}
-
 /** `sqlite:./data/x.db`, `sqlite:///abs/x.db`, `sqlite::memory:` or a plain path. */
 export function sqlitePath(url: string): string {
   if (url.startsWith('sqlite://')) return url.slice('sqlite://'.length) || ':memory:';
@@ -56,13 +28,6 @@ export function sqlitePath(url: string): string {
   return url;
 }
 
-/** SQL fragment of the state filter; shared with the Postgres store (identical SQL). */
-export const STATE_SQL = {
-  enabled: 'enabled = 1',
-  disabled: 'enabled = 0',
-  failing: 'enabled = 1 AND failed_attempts > 0',
-  pending: 'enabled = 1 AND due_at IS NOT NULL',
-} as const;
 
 export class SqliteStore implements Store {
   readonly dialect = 'sqlite' as const;
