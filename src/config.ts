@@ -32,6 +32,7 @@ export interface Config {
   rateLimitPerMinute: number;
   tokenRateLimitPerMinute: number;
   signingRotationGraceMs: number;
+  compat: 'none' | 'orcid';
 }
 
 export class ConfigError extends Error {}
@@ -86,8 +87,8 @@ export const SETTINGS = [
   spec({ key: 'role', flag: 'role', env: 'ORCID_WEBHOOKS_ROLE', default: 'all', help: 'all (API and delivery), api, or worker', parse: oneOf('all', 'api', 'worker') }),
   spec({ key: 'notifyDelayMs', flag: 'notify-delay', env: 'ORCID_WEBHOOKS_NOTIFY_DELAY', default: '0', help: 'wait this long after a change before calling (lets bursts of edits settle)', parse: duration }),
   spec({ key: 'retrySchedule', flag: 'retry-schedule', env: 'ORCID_WEBHOOKS_RETRY_SCHEDULE', default: 'standard', help: 'standard, orcid, or a list such as 100ms,1s,1m', parse: parseRetrySchedule }),
-  spec({ key: 'connectTimeoutMs', flag: 'connect-timeout', env: 'ORCID_WEBHOOKS_CONNECT_TIMEOUT', default: '10s', help: 'callback connect timeout', parse: duration }),
-  spec({ key: 'requestTimeoutMs', flag: 'request-timeout', env: 'ORCID_WEBHOOKS_REQUEST_TIMEOUT', default: '15s', help: 'callback whole-request timeout', parse: duration }),
+  spec({ key: 'connectTimeoutMs', flag: 'connect-timeout', env: 'ORCID_WEBHOOKS_CONNECT_TIMEOUT', default: '20s', help: 'callback connect timeout (ORCID: 20 s)', parse: duration }),
+  spec({ key: 'requestTimeoutMs', flag: 'request-timeout', env: 'ORCID_WEBHOOKS_REQUEST_TIMEOUT', default: '20s', help: 'callback whole-request timeout (ORCID: 20 s)', parse: duration }),
   spec({ key: 'concurrency', flag: 'concurrency', env: 'ORCID_WEBHOOKS_CONCURRENCY', default: '256', help: 'callbacks in flight at once (per process)', parse: int(1, 100_000, 'a whole number') }),
   spec({ key: 'perHostConcurrency', flag: 'per-host-concurrency', env: 'ORCID_WEBHOOKS_PER_HOST_CONCURRENCY', default: '8', help: 'callbacks in flight at once to one host (per process)', parse: int(1, 100_000, 'a whole number') }),
   spec({ key: 'allowedTargets', flag: 'allowed-targets', env: 'ORCID_WEBHOOKS_ALLOWED_TARGETS', default: '', help: 'CIDR ranges opened to callbacks despite the SSRF policy, e.g. 127.0.0.0/8', parse: parseCidrList }),
@@ -101,6 +102,7 @@ export const SETTINGS = [
   spec({ key: 'maxWebhooksPerClient', flag: 'max-webhooks-per-client', env: 'ORCID_WEBHOOKS_MAX_WEBHOOKS_PER_CLIENT', default: '1000000', help: 'cap on webhooks one client may register', parse: int(1, 1_000_000_000, 'a whole number') }),
   spec({ key: 'rateLimitPerMinute', flag: 'rate-limit', env: 'ORCID_WEBHOOKS_RATE_LIMIT', default: '6000', help: 'ORCID API requests per client per minute (0 = unlimited)', parse: int(0, 100_000_000, 'a whole number') }),
   spec({ key: 'tokenRateLimitPerMinute', flag: 'token-rate-limit', env: 'ORCID_WEBHOOKS_TOKEN_RATE_LIMIT', default: '120', help: '/oauth/token requests per IP per minute (0 = unlimited)', parse: int(0, 100_000_000, 'a whole number') }),
+  spec({ key: 'compat', flag: 'compat', env: 'ORCID_WEBHOOKS_COMPAT', default: 'none', help: 'orcid: accept what ORCID accepts where that is safe (iDs with a wrong check digit are simply unknown records; scheme-less callbacks are called as http://); the address policy stays on', parse: oneOf('none', 'orcid') }),
   spec({ key: 'signingRotationGraceMs', flag: 'signing-rotation-grace', env: 'ORCID_WEBHOOKS_SIGNING_ROTATION_GRACE', default: '24h', help: 'after a signing secret is rotated, the old one keeps signing (beside the new) this long', parse: duration }),
 ] as const;
 

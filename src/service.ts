@@ -95,7 +95,7 @@ export async function startService(config: Config, opts: StartOptions = {}): Pro
   const app = buildApp({
     metrics,
     worker: { expected: worker !== null, running: () => worker?.isRunning ?? false },
-    store, policy, logger, records: config.records, baseUrl: config.baseUrl, adminToken,
+    store, policy, logger, records: config.records, compat: config.compat, baseUrl: config.baseUrl, adminToken,
     notifyDelayMs: config.notifyDelayMs, maxWebhooksPerClient: config.maxWebhooksPerClient,
     onChanges: () => worker?.notify(),
     api: config.role !== 'worker',

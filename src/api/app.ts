@@ -21,6 +21,8 @@ export interface AppDeps {
   policy: TargetPolicy;
   logger: Logger;
   records: 'strict' | 'open';
+  /** --compat orcid: ORCID's leniency where safe (see config). */
+  compat?: 'none' | 'orcid';
   baseUrl: string | null;
   adminToken: string;
   notifyDelayMs: number;
@@ -93,7 +95,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const beforeHandle = clientRateLimit(new RateLimiter(deps.rateLimitPerMinute ?? 0, now));
   oauthRoutes(app, { store: deps.store, now });
   orcidWebhookRoutes(app, {
-    store: deps.store, policy: deps.policy, records: deps.records, baseUrl: deps.baseUrl,
+    store: deps.store, policy: deps.policy, records: deps.records, baseUrl: deps.baseUrl, compat: deps.compat ?? 'none',
     maxWebhooksPerClient: deps.maxWebhooksPerClient, now, beforeHandle,
     onRegistered: (outcome) => deps.metrics.registrations.inc({ outcome }),
   });

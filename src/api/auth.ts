@@ -8,39 +8,59 @@ export interface Caller {
   token: TokenRow;
 }
 
-function bearer(req: FastifyRequest): string | null {
+/**
+ * The token as ORCID reads it (OrcidBearerTokenFilter.extractToken): the first Authorization header
+ * starting with "bearer" (any case), trimmed, cut at a comma; failing that, the `access_token` query
+ * parameter. '' when the header is there but empty.
+ */
+export function bearerToken(req: FastifyRequest): string | null {
   const h = req.headers.authorization;
-  if (!h) return null;
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
-  return m ? m[1]! : null;
+  if (h !== undefined && h.toLowerCase().startsWith('bearer')) {
+    const value = h.slice('bearer'.length).trim();
+    const comma = value.indexOf(',');
+    return comma > 0 ? value.slice(0, comma) : value;
+  }
+  const q = (req.query as Record<string, unknown> | undefined)?.access_token;
+  if (typeof q === 'string') return q;
+  if (Array.isArray(q) && typeof q[0] === 'string') return q[0];
+  return null;
 }
 
-// The header carries a fixed text: the description may quote what the client sent.
-const invalidToken = (description: string) =>
-  new OAuthError(401, 'invalid_token', description, { 'www-authenticate': 'Bearer error="invalid_token"' });
+/** ORCID's APIAuthenticationEntryPoint with no authentication at all: 403 "forbidden". */
+const FORBIDDEN = 'Forbidden: The server understood the request but refuses to authorize it.';
 
-/** Resolves the bearer token to its client; OAuth-form 401s for missing, unknown, expired or revoked. */
+/**
+ * The one place that answers for the bearer token, so it can run wherever authentication runs.
+ * As ORCID (OrcidBearerTokenFilter, APIAuthenticationEntryPoint, OAuthErrorResponseHelper): no
+ * token is 403 `forbidden`; an unknown, expired or revoked one is 401 `invalid_token`
+ * "Invalid access token: <token>". Neither carries a WWW-Authenticate header.
+ */
 export async function authenticate(store: Store, req: FastifyRequest, now: number): Promise<Caller> {
-  const token = bearer(req);
-  if (!token) throw invalidToken('Invalid access token: missing bearer token in the Authorization header');
+  const token = bearerToken(req);
+  if (token === null || token.trim() === '') throw new OAuthError(403, 'forbidden', FORBIDDEN);
+  const invalid = new OAuthError(401, 'invalid_token', `Invalid access token: ${token}`);
+  if (token.length > 1000) throw invalid;
   const found = await store.findToken(hashToken(token));
-  if (!found) throw invalidToken(`Invalid access token: ${token}`);
-  if (found.token.expiresAt <= now) throw invalidToken(`Access token expired: ${token}`);
-  if (found.client.revokedAt !== null) throw invalidToken(`Invalid access token: the client ${found.client.id} has been revoked`);
+  if (!found || found.token.expiresAt <= now || found.client.revokedAt !== null) throw invalid;
   return found;
 }
 
-/** A token without the /webhook scope: ORCID's 403 / 9038. */
+/**
+ * ORCID's OrcidSecurityManager.checkScopes(WEBHOOK): a public (here: non-premium) client is
+ * 401 / 9017, a token without the /webhook scope 403 / 9038.
+ */
 export function requireWebhookScope(caller: Caller): void {
-  if (!caller.token.scope.split(/\s+/).includes('/webhook')) {
-    throw new OrcidApiError(9038, `The access token has scope "${caller.token.scope}"; webhooks need a token with the /webhook scope, which only premium member clients can obtain`);
-  }
+  if (!caller.client.premium) throw new OrcidApiError(9017, 'The client application is forbidden to perform the action.');
+  if (!caller.token.scope.split(/\s+/).includes('/webhook')) throw new OrcidApiError(9038, null);
 }
+
+// The admin API is ours: a fixed text, and the WWW-Authenticate header RFC 6750 asks for.
+const invalidAdminToken = () =>
+  new OAuthError(401, 'invalid_token', 'Invalid admin token: send "Authorization: Bearer <admin token>" (see the server start-up log for where the token is stored)', { 'www-authenticate': 'Bearer error="invalid_token"' });
 
 /** Admin API: a constant-time comparison with the admin token. */
 export function requireAdmin(req: FastifyRequest, adminToken: string): void {
-  const token = bearer(req);
-  if (!token || !constantTimeEqual(token, adminToken)) {
-    throw invalidToken('Invalid admin token: send "Authorization: Bearer <admin token>" (see the server start-up log for where the token is stored)');
-  }
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  const token = m ? m[1]! : null;
+  if (!token || !constantTimeEqual(token, adminToken)) throw invalidAdminToken();
 }

@@ -2,7 +2,7 @@ import { WEBHOOK_STATES, webhookStateOf } from '../domain/webhook-state.ts';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { notificationId } from '../delivery/worker.ts';
-import { OrcidApiError } from '../domain/errors.ts';
+import { OrcidApiError, webhookNotFound } from '../domain/errors.ts';
 import { checkOrcid } from '../domain/orcid-id.ts';
 import type { AttemptRow, Store, WebhookRow } from '../store/types.ts';
 import { invalid } from './admin.ts';
@@ -152,7 +152,7 @@ export function clientWebhookRoutes(app: FastifyInstance, deps: ClientWebhookRou
     const c = await caller(req);
     const t = lookupTarget(req);
     const w = await deps.store.findWebhook(c.client.id, t.orcid, t.url);
-    if (!w) throw new OrcidApiError(9028, `No webhook found for orcid=${t.orcid}, and uri=${t.url}`);
+    if (!w) throw webhookNotFound(t.orcid, t.url);
     return w;
   }
 
@@ -166,7 +166,7 @@ export function clientWebhookRoutes(app: FastifyInstance, deps: ClientWebhookRou
     const w = await ownWebhook(req);
     const r = await deps.store.replayWebhook(w.id, deps.now());
     // Deleted between the two statements: as if it had never been there.
-    if (!r) throw new OrcidApiError(9028, `No webhook found for orcid=${w.orcid}, and uri=${w.url}`);
+    if (!r) throw webhookNotFound(w.orcid, w.url);
     return reply.code(202).send({ notification_id: notificationId(r.webhook), reenabled: r.reenabled, webhook: webhookStatus(r.webhook) } satisfies z.infer<typeof replaySchema>);
   });
 

@@ -1,12 +1,54 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { OAuthError, OrcidApiError, type OrcidErrorBody } from '../domain/errors.ts';
+import { OAuthError, OrcidApiError, jaxRsError, type OrcidErrorBody } from '../domain/errors.ts';
 
-const XML_TYPES = /application\/(vnd\.orcid\+)?xml/i;
+/** The media types ORCID's webhook endpoints produce and consume (WebhooksService, OrcidApiConstants). */
+export const ORCID_XML_TYPES = ['application/vnd.orcid+xml', 'application/orcid+xml', 'application/xml'] as const;
+export const ORCID_JSON_TYPES = ['application/vnd.orcid+json', 'application/orcid+json', 'application/json'] as const;
+const ORCID_TYPES: readonly string[] = [...ORCID_XML_TYPES, ...ORCID_JSON_TYPES];
+// ORCID's AcceptFilter list, with the qs parameters it carries in OrcidApiConstants.
+const ACCEPT_FILTER_TYPES = ['application/vnd.orcid+xml; qs=0.5', 'application/orcid+xml; qs=0.3', 'application/xml',
+  'application/vnd.orcid+json; qs=0.4', 'application/orcid+json; qs=0.2', 'application/json',
+  'text/turtle', 'text/n3', 'application/n-triples', 'application/ld+json', 'application/rdf+xml'];
 
-/** XML when the client asks for application/xml or application/vnd.orcid+xml ahead of JSON. */
+/** ORCID's own endpoints (WebhooksService: PUT and DELETE, and what Jersey answers on that path); GET and POST there are ours. */
+export function isOrcidEndpoint(req: FastifyRequest): boolean {
+  return !['GET', 'HEAD', 'POST'].includes(req.method) && /^\/[^/?]*\/webhook\//.test(req.url ?? '');
+}
+
+/**
+ * The Accept ORCID's AcceptFilter hands on: none or exactly `*\/*` becomes the request's
+ * Content-Type when that is one of its types (its test: the Content-Type is a substring of one),
+ * otherwise application/vnd.orcid+xml.
+ */
+function effectiveAccept(req: FastifyRequest): string {
+  const accept = req.headers.accept;
+  if (accept !== undefined && accept !== '*/*') return accept;
+  const contentType = req.headers['content-type'];
+  if (contentType !== undefined && ACCEPT_FILTER_TYPES.some((t) => t.includes(contentType))) return contentType;
+  return 'application/vnd.orcid+xml';
+}
+
+/**
+ * The media type an error on ORCID's endpoints is written in: the acceptable type with the highest
+ * q, a wildcard meaning ORCID's XML; null when none of ORCID's types is acceptable (406).
+ */
+export function orcidErrorType(req: FastifyRequest): string | null {
+  const ranges = effectiveAccept(req).split(',').map((part, i) => {
+    const [type = '', ...params] = part.split(';').map((x) => x.trim().toLowerCase());
+    const q = params.find((p) => p.startsWith('q='));
+    return { type, q: q ? Number(q.slice(2)) : 1, i };
+  }).filter((r) => r.type !== '' && r.q > 0).sort((a, b) => b.q - a.q || a.i - b.i);
+  for (const r of ranges) {
+    if (ORCID_TYPES.includes(r.type)) return r.type;
+    if (r.type === '*/*' || r.type === 'application/*') return 'application/vnd.orcid+xml';
+  }
+  return null;
+}
+
+/** Our endpoints: XML when the client asks for application/xml or application/vnd.orcid+xml ahead of JSON; JSON otherwise. */
 export function wantsXml(req: FastifyRequest): boolean {
   const accept = req.headers.accept ?? '';
-  const xml = accept.search(XML_TYPES);
+  const xml = accept.search(/application\/(vnd\.orcid\+)?xml/i);
   if (xml < 0) return false;
   const json = accept.search(/application\/(vnd\.orcid\+)?json/i);
   return json < 0 || xml < json;
@@ -26,8 +68,18 @@ export function errorXml(b: OrcidErrorBody): string {
 `;
 }
 
+/**
+ * Writes an ORCID-format error. On ORCID's endpoints in the media type ORCID's negotiation picks
+ * (XML by default); when nothing ORCID writes is acceptable, ORCID's XML anyway, as the body of a
+ * 406 must be in something. Our endpoints answer JSON unless XML is asked for.
+ */
 export function sendOrcidError(req: FastifyRequest, reply: FastifyReply, err: OrcidApiError): FastifyReply {
   reply.code(err.status).headers(err.headers);
+  if (isOrcidEndpoint(req)) {
+    const type = orcidErrorType(req) ?? 'application/vnd.orcid+xml';
+    if (type.endsWith('xml')) return reply.type(type).send(errorXml(err.body()));
+    return reply.type(type).send(JSON.stringify(err.body()));
+  }
   if (wantsXml(req)) return reply.type('application/xml;charset=UTF-8').send(errorXml(err.body()));
   return reply.type('application/json;charset=UTF-8').send(err.body());
 }
@@ -49,6 +101,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 
 /** The one error handler: every failure leaves in ORCID's format (or OAuth's), never as a bare 500. */
 export function errorHandler(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  // ORCID writes these itself (APIAuthenticationEntryPoint, the token endpoint): always JSON.
   if (err instanceof OAuthError) {
     return reply.code(err.status).headers(err.headers).type('application/json;charset=UTF-8').send(err.body());
   }
@@ -60,7 +113,7 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
     return sendOrcidError(req, reply, new OrcidApiError(9052, `A value in the request is not acceptable: ${fe.message}`));
   }
   if (fe.statusCode === 415 || fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    return sendOrcidError(req, reply, new OrcidApiError(9055, fe.message));
+    return sendOrcidError(req, reply, isOrcidEndpoint(req) ? jaxRsError(415) : new OrcidApiError(9055, fe.message));
   }
   if (fe.statusCode === 413) return sendOrcidError(req, reply, new OrcidApiError(9052, `The request body is too large: ${fe.message}`, { status: 413 }));
   if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {

@@ -8,8 +8,6 @@ import { describeOperation, oauthErrorSchema } from './openapi.ts';
 /** ORCID's client-credentials tokens live about 20 years. */
 export const TOKEN_LIFETIME_S = 631138518;
 
-const SCOPES = new Set(['/webhook', '/read-public']);
-
 function basicCredentials(req: FastifyRequest): { id: string; secret: string } | null {
   const m = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? '');
   if (!m) return null;
@@ -42,55 +40,93 @@ export function oauthRoutes(app: FastifyInstance, deps: { store: Store; now: () 
     body: tokenForm, bodyType: 'application/x-www-form-urlencoded',
     responses: {
       200: { description: 'The token', schema: tokenResponse },
-      400: { description: 'invalid_request / unsupported_grant_type', schema: oauthErrorSchema },
-      401: { description: 'invalid_client (bad credentials, revoked) / invalid_scope (not premium)', schema: oauthErrorSchema },
+      400: { description: 'invalid_request / unsupported_grant_type / invalid_scope (none, or one the client may not have)', schema: oauthErrorSchema },
+      401: { description: 'invalid_client (bad credentials, revoked) / invalid_scope (not an ORCID scope)', schema: oauthErrorSchema },
       429: { description: 'Too many token requests from this address', schema: oauthErrorSchema },
     },
   });
 
-  app.post('/oauth/token', async function issueToken(req, reply) {
+  app.post('/oauth/token', {
+    // ORCID (Spring OAuth's token endpoint and its error translator) sends these on every answer.
+    onSend: async function noStore(_req, reply) {
+      reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+    },
+  }, async function issueToken(req, reply) {
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/x-www-form-urlencoded') {
       throw new OAuthError(400, 'invalid_request', 'The token request must be form-encoded (Content-Type: application/x-www-form-urlencoded)');
     }
     const form = new URLSearchParams(typeof req.body === 'string' ? req.body : '');
-    const grantType = form.get('grant_type');
-    if (!grantType) throw new OAuthError(400, 'invalid_request', 'Missing grant_type: use grant_type=client_credentials');
-    if (grantType !== 'client_credentials') {
-      throw new OAuthError(400, 'unsupported_grant_type', `Unsupported grant type: ${grantType}; this server issues client_credentials tokens`);
-    }
+    // Client authentication comes first, as in Spring's filter chain; "Bad client credentials" never says which part was wrong.
     const basic = basicCredentials(req);
     const clientId = form.get('client_id') ?? basic?.id;
     const secret = form.get('client_secret') ?? basic?.secret;
-    if (!clientId || !secret) throw new OAuthError(401, 'invalid_client', 'Client credentials are required: send client_id and client_secret in the form or with HTTP Basic');
-    if (clientId.includes('\0') || clientId.length > 200) throw new OAuthError(401, 'invalid_client', 'Bad client credentials: malformed client_id');
+    if (!clientId || !secret) throw badCredentials();
+    if (clientId.includes('\0') || clientId.length > 200) throw badCredentials();
     const client = await deps.store.getClient(clientId);
     // Verify against a dummy hash when the client is unknown, so timing does not reveal which ids exist.
     const ok = await verifySecret(secret, client?.secretHash ?? DUMMY_HASH);
-    if (!client || !ok) throw new OAuthError(401, 'invalid_client', `Bad client credentials for client ${clientId}`);
+    if (!client || !ok) throw badCredentials();
     if (client.revokedAt !== null) throw new OAuthError(401, 'invalid_client', `Client ${clientId} has been revoked`);
 
-    const scope = (form.get('scope') ?? '').trim();
-    if (!scope) throw new OAuthError(400, 'invalid_request', 'Missing scope: use scope=/webhook');
-    const scopes = scope.split(/\s+/);
-    const unknown = scopes.find((s) => !SCOPES.has(s));
-    if (unknown) throw new OAuthError(401, 'invalid_scope', `Invalid scope: ${unknown}; client-credentials tokens may have /webhook or /read-public`);
-    if (scopes.includes('/webhook') && !client.premium) {
-      throw new OAuthError(401, 'invalid_scope', `Client ${clientId} is not a premium member client and cannot obtain the /webhook scope`);
+    const grantType = form.get('grant_type');
+    if (!grantType) throw new OAuthError(400, 'invalid_request', 'Missing grant type');
+    // ORCID's apiError.unsupported_client_type.exception.
+    if (grantType !== 'client_credentials') throw new OAuthError(400, 'unsupported_grant_type', `Unsupported grant type: ${grantType}`);
+
+    const scopes = [...new Set((form.get('scope') ?? '').split(/[\s,]+/).filter((x) => x !== ''))];
+    const unknown = scopes.filter((x) => !ORCID_SCOPES.has(x));
+    if (unknown.length > 0) {
+      // ORCID's OrcidInvalidScopeException for a scope that is not one of its ScopePathType values: 401.
+      throw new OAuthError(401, 'invalid_scope', `${INVALID_SCOPE_9015} Provided scopes: ${scopes.join(',')}`);
     }
+    // A client-credentials request keeps only client-credentials scopes (OrcidClientCredentialEndPointDelegatorImpl).
+    const asked = scopes.filter((x) => CLIENT_CREDENTIALS_SCOPES.has(x));
+    checkScopes(client.premium, asked);
     const now = deps.now();
     const access = newToken();
     const refresh = newToken();
-    await deps.store.createToken({ tokenHash: hashToken(access), clientId, scope: scopes.join(' '), createdAt: now, expiresAt: now + TOKEN_LIFETIME_S * 1000 });
+    await deps.store.createToken({ tokenHash: hashToken(access), clientId, scope: asked.join(' '), createdAt: now, expiresAt: now + TOKEN_LIFETIME_S * 1000 });
     return reply.type('application/json;charset=UTF-8').send({
       access_token: access,
       token_type: 'bearer',
       refresh_token: refresh,
       expires_in: TOKEN_LIFETIME_S,
-      scope: scopes.join(' '),
+      scope: asked.join(' '),
       orcid: null,
     });
   });
+}
+
+/** Spring Security's text for a wrong secret or an unknown client (401 invalid_client). */
+const badCredentials = () => new OAuthError(401, 'invalid_client', 'Bad client credentials');
+
+/** ORCID's apiError.9015.developerMessage. */
+const INVALID_SCOPE_9015 = 'One of the provided scopes is not allowed. Please refer to the list of allowed scopes at: https://github.com/ORCID/ORCID-Source/tree/master/orcid-model/src/main/resources/record_2.0#scopes.';
+
+/** ORCID's scope names (ScopePathType); any other is refused as ORCID refuses it. */
+const ORCID_SCOPES = new Set([
+  '/authenticate', '/openid', '/read-public', '/read-limited', '/activities/update', '/person/update', '/webhook',
+  '/orcid-profile/create', '/premium-notification', '/group-id-record/read', '/group-id-record/update',
+  '/activities/read-limited', '/person/read-limited', '/orcid-profile/read-limited', '/orcid-bio/read-limited',
+  '/orcid-works/read-limited', '/orcid-works/create', '/orcid-works/update', '/funding/read-limited', '/funding/create',
+  '/funding/update', '/affiliations/read-limited', '/affiliations/create', '/affiliations/update', '/orcid-bio/update',
+  '/orcid-bio/external-identifiers/create', '/orcid-patents/read-limited', '/peer-review/read-limited',
+  '/peer-review/create', '/peer-review/update', '/read-public-record', '/orcid-internal',
+]);
+const CLIENT_CREDENTIALS_SCOPES = new Set(['/read-public', '/webhook', '/orcid-profile/create', '/premium-notification', '/group-id-record/read', '/group-id-record/update']);
+
+/**
+ * OrcidClientCredentialsChecker.validateScope, with a premium client allowed /webhook and
+ * /read-public, any other client /read-public: no scope is "Invalid scope (none)", a scope the
+ * client may not have "Invalid scope: <scope>", both 400 invalid_scope.
+ */
+function checkScopes(premium: boolean, scopes: string[]): void {
+  const allowed = new Set(premium ? ['/read-public', '/webhook'] : ['/read-public']);
+  if (scopes.length === 0) throw new OAuthError(400, 'invalid_scope', 'Invalid scope (none)');
+  if (scopes.length === 1 && scopes[0] === '/read-public') return;
+  const refused = scopes.find((x) => !allowed.has(x));
+  if (refused) throw new OAuthError(400, 'invalid_scope', `Invalid scope: ${refused}`);
 }
 
 // scrypt hash of a random value nobody knows; only used to spend the same time on unknown clients.

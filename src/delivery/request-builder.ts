@@ -1,3 +1,4 @@
+import { deliveryUrl } from '../domain/callback-url.ts';
 import { signatureHeader, signingKey } from '../domain/signing.ts';
 import type { ClientDeliverySettings, PayloadMode, Store, WebhookRow } from '../store/types.ts';
 import type { SendRequest } from './sender.ts';
@@ -136,6 +137,6 @@ export class CallbackRequestBuilder {
       const keys = s.previousKey && s.previousUntil > this.now() ? [s.key, s.previousKey] : [s.key];
       headers['webhook-signature'] = signatureHeader(keys, notificationId, timestampSec, body);
     }
-    return { url: w.url, headers, body };
+    return { url: deliveryUrl(w.url), headers, body };
   }
 }

@@ -1,3 +1,4 @@
+import { deliveryUrl } from '../domain/callback-url.ts';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -45,7 +46,7 @@ export function notificationId(w: WebhookRow): string {
 }
 
 export const defaultRequest: RequestBuilder = (w, id, ts) => ({
-  url: w.url,
+  url: deliveryUrl(w.url),
   headers: { 'webhook-id': id, 'webhook-timestamp': String(ts) },
   body: '',
 });

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { javaUriSyntaxError } from './java-uri.ts';
 import type { TargetPolicy } from './ssrf.ts';
 
 export type CallbackUrlCheck = { ok: true; url: string; host: string } | { ok: false; reason: string };
@@ -6,21 +7,38 @@ export type CallbackUrlCheck = { ok: true; url: string; host: string } | { ok: f
 export const MAX_CALLBACK_URL_LENGTH = 2048;
 
 /**
- * Checks a callback URI at registration. The URL is kept exactly as given (ORCID stores it that
- * way and integrators unregister with the same string); `host` is the lower-cased host[:port] the
- * delivery side uses to limit concurrency per receiver.
+ * The URL a stored callback is called at. ORCID (WebhookManagerImpl.doPost) calls a callback that
+ * does not start with "http" as `http://` + the callback; every callback we accept without
+ * --compat orcid starts with http, so this only changes scheme-less ones accepted under it.
  */
-export function validateCallbackUrl(raw: string, policy: TargetPolicy): CallbackUrlCheck {
+export function deliveryUrl(uri: string): string {
+  return uri.toLowerCase().startsWith('http') ? uri : `http://${uri}`;
+}
+
+/**
+ * Checks a callback URI at registration. First ORCID's own check, `new java.net.URI(uri)`, with
+ * ORCID's message (apiError.badrequest_incorrect_webhook.exception); then ours: an absolute http(s)
+ * URL with a host, no credentials, not URL-encoded twice, at most 2,048 characters, and a target
+ * the address policy allows. With `compat` (--compat orcid) a scheme-less callback is accepted as
+ * ORCID accepts it, and checked as the http:// URL it will be called at.
+ *
+ * The URL is kept exactly as given (ORCID stores it that way and integrators unregister with the
+ * same string); `host` is the lower-cased host[:port] the delivery side uses to limit concurrency
+ * per receiver.
+ */
+export function validateCallbackUrl(raw: string, policy: TargetPolicy, opts: { compat?: boolean } = {}): CallbackUrlCheck {
+  if (javaUriSyntaxError(raw) !== null) return { ok: false, reason: `Webhook uri: ${raw} is syntactically incorrect` };
   const syntax = (why: string): CallbackUrlCheck => ({ ok: false, reason: `Webhook uri: ${shorten(raw)} is syntactically incorrect: ${why}` });
   const refused = (why: string): CallbackUrlCheck => ({ ok: false, reason: `Webhook uri: ${shorten(raw)} is not allowed: ${why}` });
 
   if (raw.length > MAX_CALLBACK_URL_LENGTH) return syntax(`it is ${raw.length} characters long, the limit is ${MAX_CALLBACK_URL_LENGTH}`);
-  // WHATWG parsing silently strips or escapes these, so the stored string and the URL called would differ.
-  if (/\s/.test(raw) || hasControlCharacter(raw)) return syntax('it contains spaces or control characters');
+  // Decoded once it still reads as an encoded URL: the integrator encoded it twice.
+  if (/^https?%3a/i.test(raw)) return syntax('it is URL-encoded twice; encode the callback URL once');
 
+  const target = opts.compat ? deliveryUrl(raw) : raw;
   let url: URL;
   try {
-    url = new URL(raw);
+    url = new URL(target);
   } catch {
     return syntax('it is not an absolute URL such as https://example.com/orcid-updated');
   }
@@ -41,14 +59,6 @@ export function validateCallbackUrl(raw: string, policy: TargetPolicy): Callback
   }
 
   return { ok: true, url: raw, host: url.host.toLowerCase() };
-}
-
-function hasControlCharacter(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f) return true;
-  }
-  return false;
 }
 
 function isLocalhostName(hostname: string): boolean {
