@@ -77,8 +77,9 @@ export function sendOrcidError(req: FastifyRequest, reply: FastifyReply, err: Or
   reply.code(err.status).headers(err.headers);
   if (isOrcidEndpoint(req)) {
     const type = orcidErrorType(req) ?? 'application/vnd.orcid+xml';
-    if (type.endsWith('xml')) return reply.type(type).send(errorXml(err.body()));
-    return reply.type(type).send(JSON.stringify(err.body()));
+    // A Buffer, so the media type goes out exactly as negotiated (no charset added).
+    const text = type.endsWith('xml') ? errorXml(err.body()) : JSON.stringify(err.body());
+    return reply.type(type).send(Buffer.from(text, 'utf8'));
   }
   if (wantsXml(req)) return reply.type('application/xml;charset=UTF-8').send(errorXml(err.body()));
   return reply.type('application/json;charset=UTF-8').send(err.body());
