@@ -38,8 +38,9 @@ describe('defaults', () => {
   it('parses durations, lists and booleans of the defaults', () => {
     assert.equal(cfg.notifyDelayMs, 0);
     assert.equal(cfg.retrySchedule.name, 'standard');
-    assert.equal(cfg.connectTimeoutMs, 10_000);
-    assert.equal(cfg.requestTimeoutMs, 15_000);
+    // ORCID's HttpRequestUtils: 20 s to connect, 20 s for the request (issue 9).
+    assert.equal(cfg.connectTimeoutMs, 20_000);
+    assert.equal(cfg.requestTimeoutMs, 20_000);
     assert.equal(cfg.leaseMs, 30_000);
     assert.deepEqual(cfg.allowedTargets, []);
     assert.equal(cfg.httpsOnly, false);
