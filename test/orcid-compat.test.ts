@@ -177,7 +177,7 @@ for (const { backend, skip } of await backends()) describe(`ORCID's webhook API,
     });
 
     test('no Accept, or exactly */*: ORCID\'s XML as application/vnd.orcid+xml', async () => {
-      for (const headers of [{}, { accept: '*/*' }]) {
+      for (const headers of [{}, { accept: '*/*' }] as Record<string, string>[]) {
         const res = await req('DELETE', webhookPath(KNOWN, CB), headers);
         assert.equal(res.statusCode, 404);
         assert.equal(res.headers['content-type'], 'application/vnd.orcid+xml');
@@ -229,7 +229,7 @@ for (const { backend, skip } of await backends()) describe(`ORCID's webhook API,
 
   describe('bearer token (OrcidBearerTokenFilter, APIAuthenticationEntryPoint, OAuthErrorResponseHelper)', () => {
     test('no token at all: 403 forbidden, always JSON', async () => {
-      for (const headers of [{}, { authorization: 'Bearer ' }]) {
+      for (const headers of [{}, { authorization: 'Bearer ' }] as Record<string, string>[]) {
         const res = await req('PUT', webhookPath(KNOWN, CB), headers, null);
         assert.equal(res.statusCode, 403);
         assert.equal(res.headers['content-type'], 'application/json;charset=UTF-8');
