@@ -5,7 +5,8 @@ import pino, { type Logger } from 'pino';
  * nothing after it: an unencoded callback's own query would follow).
  */
 export function redactUrl(url: string): string {
-  return url.replace(/(\/webhook\/).+$/, '$1[callback]');
+  // Bearer tokens may come in the access_token query parameter, as on ORCID.
+  return url.replace(/(\/webhook\/).+$/, '$1[callback]').replace(/([?&]access_token=)[^&#]*/gi, '$1[token]');
 }
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {

@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { resolveConfig, testConfig } from '../src/config.ts';
 import { deliveryUrl } from '../src/domain/callback-url.ts';
 import { javaUriSyntaxError } from '../src/domain/java-uri.ts';
+import { redactUrl } from '../src/logger.ts';
 import { createApiClient } from '../src/ops/clients.ts';
 import { ADMIN_TOKEN, backends, getToken, snapshot, startHarness, webhookPath, type Harness } from './helpers/harness.ts';
 import { startReceiver } from './helpers/receiver.ts';
@@ -54,6 +55,11 @@ test('a scheme-less callback is called as http:// + it (WebhookManagerImpl.doPos
   assert.equal(deliveryUrl('example.org/cb'), 'http://example.org/cb');
   assert.equal(deliveryUrl('HTTPS://example.org/cb'), 'HTTPS://example.org/cb');
   assert.equal(deliveryUrl('https://example.org/cb'), 'https://example.org/cb');
+});
+
+test('a token sent in the access_token query parameter never reaches the log', () => {
+  assert.equal(redactUrl('/webhooks?limit=5&access_token=5eb23750-secret&state=failing'), '/webhooks?limit=5&access_token=[token]&state=failing');
+  assert.equal(redactUrl('/0000-0002-1825-0097/webhook/https%3A%2F%2Fx.org?access_token=t'), '/0000-0002-1825-0097/webhook/[callback]');
 });
 
 for (const { backend, skip } of await backends()) describe(`ORCID's webhook API, message for message, on ${backend}`, { skip }, () => {
