@@ -8,10 +8,8 @@ import { parseIsoTime } from '../domain/time.ts';
 import { ClientDeliveryError, issueSigningSecret, recoverClientWebhooks, removeSigningSecret, setPayloadMode } from '../ops/client-delivery.ts';
 import { clientView, createApiClient } from '../ops/clients.ts';
 import { importChanges } from '../ops/import.ts';
-import { openStore, startService } from '../service.ts';
 import type { Store, WebhookRow, WebhookState } from '../store/types.ts';
 import { VERSION } from '../version.ts';
-import { runDemo } from './demo.ts';
 import { progressReporter } from './progress.ts';
 
 /** A user error: printed as one clear line, exit code 1 (2 for usage errors). */
@@ -44,6 +42,12 @@ const STORE_COMMAND_SETTINGS = ['db', 'poolSize', 'statementTimeoutMs', 'notifyD
 function config(opts: Opts, only: readonly (keyof Config)[] = STORE_COMMAND_SETTINGS): Config {
   return resolveConfig(opts, process.env, only);
 }
+
+/**
+ * The service (fastify, pino, the database drivers) is loaded only by the commands that use it:
+ * `--version` and `--help` start in a fraction of the time (bench/cli-start.ts).
+ */
+const openStore = async (cfg: Config): Promise<Store> => (await import('../service.ts')).openStore(cfg);
 
 /** Runs fn with a migrated store, closing it after. */
 async function withStore<T>(opts: Opts, fn: (store: Store, cfg: Config) => Promise<T>): Promise<T> {
@@ -107,6 +111,7 @@ export function buildCli(): Command {
   }
   serve.action(async (opts: Opts) => {
     const cfg = resolveConfig(opts);
+    const { startService } = await import('../service.ts');
     const svc = await startService(cfg);
     const where = svc.adminTokenFile ? `stored in ${svc.adminTokenFile}` : 'from --admin-token / ORCID_WEBHOOKS_ADMIN_TOKEN';
     svc.logger.info({ url: svc.url, db: cfg.db.replace(/\/\/[^@/]*@/, '//***@'), role: cfg.role, records: cfg.records }, `orcid-webhooks ${VERSION} listening on ${svc.url}`);
@@ -133,7 +138,7 @@ export function buildCli(): Command {
   program.command('demo')
     .description("a guided tour: registers a webhook with ORCID's exact requests against a throw-away server and shows the callback")
     .action(async () => {
-      await runDemo();
+      await (await import('./demo.ts')).runDemo();
     });
 
   common(program.command('migrate').description('apply pending database migrations')).action(async (opts: Opts) => {
@@ -305,9 +310,13 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const isMain = process.argv[1] && /(cli[\\/]main\.ts|orcid-webhooks(\.js)?)$/.test(process.argv[1]);
-if (isMain) {
-  const code = await main(process.argv);
-  // serve keeps running; everything else exits with its code.
-  if (process.argv[2] !== 'serve' || code !== 0) process.exit(code);
+/** Commands that keep running until stopped; every other command exits with its code. */
+const LONG_RUNNING = new Set(['serve', 'receive']);
+
+export async function run(argv: string[]): Promise<void> {
+  const code = await main(argv);
+  if (!LONG_RUNNING.has(argv[2] ?? '') || code !== 0) process.exit(code);
 }
+
+// `node src/cli/main.ts` (with tsx) and `node dist/cli/main.js`; the installed executable is bin.ts.
+if (process.argv[1] && /cli[\\/]main\.[jt]s$/.test(process.argv[1])) await run(process.argv);
