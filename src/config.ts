@@ -1,5 +1,6 @@
 import { parseDuration, parseRetrySchedule, type RetrySchedule } from './domain/retry-schedule.ts';
 import { parseCidrList } from './domain/ssrf.ts';
+import { parseDatabaseUrl } from './store/database-url.ts';
 
 /**
  * Every setting has a CLI flag and an environment variable: flags win over env, env over defaults.
@@ -70,7 +71,10 @@ function spec<K extends keyof Config>(s: SettingSpec<K>): SettingSpec<K> {
 export const SETTINGS = [
   spec({ key: 'port', flag: 'port', env: 'PORT', default: '8080', help: 'port to listen on (0 picks a free one)', parse: int(0, 65535, 'a port number') }),
   spec({ key: 'host', flag: 'host', env: 'HOST', default: '127.0.0.1', help: 'address to listen on', parse: str }),
-  spec({ key: 'db', flag: 'db', env: 'DATABASE_URL', default: 'sqlite:./data/orcid-webhooks.db', help: 'database: sqlite:PATH, a file path, or postgres://...', parse: str }),
+  spec({ key: 'db', flag: 'db', env: 'DATABASE_URL', default: 'sqlite:./data/orcid-webhooks.db', help: 'database: sqlite:PATH, a file path, or postgres://...', parse: (raw) => {
+    parseDatabaseUrl(raw);
+    return raw;
+  } }),
   spec({ key: 'baseUrl', flag: 'base-url', env: 'PUBLIC_BASE_URL', default: null, help: 'public base URL used in Location headers (default: from the request)', parse: (raw) => {
     let u: URL;
     try { u = new URL(raw); } catch { throw new Error(`"${raw}" is not an absolute URL`); }

@@ -47,14 +47,21 @@ function config(opts: Opts, only: readonly (keyof Config)[] = STORE_COMMAND_SETT
  * The service (fastify, pino, the database drivers) is loaded only by the commands that use it:
  * `--version` and `--help` start in a fraction of the time (bench/cli-start.ts).
  */
-const openStore = async (cfg: Config): Promise<Store> => (await import('../service.ts')).openStore(cfg);
+async function openStore(cfg: Config): Promise<Store> {
+  const [{ openStore: open }, { explainDatabaseError }] = await Promise.all([import('../service.ts'), import('../store/database-errors.ts')]);
+  return open(cfg).catch((e: unknown) => { throw explainDatabaseError(e, cfg.db); });
+}
 
-/** Runs fn with a migrated store, closing it after. */
+/** Runs fn with a migrated store, closing it after. Errors opening or migrating the database say which and what to check. */
 async function withStore<T>(opts: Opts, fn: (store: Store, cfg: Config) => Promise<T>): Promise<T> {
   const cfg = config(opts);
   const store = await openStore(cfg);
   try {
-    await store.migrate();
+    try {
+      await store.migrate();
+    } catch (e) {
+      throw (await import('../store/database-errors.ts')).explainDatabaseError(e, cfg.db);
+    }
     return await fn(store, cfg);
   } finally {
     await store.close();
@@ -142,9 +149,10 @@ export function buildCli(): Command {
     });
 
   common(program.command('migrate').description('apply pending database migrations')).action(async (opts: Opts) => {
-    const store = await openStore(config(opts));
+    const cfg = config(opts);
+    const store = await openStore(cfg);
     try {
-      const applied = await store.migrate();
+      const applied = await store.migrate().catch(async (e: unknown) => { throw (await import('../store/database-errors.ts')).explainDatabaseError(e, cfg.db); });
       print(opts, { applied }, () => (applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date'));
     } finally {
       await store.close();
