@@ -14,6 +14,8 @@ export interface Config {
   records: 'strict' | 'open';
   adminToken: string | null;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** auto: pretty when stdout is a terminal, JSON otherwise. */
+  logFormat: 'auto' | 'pretty' | 'json';
   role: 'all' | 'api' | 'worker';
   notifyDelayMs: number;
   retrySchedule: RetrySchedule;
@@ -87,6 +89,7 @@ export const SETTINGS = [
     return raw;
   } }),
   spec({ key: 'logLevel', flag: 'log-level', env: 'LOG_LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') }),
+  spec({ key: 'logFormat', flag: 'log-format', env: 'LOG_FORMAT', default: 'auto', help: 'pretty (human-readable lines), json (one JSON object a line), or auto: pretty when stdout is a terminal', parse: oneOf('auto', 'pretty', 'json') }),
   spec({ key: 'role', flag: 'role', env: 'ORCID_WEBHOOKS_ROLE', default: 'all', help: 'all (API and delivery), api, or worker', parse: oneOf('all', 'api', 'worker') }),
   spec({ key: 'notifyDelayMs', flag: 'notify-delay', env: 'ORCID_WEBHOOKS_NOTIFY_DELAY', default: '0', help: 'wait this long after a change before calling (lets bursts of edits settle)', parse: duration }),
   spec({ key: 'retrySchedule', flag: 'retry-schedule', env: 'ORCID_WEBHOOKS_RETRY_SCHEDULE', default: 'standard', help: 'standard, orcid, or a list such as 100ms,1s,1m', parse: parseRetrySchedule }),

@@ -70,7 +70,7 @@ export interface StartOptions {
 }
 
 export async function startService(config: Config, opts: StartOptions = {}): Promise<Service> {
-  const logger = opts.logger ?? createLogger(config.logLevel);
+  const logger = opts.logger ?? createLogger(config.logLevel, undefined, config.logFormat);
   const store = opts.store ?? (await openServiceStore(config).catch((e: unknown) => { throw explainDatabaseError(e, config.db); }));
   const applied = await store.migrate().catch(async (e: unknown) => {
     if (!opts.store) await store.close().catch(() => undefined);

@@ -124,7 +124,7 @@ export function buildCli(): Command {
     svc.logger.info({ url: svc.url, db: cfg.db.replace(/\/\/[^@/]*@/, '//***@'), role: cfg.role, records: cfg.records }, `orcid-webhooks ${VERSION} listening on ${svc.url}`);
     svc.logger.info(`admin token ${where}`);
     if (process.stderr.isTTY) {
-      // A person at a terminal gets the essentials in plain words; the JSON log lines stay on stdout.
+      // A person at a terminal gets the essentials in plain words; the log lines stay on stdout.
       const ui = cfg.role === 'worker' ? '' : `\n  dashboard  ${svc.url}/admin (sign in with the admin token)\n  API docs   ${svc.url}/docs`;
       process.stderr.write(`\norcid-webhooks ${VERSION} on ${svc.url} (${cfg.role === 'all' ? 'API and delivery' : cfg.role})${ui}\n  admin token ${where}\n  stop with Ctrl-C\n\n`);
     }
