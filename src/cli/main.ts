@@ -79,6 +79,16 @@ const positiveInt = (name: string) => (v: string) => {
   return Number(v);
 };
 
+const portNumber = (v: string) => {
+  if (!/^\d+$/.test(v) || Number(v) > 65535) throw new CliError(`--port must be a port number (0 to 65535), got "${v}"`, 2);
+  return Number(v);
+};
+
+const httpStatus = (v: string) => {
+  if (!/^[1-5]\d\d$/.test(v) || Number(v) < 200) throw new CliError(`--status must be an HTTP status from 200 to 599, got "${v}"`, 2);
+  return Number(v);
+};
+
 function dbOption(): Option {
   return new Option('--db <url>', 'database: sqlite:PATH, a file path, or postgres://... (env DATABASE_URL)');
 }
@@ -146,6 +156,21 @@ export function buildCli(): Command {
     .description("a guided tour: registers a webhook with ORCID's exact requests against a throw-away server and shows the callback")
     .action(async () => {
       await (await import('./demo.ts')).runDemo();
+    });
+
+  program.command('receive')
+    .description('a tiny callback receiver to try the service with: prints each callback with its headers and latency')
+    .option('--port <port>', 'port to listen on (0 picks a free one)', portNumber, 9000)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--status <code>', 'status to answer every callback with (503 or 410 show retries and disabling)', httpStatus, 204)
+    .option('--json', 'one JSON object a line instead of text')
+    .action(async (opts: Opts) => {
+      const { receive } = await import('./receive.ts');
+      const rx = await receive({ port: Number(opts.port), host: String(opts.host), status: Number(opts.status), json: Boolean(opts.json) })
+        .catch((e: Error) => { throw new CliError(`Cannot listen on ${String(opts.host)}:${String(opts.port)}: ${e.message}`); });
+      const stop = () => void rx.close().then(() => process.exit(0));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
     });
 
   common(program.command('migrate').description('apply pending database migrations')).action(async (opts: Opts) => {
