@@ -260,6 +260,7 @@ export function buildCli(): Command {
       print(opts, result, () => `${result.changed} record(s) modified, ${result.created} created; ${result.webhooksNotified} webhook notification(s) owed`);
     }));
   common(records.command('import').description("import a registry's change list: CSV with header orcid,last_modified, or JSON lines").argument('<file>', 'the change list'))
+    .option('--all-or-nothing', 'apply nothing if any line is malformed (as POST /admin/api/changes); by default the good lines are applied and the bad ones reported', false)
     .action(async (file: string, opts: Opts) => withStore(opts, async (store, cfg) => {
       let size: number;
       try {
@@ -271,7 +272,7 @@ export function buildCli(): Command {
       let report;
       try {
         report = await importChanges(store, file, {
-          notifyDelayMs: cfg.notifyDelayMs, totalBytes: size,
+          notifyDelayMs: cfg.notifyDelayMs, totalBytes: size, allOrNothing: Boolean(opts.allOrNothing),
           onProgress: (p) => bar?.update(p.bytes, p.totalBytes, `${p.lines} lines`),
         });
       } catch (e) {
@@ -279,8 +280,9 @@ export function buildCli(): Command {
       } finally {
         bar?.done();
       }
+      const refused = Boolean(opts.allOrNothing) && report.rejectedCount > 0;
       print(opts, report, () => [
-        `${report.lines} line(s): ${report.created} record(s) created, ${report.changed} modified, ${report.ignored} ignored as not newer; ${report.webhooksNotified} webhook notification(s) owed`,
+        refused ? `${report.lines} line(s): nothing was applied (--all-or-nothing) because of malformed lines; fix them and import again` : `${report.lines} line(s): ${report.created} record(s) created, ${report.changed} modified, ${report.ignored} ignored as not newer; ${report.webhooksNotified} webhook notification(s) owed`,
         ...(report.rejectedCount ? [`${report.rejectedCount} malformed line(s) rejected:`, ...report.rejected.map((r) => `  line ${r.line}: ${r.reason}`)] : []),
       ].join('\n'));
       if (report.rejectedCount) process.exitCode = 1;
