@@ -11,6 +11,10 @@ import { OrcidApiError } from '../domain/errors.ts';
  * The files are read once at start-up and served from memory with an ETag: a handful of small
  * files, no build step, nothing fetched from elsewhere (works offline). The admin token never
  * reaches these routes: the page asks for it and calls /admin/api with it.
+ *
+ * Why not @fastify/static: it reads each file from disk per request and derives ETags from the
+ * file's size and time; for a dozen small files served from memory with content hashes it would
+ * add dependencies (send, glob...) and still need this CSP, the index routes and the uPlot mapping.
  */
 export const DASHBOARD_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'dashboard');
 
