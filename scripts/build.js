@@ -12,8 +12,6 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const src = join(root, 'src');
 const dist = join(root, 'dist');
 
-rmSync(dist, { recursive: true, force: true });
-
 let tsc;
 try {
   tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
@@ -21,6 +19,7 @@ try {
   console.error('build: TypeScript is not installed. It is a development dependency: run npm install (without --omit=dev) to build dist/.');
   process.exit(1);
 }
+rmSync(dist, { recursive: true, force: true });
 const compiled = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 if (compiled.status !== 0) process.exit(compiled.status ?? 1);
 
