@@ -1,5 +1,6 @@
 import { parseDuration, parseRetrySchedule, type RetrySchedule } from './domain/retry-schedule.ts';
 import { parseCidrList } from './domain/ssrf.ts';
+import { parseDatabaseUrl } from './store/database-url.ts';
 
 /**
  * Every setting has a CLI flag and an environment variable: flags win over env, env over defaults.
@@ -13,6 +14,8 @@ export interface Config {
   records: 'strict' | 'open';
   adminToken: string | null;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** auto: pretty when stdout is a terminal, JSON otherwise. */
+  logFormat: 'auto' | 'pretty' | 'json';
   role: 'all' | 'api' | 'worker';
   notifyDelayMs: number;
   retrySchedule: RetrySchedule;
@@ -71,7 +74,10 @@ function spec<K extends keyof Config>(s: SettingSpec<K>): SettingSpec<K> {
 export const SETTINGS = [
   spec({ key: 'port', flag: 'port', env: 'PORT', default: '8080', help: 'port to listen on (0 picks a free one)', parse: int(0, 65535, 'a port number') }),
   spec({ key: 'host', flag: 'host', env: 'HOST', default: '127.0.0.1', help: 'address to listen on', parse: str }),
-  spec({ key: 'db', flag: 'db', env: 'DATABASE_URL', default: 'sqlite:./data/orcid-webhooks.db', help: 'database: sqlite:PATH, a file path, or postgres://...', parse: str }),
+  spec({ key: 'db', flag: 'db', env: 'DATABASE_URL', default: 'sqlite:./data/orcid-webhooks.db', help: 'database: sqlite:PATH, a file path, or postgres://...', parse: (raw) => {
+    parseDatabaseUrl(raw);
+    return raw;
+  } }),
   spec({ key: 'baseUrl', flag: 'base-url', env: 'PUBLIC_BASE_URL', default: null, help: 'public base URL used in Location headers (default: from the request)', parse: (raw) => {
     let u: URL;
     try { u = new URL(raw); } catch { throw new Error(`"${raw}" is not an absolute URL`); }
@@ -84,6 +90,7 @@ export const SETTINGS = [
     return raw;
   } }),
   spec({ key: 'logLevel', flag: 'log-level', env: 'LOG_LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') }),
+  spec({ key: 'logFormat', flag: 'log-format', env: 'LOG_FORMAT', default: 'auto', help: 'pretty (human-readable lines), json (one JSON object a line), or auto: pretty when stdout is a terminal', parse: oneOf('auto', 'pretty', 'json') }),
   spec({ key: 'role', flag: 'role', env: 'ORCID_WEBHOOKS_ROLE', default: 'all', help: 'all (API and delivery), api, or worker', parse: oneOf('all', 'api', 'worker') }),
   spec({ key: 'notifyDelayMs', flag: 'notify-delay', env: 'ORCID_WEBHOOKS_NOTIFY_DELAY', default: '0', help: 'wait this long after a change before calling (lets bursts of edits settle)', parse: duration }),
   spec({ key: 'retrySchedule', flag: 'retry-schedule', env: 'ORCID_WEBHOOKS_RETRY_SCHEDULE', default: 'standard', help: 'standard, orcid, or a list such as 100ms,1s,1m', parse: parseRetrySchedule }),

@@ -9,8 +9,17 @@ export function redactUrl(url: string): string {
   return url.replace(/(\/webhook\/).+$/, '$1[callback]').replace(/([?&]access_token=)[^&#]*/gi, '$1[token]');
 }
 
-export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+/**
+ * format: json writes one JSON object a line (for log collectors); pretty writes readable lines
+ * through pino's pretty transport (pino-pretty, on a worker thread); auto picks pretty when stdout
+ * is a terminal. A given destination always gets JSON.
+ */
+export function createLogger(level: string, destination?: pino.DestinationStream, format: 'auto' | 'pretty' | 'json' = 'json'): Logger {
+  const pretty = !destination && level !== 'silent' && (format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true));
   return pino({
+    ...(pretty && {
+      transport: { target: 'pino-pretty', options: { colorize: process.stdout.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } },
+    }),
     level,
     base: { service: 'orcid-webhooks' },
     timestamp: pino.stdTimeFunctions.isoTime,

@@ -11,6 +11,7 @@ import { DeliveryWorker } from './delivery/worker.ts';
 import { TargetPolicy } from './domain/ssrf.ts';
 import { createLogger } from './logger.ts';
 import { Metrics } from './metrics.ts';
+import { explainDatabaseError } from './store/database-errors.ts';
 import { createStore, isPostgresUrl } from './store/index.ts';
 import { sqlitePath } from './store/sqlite/sqlite-store.ts';
 import type { Store } from './store/types.ts';
@@ -69,9 +70,12 @@ export interface StartOptions {
 }
 
 export async function startService(config: Config, opts: StartOptions = {}): Promise<Service> {
-  const logger = opts.logger ?? createLogger(config.logLevel);
-  const store = opts.store ?? (await openServiceStore(config));
-  const applied = await store.migrate();
+  const logger = opts.logger ?? createLogger(config.logLevel, undefined, config.logFormat);
+  const store = opts.store ?? (await openServiceStore(config).catch((e: unknown) => { throw explainDatabaseError(e, config.db); }));
+  const applied = await store.migrate().catch(async (e: unknown) => {
+    if (!opts.store) await store.close().catch(() => undefined);
+    throw explainDatabaseError(e, config.db);
+  });
   if (applied.length) logger.info({ applied }, 'applied database migrations');
   const { token: adminToken, file: adminTokenFile } = resolveAdminToken(config);
   const policy = new TargetPolicy({ allowedCidrs: config.allowedTargets, httpsOnly: config.httpsOnly });

@@ -12,7 +12,7 @@ import { VERSION } from '../src/version.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
-const BIN = join(ROOT, 'bin', 'orcid-webhooks.js');
+const BIN = join(ROOT, 'src', 'cli', 'bin.ts');
 
 const dirs: string[] = [];
 after(() => {
@@ -56,7 +56,7 @@ interface Result { code: number; stdout: string; stderr: string }
 
 /** Runs the CLI as a subprocess; resolves with its exit code and output (never rejects on a non-zero exit). */
 function cli(args: string[], opts: { env?: Record<string, string>; entry?: string; timeoutMs?: number } = {}): Promise<Result> {
-  const argv = opts.entry === BIN ? [BIN, ...args] : ['--import', 'tsx', MAIN, ...args];
+  const argv = ['--import', 'tsx', opts.entry ?? MAIN, ...args];
   return new Promise((resolve, reject) => {
     execFile(process.execPath, argv, { cwd: ROOT, env: cleanEnv(opts.env), timeout: opts.timeoutMs ?? 30_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err && (err.killed || typeof err.code !== 'number')) {
@@ -117,10 +117,13 @@ describe('orcid-webhooks CLI', { concurrency: 3 }, () => {
       assert.match(r.stdout, /JSON\s+lines/, 'mentions the JSON lines form');
     });
 
-    it('the bin launcher prints the version', async () => {
+    it('the executable prints the version, and passes every other command to the CLI', async () => {
       const r = await cli(['--version'], { entry: BIN });
       assertOk(r, 'bin --version');
       assert.equal(r.stdout.trim(), VERSION);
+      const help = await cli(['records', '--help'], { entry: BIN });
+      assertOk(help, 'bin records --help');
+      assert.match(help.stdout, /Usage: orcid-webhooks records/);
     });
 
     it('an unknown command exits non-zero with a message', async () => {

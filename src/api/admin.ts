@@ -8,6 +8,8 @@ import { requireAdmin } from './auth.ts';
 import { describeOperation, oauthErrorSchema, orcidErrorSchema } from './openapi.ts';
 
 export const MAX_BULK_CHANGES = 10_000;
+/** How many bad items a refused bulk change names (the total is always given). */
+export const MAX_NAMED_PROBLEMS = 50;
 
 export interface AdminRouteDeps {
   store: Store;
@@ -34,6 +36,35 @@ export function invalid(err: z.ZodError): OrcidApiError {
 export function validOrcid(orcid: string, where: string): void {
   const c = checkOrcid(orcid);
   if (!c.ok) throw new OrcidApiError(9001, `${where}: ${c.reason}`);
+}
+
+/**
+ * Every bad item of a bulk change (its shape, its time, its iD and check character), not only the
+ * first, so a registry can fix its list in one go: ORCID's 9001 when only iDs are wrong, else 9052.
+ */
+export function invalidChanges(body: unknown, err: z.ZodError | null): OrcidApiError | null {
+  const problems = (err?.issues ?? []).map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`);
+  const items = (body as { changes?: unknown } | null)?.changes;
+  let badIds = 0;
+  if (Array.isArray(items)) {
+    items.forEach((c: unknown, i) => {
+      const orcid = (c as { orcid?: unknown } | null)?.orcid;
+      if (typeof orcid !== 'string') return;
+      const check = checkOrcid(orcid);
+      if (!check.ok) {
+        problems.push(`changes.${i}.orcid: ${check.reason}`);
+        badIds++;
+      }
+    });
+  }
+  if (!problems.length) return null;
+  // Zod reports by field in item order within its own kinds: sort by item for a readable list.
+  const item = (p: string) => Number(/^changes\.(\d+)\./.exec(p)?.[1] ?? -1);
+  problems.sort((a, b) => item(a) - item(b));
+  const named = problems.slice(0, MAX_NAMED_PROBLEMS).join('; ');
+  const more = problems.length > MAX_NAMED_PROBLEMS ? `; and ${problems.length - MAX_NAMED_PROBLEMS} more` : '';
+  const detail = `${problems.length} problem${problems.length > 1 ? 's' : ''}, nothing was changed: ${named}${more}`;
+  return new OrcidApiError(badIds === problems.length ? 9001 : 9052, detail);
 }
 
 export const changesResult = z.object({ created: z.number().int(), changed: z.number().int(), ignored: z.number().int(), webhooksNotified: z.number().int() });
@@ -93,11 +124,10 @@ export function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): void {
 
     admin.post('/changes', async function bulkChanges(req, reply) {
       const parsed = changesBody.safeParse(req.body);
+      const refused = invalidChanges(req.body, parsed.success ? null : parsed.error);
+      if (refused) throw refused;
       if (!parsed.success) throw invalid(parsed.error);
-      const changes = parsed.data.changes.map((c, i) => {
-        validOrcid(c.orcid, `changes.${i}.orcid`);
-        return { orcid: c.orcid, modifiedAt: parseIsoTime(c.modified)! };
-      });
+      const changes = parsed.data.changes.map((c) => ({ orcid: c.orcid, modifiedAt: parseIsoTime(c.modified)! }));
       const result = await deps.store.applyChanges(changes, { create: true, now: deps.now(), notifyDelayMs: deps.notifyDelayMs });
       deps.onChanges(result);
       return reply.code(202).send(result);

@@ -7,6 +7,10 @@ import type { Caller } from './auth.ts';
  * to a minute's allowance and refills continuously, so a key may burst to its limit and then gets
  * one request every 60/limit seconds. With several API processes each counts on its own: the
  * effective limit is the setting times the number of processes (documented in docs/beyond-orcid.md).
+ *
+ * Why not @fastify/rate-limit: it counts in fixed windows (a client may send twice its limit across
+ * a window's edge) and keys requests before the route runs, while the per-client limit needs the
+ * caller the route authenticates. Its RateLimit-* headers are sent here too, with every 429.
  */
 export class RateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
@@ -43,13 +47,18 @@ export class RateLimiter {
   }
 }
 
+/** Retry-After, and the RateLimit-* fields (IETF draft, as @fastify/rate-limit sends them) of a refusal. */
+function limitHeaders(limiter: RateLimiter, wait: number): Record<string, string> {
+  return { 'retry-after': String(wait), 'ratelimit-limit': String(limiter.perMinute), 'ratelimit-remaining': '0', 'ratelimit-reset': String(wait) };
+}
+
 /** Per-client limit of the ORCID API, run once the caller is known: ORCID-format 429 / 9051. */
 export function clientRateLimit(limiter: RateLimiter) {
   return function clientRateLimit(caller: Caller): void {
     const wait = limiter.take(caller.client.id);
     if (wait === null) return;
     throw new OrcidApiError(9051, `Client ${caller.client.id} made more than ${limiter.perMinute} requests in a minute; retry after ${wait} s`, {
-      headers: { 'retry-after': String(wait) },
+      headers: limitHeaders(limiter, wait),
     });
   };
 }
@@ -60,8 +69,6 @@ export function tokenRateLimit(limiter: RateLimiter) {
     if (req.method !== 'POST' || req.routeOptions.url !== '/oauth/token') return;
     const wait = limiter.take(req.ip);
     if (wait === null) return;
-    throw new OAuthError(429, 'slow_down', `More than ${limiter.perMinute} token requests in a minute from ${req.ip}; retry after ${wait} s`, {
-      'retry-after': String(wait),
-    });
+    throw new OAuthError(429, 'slow_down', `More than ${limiter.perMinute} token requests in a minute from ${req.ip}; retry after ${wait} s`, limitHeaders(limiter, wait));
   };
 }

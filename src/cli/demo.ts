@@ -82,7 +82,7 @@ export async function runDemo(out: (line: string) => void = (l) => process.stdou
     out(`   ${cb.method} ${cb.path}`);
     for (const h of ['content-length', 'user-agent', 'webhook-id', 'webhook-timestamp']) out(`   ${h}: ${String(cb.headers[h])}`);
     out(`   (empty body, as ORCID sends: the receiver now fetches the record to see what changed)\n`);
-    out('Done. Nothing was left behind. Start your own server with "npm start" (see README.md).');
+    out(`Done. Nothing was left behind. Start your own server with "npx orcid-webhooks serve" (see README.md).`);
     return { latencyMs };
   } finally {
     await svc.close();

@@ -8,10 +8,8 @@ import { parseIsoTime } from '../domain/time.ts';
 import { ClientDeliveryError, issueSigningSecret, recoverClientWebhooks, removeSigningSecret, setPayloadMode } from '../ops/client-delivery.ts';
 import { clientView, createApiClient } from '../ops/clients.ts';
 import { importChanges } from '../ops/import.ts';
-import { openStore, startService } from '../service.ts';
 import type { Store, WebhookRow, WebhookState } from '../store/types.ts';
 import { VERSION } from '../version.ts';
-import { runDemo } from './demo.ts';
 import { progressReporter } from './progress.ts';
 
 /** A user error: printed as one clear line, exit code 1 (2 for usage errors). */
@@ -45,12 +43,25 @@ function config(opts: Opts, only: readonly (keyof Config)[] = STORE_COMMAND_SETT
   return resolveConfig(opts, process.env, only);
 }
 
-/** Runs fn with a migrated store, closing it after. */
+/**
+ * The service (fastify, pino, the database drivers) is loaded only by the commands that use it:
+ * `--version` and `--help` start in a fraction of the time (bench/cli-start.ts).
+ */
+async function openStore(cfg: Config): Promise<Store> {
+  const [{ openStore: open }, { explainDatabaseError }] = await Promise.all([import('../service.ts'), import('../store/database-errors.ts')]);
+  return open(cfg).catch((e: unknown) => { throw explainDatabaseError(e, cfg.db); });
+}
+
+/** Runs fn with a migrated store, closing it after. Errors opening or migrating the database say which and what to check. */
 async function withStore<T>(opts: Opts, fn: (store: Store, cfg: Config) => Promise<T>): Promise<T> {
   const cfg = config(opts);
   const store = await openStore(cfg);
   try {
-    await store.migrate();
+    try {
+      await store.migrate();
+    } catch (e) {
+      throw (await import('../store/database-errors.ts')).explainDatabaseError(e, cfg.db);
+    }
     return await fn(store, cfg);
   } finally {
     await store.close();
@@ -65,6 +76,16 @@ function validOrcids(ids: string[]): string[] {
 
 const positiveInt = (name: string) => (v: string) => {
   if (!/^\d+$/.test(v) || Number(v) < 1) throw new CliError(`${name} must be a whole number of at least 1, got "${v}"`, 2);
+  return Number(v);
+};
+
+const portNumber = (v: string) => {
+  if (!/^\d+$/.test(v) || Number(v) > 65535) throw new CliError(`--port must be a port number (0 to 65535), got "${v}"`, 2);
+  return Number(v);
+};
+
+const httpStatus = (v: string) => {
+  if (!/^[1-5]\d\d$/.test(v) || Number(v) < 200) throw new CliError(`--status must be an HTTP status from 200 to 599, got "${v}"`, 2);
   return Number(v);
 };
 
@@ -107,12 +128,13 @@ export function buildCli(): Command {
   }
   serve.action(async (opts: Opts) => {
     const cfg = resolveConfig(opts);
+    const { startService } = await import('../service.ts');
     const svc = await startService(cfg);
     const where = svc.adminTokenFile ? `stored in ${svc.adminTokenFile}` : 'from --admin-token / ORCID_WEBHOOKS_ADMIN_TOKEN';
     svc.logger.info({ url: svc.url, db: cfg.db.replace(/\/\/[^@/]*@/, '//***@'), role: cfg.role, records: cfg.records }, `orcid-webhooks ${VERSION} listening on ${svc.url}`);
     svc.logger.info(`admin token ${where}`);
     if (process.stderr.isTTY) {
-      // A person at a terminal gets the essentials in plain words; the JSON log lines stay on stdout.
+      // A person at a terminal gets the essentials in plain words; the log lines stay on stdout.
       const ui = cfg.role === 'worker' ? '' : `\n  dashboard  ${svc.url}/admin (sign in with the admin token)\n  API docs   ${svc.url}/docs`;
       process.stderr.write(`\norcid-webhooks ${VERSION} on ${svc.url} (${cfg.role === 'all' ? 'API and delivery' : cfg.role})${ui}\n  admin token ${where}\n  stop with Ctrl-C\n\n`);
     }
@@ -133,13 +155,29 @@ export function buildCli(): Command {
   program.command('demo')
     .description("a guided tour: registers a webhook with ORCID's exact requests against a throw-away server and shows the callback")
     .action(async () => {
-      await runDemo();
+      await (await import('./demo.ts')).runDemo();
+    });
+
+  program.command('receive')
+    .description('a tiny callback receiver to try the service with: prints each callback with its headers and latency')
+    .option('--port <port>', 'port to listen on (0 picks a free one)', portNumber, 9000)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--status <code>', 'status to answer every callback with (503 or 410 show retries and disabling)', httpStatus, 204)
+    .option('--json', 'one JSON object a line instead of text')
+    .action(async (opts: Opts) => {
+      const { receive } = await import('./receive.ts');
+      const rx = await receive({ port: Number(opts.port), host: String(opts.host), status: Number(opts.status), json: Boolean(opts.json) })
+        .catch((e: Error) => { throw new CliError(`Cannot listen on ${String(opts.host)}:${String(opts.port)}: ${e.message}`); });
+      const stop = () => void rx.close().then(() => process.exit(0));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
     });
 
   common(program.command('migrate').description('apply pending database migrations')).action(async (opts: Opts) => {
-    const store = await openStore(config(opts));
+    const cfg = config(opts);
+    const store = await openStore(cfg);
     try {
-      const applied = await store.migrate();
+      const applied = await store.migrate().catch(async (e: unknown) => { throw (await import('../store/database-errors.ts')).explainDatabaseError(e, cfg.db); });
       print(opts, { applied }, () => (applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date'));
     } finally {
       await store.close();
@@ -222,6 +260,7 @@ export function buildCli(): Command {
       print(opts, result, () => `${result.changed} record(s) modified, ${result.created} created; ${result.webhooksNotified} webhook notification(s) owed`);
     }));
   common(records.command('import').description("import a registry's change list: CSV with header orcid,last_modified, or JSON lines").argument('<file>', 'the change list'))
+    .option('--all-or-nothing', 'apply nothing if any line is malformed (as POST /admin/api/changes); by default the good lines are applied and the bad ones reported', false)
     .action(async (file: string, opts: Opts) => withStore(opts, async (store, cfg) => {
       let size: number;
       try {
@@ -233,7 +272,7 @@ export function buildCli(): Command {
       let report;
       try {
         report = await importChanges(store, file, {
-          notifyDelayMs: cfg.notifyDelayMs, totalBytes: size,
+          notifyDelayMs: cfg.notifyDelayMs, totalBytes: size, allOrNothing: Boolean(opts.allOrNothing),
           onProgress: (p) => bar?.update(p.bytes, p.totalBytes, `${p.lines} lines`),
         });
       } catch (e) {
@@ -241,8 +280,9 @@ export function buildCli(): Command {
       } finally {
         bar?.done();
       }
+      const refused = Boolean(opts.allOrNothing) && report.rejectedCount > 0;
       print(opts, report, () => [
-        `${report.lines} line(s): ${report.created} record(s) created, ${report.changed} modified, ${report.ignored} ignored as not newer; ${report.webhooksNotified} webhook notification(s) owed`,
+        refused ? `${report.lines} line(s): nothing was applied (--all-or-nothing) because of malformed lines; fix them and import again` : `${report.lines} line(s): ${report.created} record(s) created, ${report.changed} modified, ${report.ignored} ignored as not newer; ${report.webhooksNotified} webhook notification(s) owed`,
         ...(report.rejectedCount ? [`${report.rejectedCount} malformed line(s) rejected:`, ...report.rejected.map((r) => `  line ${r.line}: ${r.reason}`)] : []),
       ].join('\n'));
       if (report.rejectedCount) process.exitCode = 1;
@@ -305,9 +345,13 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const isMain = process.argv[1] && /(cli[\\/]main\.ts|orcid-webhooks(\.js)?)$/.test(process.argv[1]);
-if (isMain) {
-  const code = await main(process.argv);
-  // serve keeps running; everything else exits with its code.
-  if (process.argv[2] !== 'serve' || code !== 0) process.exit(code);
+/** Commands that keep running until stopped; every other command exits with its code. */
+const LONG_RUNNING = new Set(['serve', 'receive']);
+
+export async function run(argv: string[]): Promise<void> {
+  const code = await main(argv);
+  if (!LONG_RUNNING.has(argv[2] ?? '') || code !== 0) process.exit(code);
 }
+
+// `node src/cli/main.ts` (with tsx) and `node dist/cli/main.js`; the installed executable is bin.ts.
+if (process.argv[1] && /cli[\\/]main\.[jt]s$/.test(process.argv[1])) await run(process.argv);

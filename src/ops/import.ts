@@ -21,16 +21,33 @@ const BATCH = 1000;
 const MAX_LISTED = 1000;
 
 
+export interface ImportOptions {
+  notifyDelayMs: number;
+  totalBytes?: number | null;
+  onProgress?: (p: ImportProgress) => void;
+  onBatch?: (r: ApplyChangesResult) => void;
+  /**
+   * Apply nothing when any line is malformed (as the bulk API refuses a whole request): the file is
+   * read twice, first only to check it. Without it the good lines are applied and the bad reported.
+   */
+  allOrNothing?: boolean;
+}
+
 /**
  * Streams a registry's change list, CSV (`orcid,last_modified` header) or JSON lines (objects with
  * the same fields), into the store in batches, in constant memory. Missing records are created,
  * newer ones marked modified, older ones ignored; malformed lines are reported with their numbers.
  */
-export async function importChanges(
-  store: Store,
-  file: string,
-  opts: { notifyDelayMs: number; totalBytes?: number | null; onProgress?: (p: ImportProgress) => void; onBatch?: (r: ApplyChangesResult) => void },
-): Promise<ImportReport> {
+export async function importChanges(store: Store, file: string, opts: ImportOptions): Promise<ImportReport> {
+  if (opts.allOrNothing) {
+    const checked = await readChanges(store, file, { ...opts, onBatch: undefined }, false);
+    if (checked.rejectedCount) return checked;
+  }
+  return readChanges(store, file, opts, true);
+}
+
+/** One pass over the file; with apply false the lines are only checked (the counts stay 0). */
+async function readChanges(store: Store, file: string, opts: ImportOptions, apply: boolean): Promise<ImportReport> {
   const report: ImportReport = { created: 0, changed: 0, ignored: 0, webhooksNotified: 0, lines: 0, rejected: [], rejectedCount: 0 };
   const stream = createReadStream(file);
   let bytes = 0;
@@ -44,6 +61,10 @@ export async function importChanges(
   };
   const flush = async () => {
     if (!batch.length) return;
+    if (!apply) {
+      batch = [];
+      return;
+    }
     const r = await store.applyChanges(batch, { create: true, now: Date.now(), notifyDelayMs: opts.notifyDelayMs });
     report.created += r.created;
     report.changed += r.changed;

@@ -1,4 +1,5 @@
 import type { Store } from './types.ts';
+import { parseDatabaseUrl } from './database-url.ts';
 import { SqliteStore, sqlitePath } from './sqlite/sqlite-store.ts';
 
 export type { Store } from './types.ts';
@@ -18,6 +19,7 @@ export function isPostgresUrl(url: string): boolean {
 
 /** Opens the store a database URL names: `postgres://...`, `sqlite:path`, or a plain file path. */
 export async function createStore(url: string, opts: StoreOptions = {}): Promise<Store> {
+  parseDatabaseUrl(url); // an unknown scheme throws, naming the accepted forms
   if (isPostgresUrl(url)) {
     const { PostgresStore } = await import('./postgres/postgres-store.ts');
     return new PostgresStore(url, opts);
