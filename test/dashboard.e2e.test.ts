@@ -433,7 +433,7 @@ describe('dashboard in Chromium', { skip, timeout: 120_000 }, () => {
         const squeezed = await page.evaluate(() => [...document.querySelectorAll('.path')]
           .filter((el) => el.getBoundingClientRect().width < Math.min(el.textContent!.length, 12) * 7)
           .map((el) => el.textContent));
-        assert.deepEqual(squeezed, [], `paths squeezed on /docs at ${width} px`);
+        if (squeezed.length) failures.push(`docs at ${width} px: paths squeezed: ${squeezed.join(', ')}`);
         assert.deepEqual(problems, []);
       } finally {
         await context.close();
