@@ -79,12 +79,12 @@ export class Metrics {
         this.set(backlog.oldestOwedSince === null ? 0 : Math.max(0, backlog.at - backlog.oldestOwedSince) / 1000);
       },
     });
-    const self = this;
+    const inFlight = (): number => this.worker?.inFlightCount ?? 0;
     new Gauge({
       name: 'orcid_webhooks_callbacks_in_flight', help: 'Callbacks being sent by this process now',
       registers: [registry],
       collect() {
-        this.set(self.worker?.inFlightCount ?? 0);
+        this.set(inFlight());
       },
     });
   }

@@ -584,7 +584,7 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.equal(s.lastStatus, '204');
         assert.equal(s.notifySeq, 1);
         const [a] = await store.listAttempts(w.id, 10);
-        assert.deepEqual({ ...a, id: 0 }, { id: 0, webhookId: w.id, notificationId: `msg_${w.id}_1`, at: T0 + 20, durationMs: 31, statusCode: 204, error: null, responseSnippet: 'ok', latencyMs: 40 });
+        assert.deepEqual({ ...a, id: 0 }, { id: 0, webhookId: w.id, notificationId: `msg_${w.id}_1`, at: T0 + 20, durationMs: 31, statusCode: 204, error: null, responseSnippet: 'ok', latencyMs: 40, requestHeaders: null, responseHeaders: null });
         assert.equal(await store.nextDueAt(), null);
       });
 
