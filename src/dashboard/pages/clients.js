@@ -63,7 +63,7 @@ export async function render(view) {
       h('td', { class: 'wrap-anywhere' }, h('strong', {}, c.name), h('span', { class: 'mono small muted block' }, c.id)),
       h('td', { class: 'col-wide' }, c.premium ? h('span', { class: 'badge badge-premium' }, 'Premium') : h('span', { class: 'badge' }, 'Public')),
       h('td', { class: 'nowrap col-wide' }, timeCell(c.created)),
-      h('td', { class: 'nowrap' }, c.revoked ? h('span', {}, h('span', { class: 'badge badge-disabled' }, 'Revoked'), ' ', timeCell(c.revoked)) : h('span', { class: 'badge badge-ok' }, 'Active')),
+      h('td', {}, c.revoked ? h('span', {}, h('span', { class: 'badge badge-disabled' }, 'Revoked'), ' ', h('span', { class: 'nowrap' }, timeCell(c.revoked))) : h('span', { class: 'badge badge-ok' }, 'Active')),
       h('td', { class: 'actions' },
         h('a', { class: 'btn btn-small', href: `#/webhooks?client=${encodeURIComponent(c.id)}` }, 'Webhooks'),
         c.revoked ? null : revoke),
