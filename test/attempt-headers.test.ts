@@ -44,6 +44,10 @@ describe('recordHeaders', () => {
     const bounded = recordHeaders(big)!;
     assert.ok(JSON.stringify(bounded).length <= MAX_HEADERS_JSON, `${JSON.stringify(bounded).length} characters`);
     assert.match(bounded[OMITTED_KEY]!, /^\d+ more headers not kept$/);
+
+    // Values JSON escapes (quotes, backslashes) count at their stored size.
+    const quoted = recordHeaders(Object.fromEntries(Array.from({ length: 39 }, (_, i) => [`x-q-${i}`, '"\\'.repeat(200)])))!;
+    assert.ok(JSON.stringify(quoted).length <= MAX_HEADERS_JSON, `${JSON.stringify(quoted).length} characters`);
   });
 
   test('reading back: stored JSON, and null for anything unreadable', () => {
