@@ -27,7 +27,7 @@ function browserMissing(): string | false {
 
 const skip = browserMissing();
 
-describe('dashboard in Chromium', { skip, timeout: 120_000 }, () => {
+describe('dashboard in Chromium', { skip, timeout: 300_000 }, () => {
   let h: Harness;
   let rx: Receiver;
   let browser: Browser;

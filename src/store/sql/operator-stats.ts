@@ -12,11 +12,14 @@ export type Param = (name: 'now' | 'since' | 'limit') => string;
 export const sqliteParam: Param = (name) => `CAST(@${name} AS INTEGER)`;
 export const postgresParam: Param = (name) => `$${{ now: 1, since: 1, limit: 2 }[name]}::bigint`;
 
+/**
+ * Reads only the owed rows (the partial index webhooks_due): its cost follows the backlog, not the
+ * number of webhooks. A leased row is always an owed one (a claim keeps due_at until completion).
+ */
 export function backlogSql(p: Param): string {
-  return `SELECT
-      min(CASE WHEN enabled = 1 AND due_at IS NOT NULL THEN pending_since END) AS oldest_owed,
+  return `SELECT min(pending_since) AS oldest_owed,
       sum(CASE WHEN lease_until > ${p('now')} THEN 1 ELSE 0 END) AS in_flight
-    FROM webhooks`;
+    FROM webhooks WHERE enabled = 1 AND due_at IS NOT NULL`;
 }
 
 export function toBacklog(r: Record<string, unknown> | undefined): DeliveryBacklog {
