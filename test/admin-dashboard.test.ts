@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { InjectOptions } from 'fastify';
 import type { AttemptRecord, WebhookRow } from '../src/store/types.ts';
-import { ADMIN_TOKEN, getToken, snapshot, startHarness, webhookPath, type Harness } from './helpers/harness.ts';
+import { ADMIN_TOKEN, backends, getToken, snapshot, startHarness, webhookPath, type Harness } from './helpers/harness.ts';
 
 const ORCIDS = ['0000-0002-1825-0097', '0000-0002-7465-2162', '0000-0001-5109-3700', '0000-0002-1694-233X'];
 const MINUTE = 60_000;
@@ -19,14 +19,15 @@ interface Webhook {
   url: string;
   state: string;
   client: { id: string; name: string | null };
-  lastSent: string | null;
+  lastAttempt: string | null;
+  lastSuccess: string | null;
   lastStatus: string | null;
   due: string | null;
   enabled: boolean;
   disabledReason: string | null;
 }
 
-describe('admin dashboard API', () => {
+for (const { backend, skip } of await backends()) describe(`admin dashboard API on ${backend}`, { skip }, () => {
   let h: Harness;
   /** Webhooks by name, created in this order (ids ascending). */
   const w: Record<'a' | 'b' | 'c' | 'd' | 'e', WebhookRow> = {} as never;
@@ -74,7 +75,7 @@ describe('admin dashboard API', () => {
   }
 
   before(async () => {
-    h = await startHarness({ role: 'api' });
+    h = await startHarness({ role: 'api' }, { backend });
     await h.store.addRecords(ORCIDS, Date.now() - 10 * MINUTE);
     otherClient = (await h.store.createClient({ id: 'APP-OTHER0000000001', name: 'Other Org', secretHash: 'x', premium: true, createdAt: Date.now() })).id;
     w.a = await register(h.clientId, ORCIDS[0]!, 'https://hooks.example.org/a');
@@ -94,7 +95,7 @@ describe('admin dashboard API', () => {
     const endpoints: [InjectOptions['method'], string][] = [
       ['GET', '/admin/api/overview'], ['GET', '/admin/api/webhooks'], ['GET', '/admin/api/webhooks/1'],
       ['POST', '/admin/api/webhooks/1/enable'], ['DELETE', '/admin/api/webhooks/1'],
-      ['GET', '/admin/api/clients'], ['POST', '/admin/api/clients'], ['POST', '/admin/api/clients/x/revoke'],
+      ['GET', '/admin/api/records'], ['GET', '/admin/api/clients'], ['POST', '/admin/api/clients'], ['POST', '/admin/api/clients/x/revoke'],
     ];
     for (const [method, url] of endpoints) {
       test(`${method} ${url} needs the admin token`, async () => {
@@ -119,6 +120,36 @@ describe('admin dashboard API', () => {
       assert.equal(o.records, 4);
       assert.deepEqual(o.clients, { total: 2, active: 2 });
       assert.ok(Math.abs(Date.parse(o.now) - Date.now()) < 5000);
+    });
+
+    test('the oldest owed notification, and callbacks in flight (live leases)', async () => {
+      const owing = await Promise.all([w.b, w.c, w.e].map(async (x) => (await h.store.getWebhook(x.id))!.pendingSince!));
+      const o = (await call('GET', '/admin/api/overview')).json();
+      assert.equal(o.delivery.oldestOwedSince, new Date(Math.min(...owing)).toISOString());
+      assert.ok(o.delivery.oldestOwedAgeMs >= Date.parse(o.now) - Math.min(...owing) - 1 && o.delivery.oldestOwedAgeMs < 11 * MINUTE);
+      assert.equal(o.delivery.inFlight, 0);
+      const claims = await h.store.claimDue({ owner: 'inflight', limit: 2, now: Date.now() + 10 * MINUTE, leaseMs: MINUTE, excludeHosts: [] });
+      assert.equal(claims.length, 2);
+      try {
+        assert.equal((await call('GET', '/admin/api/overview')).json().delivery.inFlight, 2);
+      } finally {
+        await h.store.releaseClaims('inflight', claims.map((c) => c.webhook.id));
+      }
+      assert.equal((await call('GET', '/admin/api/overview')).json().delivery.inFlight, 0);
+    });
+
+    test('failures of the last hour by receiving host and by client, most failures first', async () => {
+      const o = (await call('GET', '/admin/api/overview')).json();
+      // a: 200 (hooks.example.org, test client); d: 410 (gone.example.com, test client); e: 500 (other.example.net, other client).
+      assert.deepEqual(o.failures.byHost, [
+        { host: 'gone.example.com', attempts: 1, failures: 1 },
+        { host: 'other.example.net', attempts: 1, failures: 1 },
+      ]);
+      const byClient = [
+        { client: { id: h.clientId, name: 'Test premium' }, attempts: 2, failures: 1 },
+        { client: { id: otherClient, name: 'Other Org' }, attempts: 1, failures: 1 },
+      ].sort((x, y) => (x.client.id < y.client.id ? -1 : 1));
+      assert.deepEqual(o.failures.byClient, byClient);
     });
 
     test('callbacks, success rate and latency over the last hour, and a per-minute series', async () => {
@@ -170,10 +201,14 @@ describe('admin dashboard API', () => {
       assert.deepEqual(c!.client, { id: otherClient, name: 'Other Org' });
       assert.deepEqual(r.webhooks.map((x) => x.state), ['ok', 'pending', 'pending', 'disabled', 'failing']);
       assert.equal(a!.lastStatus, '200');
-      assert.ok(a!.lastSent && b!.due && !b!.lastSent);
+      assert.ok(a!.lastSuccess && a!.lastAttempt === a!.lastSuccess, 'a success is the last attempt and the last success');
+      assert.ok(b!.due && b!.lastAttempt === null && b!.lastSuccess === null);
       assert.equal(d!.disabledReason, 'HTTP 410 Gone');
       assert.equal(e!.lastStatus, '500');
-      assert.deepEqual(Object.keys(a!).sort(), ['client', 'created', 'disabled', 'disabledReason', 'due', 'enabled', 'failedAttempts', 'host', 'id', 'lastFailed', 'lastSent', 'lastStatus', 'orcid', 'pendingSince', 'state', 'url']);
+      // A webhook whose only attempt failed: a last attempt, no success.
+      assert.ok(e!.lastAttempt && e!.lastSuccess === null);
+      assert.ok(d!.lastAttempt && d!.lastSuccess === null);
+      assert.deepEqual(Object.keys(a!).sort(), ['client', 'created', 'disabled', 'disabledReason', 'due', 'enabled', 'failedAttempts', 'host', 'id', 'lastAttempt', 'lastFailed', 'lastStatus', 'lastSuccess', 'orcid', 'pendingSince', 'state', 'url']);
     });
 
     test('pages with a cursor', async () => {
@@ -227,6 +262,7 @@ describe('admin dashboard API', () => {
       assert.equal(r.attempts.length, 1);
       assert.deepEqual({ ...r.attempts[0], id: 0, at: '' }, {
         id: 0, at: '', notificationId: `msg_${w.d.id}_1`, durationMs: 12, statusCode: 410, error: null, responseSnippet: 'ok', latencyMs: 40, ok: false,
+        requestHeaders: null, responseHeaders: null,
       });
       const a = (await call('GET', `/admin/api/webhooks/${w.a.id}?attempts=1`)).json();
       assert.equal(a.attempts.length, 1);
@@ -239,6 +275,63 @@ describe('admin dashboard API', () => {
       await refused('GET', '/admin/api/webhooks/abc', 400, 9052, /id: must be a webhook id/);
       await refused('GET', '/admin/api/webhooks/0', 400, 9052, /id/);
       await refused('GET', `/admin/api/webhooks/${w.a.id}?attempts=0`, 400, 9052, /attempts/);
+    });
+  });
+
+  describe('attempt headers', () => {
+    test('answered as stored: request and response headers, or null when none were kept', async () => {
+      const x = await register(h.clientId, ORCIDS[1]!, 'https://headers.example.org/x');
+      await h.store.applyChanges([{ orcid: ORCIDS[1]!, modifiedAt: Date.now(), touch: true }], { create: false, now: Date.now(), notifyDelayMs: 0 });
+      try {
+        const requestHeaders = { 'webhook-id': `msg_${x.id}_1`, 'webhook-signature': '[redacted]', 'user-agent': 'orcid-webhooks/test' };
+        await deliver(x, { kind: 'retry', retryAt: Date.now() + MINUTE }, { statusCode: 503, requestHeaders, responseHeaders: { 'retry-after': '60', 'set-cookie': '[redacted]' } });
+        await deliver(x, { kind: 'retry', retryAt: Date.now() + MINUTE }, { statusCode: null, error: 'timeout: no answer', requestHeaders, responseHeaders: null });
+        const r = (await call('GET', `/admin/api/webhooks/${x.id}`)).json();
+        assert.deepEqual(r.attempts.map((a: { requestHeaders: unknown; responseHeaders: unknown }) => [a.requestHeaders, a.responseHeaders]), [
+          [requestHeaders, null],
+          [requestHeaders, { 'retry-after': '60', 'set-cookie': '[redacted]' }],
+        ]);
+        assert.equal(r.webhook.lastSuccess, null);
+        assert.equal(r.webhook.lastAttempt, r.webhook.lastFailed);
+      } finally {
+        await h.store.deleteWebhook(h.clientId, ORCIDS[1]!, 'https://headers.example.org/x');
+      }
+    });
+  });
+
+  describe('GET /admin/api/records', () => {
+    const sorted = [...ORCIDS].sort();
+    const page = async (query = '') => {
+      const res = await call('GET', `/admin/api/records${query}`);
+      assert.equal(res.statusCode, 200, res.body);
+      return res.json() as { records: { orcid: string; modified: string; created: string }[]; nextCursor: string | null };
+    };
+
+    test('lists records by iD with their times, a page at a time', async () => {
+      const all = await page();
+      assert.deepEqual(all.records.map((r) => r.orcid), sorted);
+      assert.equal(all.nextCursor, null);
+      const row = (await h.store.getRecord(sorted[0]!))!;
+      assert.deepEqual(all.records[0], { orcid: row.orcid, modified: new Date(row.modifiedAt).toISOString(), created: new Date(row.createdAt).toISOString() });
+      const p1 = await page('?limit=3');
+      assert.deepEqual(p1.records.map((r) => r.orcid), sorted.slice(0, 3));
+      assert.equal(p1.nextCursor, sorted[2]);
+      const p2 = await page(`?limit=3&cursor=${p1.nextCursor}`);
+      assert.deepEqual(p2.records.map((r) => r.orcid), sorted.slice(3));
+      assert.equal(p2.nextCursor, null);
+    });
+
+    test('finds one record by its exact iD; an unknown one is an empty list', async () => {
+      assert.deepEqual((await page(`?orcid=${ORCIDS[2]}`)).records.map((r) => r.orcid), [ORCIDS[2]]);
+      assert.deepEqual((await page('?orcid=0000-0003-1415-9269')).records, []);
+    });
+
+    test('bad parameters: 400 naming the parameter', async () => {
+      await refused('GET', '/admin/api/records?orcid=0000-0002-1825-0098', 400, 9001, /orcid/);
+      await refused('GET', '/admin/api/records?cursor=abc', 400, 9052, /cursor/);
+      await refused('GET', '/admin/api/records?limit=0', 400, 9052, /limit/);
+      await refused('GET', '/admin/api/records?limit=501', 400, 9052, /limit/);
+      await refused('GET', '/admin/api/records?after=x', 400, 9052, /after|Unrecognized/);
     });
   });
 

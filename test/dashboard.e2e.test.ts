@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { orcidFromBase } from '../src/domain/orcid-id.ts';
 import { ADMIN_TOKEN, startHarness, webhookPath, type Harness } from './helpers/harness.ts';
 import { eventually, startReceiver, type Receiver } from './helpers/receiver.ts';
 
@@ -26,7 +27,7 @@ function browserMissing(): string | false {
 
 const skip = browserMissing();
 
-describe('dashboard in Chromium', { skip, timeout: 120_000 }, () => {
+describe('dashboard in Chromium', { skip, timeout: 300_000 }, () => {
   let h: Harness;
   let rx: Receiver;
   let browser: Browser;
@@ -57,8 +58,8 @@ describe('dashboard in Chromium', { skip, timeout: 120_000 }, () => {
   });
 
   /** A fresh context and page; any console error or uncaught exception (a CSP violation, a bug) fails the test. */
-  async function open(): Promise<{ context: BrowserContext; page: Page; problems: string[] }> {
-    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  async function open(viewport = { width: 1440, height: 900 }): Promise<{ context: BrowserContext; page: Page; problems: string[] }> {
+    const context = await browser.newContext({ viewport });
     const page = await context.newPage();
     const problems: string[] = [];
     page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
@@ -70,6 +71,14 @@ describe('dashboard in Chromium', { skip, timeout: 120_000 }, () => {
     return { context, page, problems };
   }
 
+  async function signIn(page: Page): Promise<void> {
+    await page.fill('#signin-token', ADMIN_TOKEN);
+    await page.click('#signin-submit');
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  }
+
+  const go = (page: Page, hash: string) => page.evaluate((hash) => { location.hash = hash; }, hash);
+
   test('sign in, touch a record, see the delivery, open its history, replay it', async () => {
     const { context, page, problems } = await open();
     try {
@@ -80,8 +89,8 @@ describe('dashboard in Chromium', { skip, timeout: 120_000 }, () => {
       assert.ok(!page.url().includes(ADMIN_TOKEN), 'the token is never in the URL');
       await page.locator('[data-testid="stat-webhooks"]').filter({ hasText: '2' }).waitFor();
 
-      // Record changes: touch the record by iD.
-      await page.click('nav >> text=Record changes');
+      // Records: touch the record by iD.
+      await page.click('nav >> text=Records');
       await page.fill('#touch-orcid', ORCID);
       await page.click('button:has-text("Touch record")');
       const result = page.locator('[data-testid="touch-result"]');
@@ -94,16 +103,17 @@ describe('dashboard in Chromium', { skip, timeout: 120_000 }, () => {
       const [first] = await rx.waitFor(1);
       assert.equal(first!.path, '/orcid/updated');
 
-      // Webhooks: the delivered webhook shows its last sent time and status.
+      // Webhooks: the delivered webhook shows its last attempt, its status and its last success.
       await page.click('nav >> text=Webhooks');
       const row = page.locator(`tr[data-id="${webhookId}"]`);
       await row.waitFor();
       await eventually(async () => {
-        const sent = (await row.locator('[data-col="last-sent"]').innerText()).trim();
+        const sent = (await row.locator('[data-col="last-success"]').innerText()).trim();
         if (sent !== '—') return true;
         await page.click('button:has-text("Refresh")');
         return false;
-      }, 10_000, 'last sent in the table');
+      }, 10_000, 'last success in the table');
+      assert.notEqual((await row.locator('[data-col="last-attempt"]').innerText()).trim(), '—');
       assert.equal((await row.locator('[data-col="last-status"]').innerText()).trim(), '200');
 
       // Search narrows the table to this webhook.
@@ -113,7 +123,7 @@ describe('dashboard in Chromium', { skip, timeout: 120_000 }, () => {
 
       // Its page: the attempt answered 200.
       await row.locator('a').first().click();
-      const attempts = page.locator('[data-testid="attempts"] tbody tr');
+      const attempts = page.locator('[data-testid="attempts"] tbody tr[data-attempt]');
       await attempts.first().waitFor();
       assert.equal(await attempts.count(), 1);
       assert.equal((await attempts.first().locator('[data-col="result"]').innerText()).trim(), '200');
@@ -165,7 +175,7 @@ describe('dashboard in Chromium', { skip, timeout: 120_000 }, () => {
       assert.ok((await h.store.getClient(created.id))?.revokedAt);
 
       // A refused request shows the server's message.
-      await page.click('nav >> text=Record changes');
+      await page.click('nav >> text=Records');
       await page.fill('#touch-orcid', '0000-0002-1825-0098');
       await page.click('button:has-text("Touch record")');
       const alert = page.locator('[role="alert"]').filter({ hasText: 'Could not touch' });
@@ -209,7 +219,7 @@ describe('dashboard in Chromium', { skip, timeout: 120_000 }, () => {
 
       await page.click('button:has-text("Re-enable")');
       await eventually(() => hits() === 2, 10_000, 'the owed callback after re-enabling');
-      const attempts = page.locator('[data-testid="attempts"] tbody tr');
+      const attempts = page.locator('[data-testid="attempts"] tbody tr[data-attempt]');
       await eventually(async () => (await attempts.count()) === 2, 10_000, 'two attempts in the history');
       assert.equal(await page.locator('button:has-text("Re-enable")').isVisible(), false);
 
@@ -248,5 +258,187 @@ describe('dashboard in Chromium', { skip, timeout: 120_000 }, () => {
     } finally {
       await context.close();
     }
+  });
+  test('failed attempts: the last attempt shows beside an empty last success; attempt headers with secrets redacted; failures by host and client', async () => {
+    const FAIL_ORCID = orcidFromBase(900_000_000_001);
+    const failing = rx.url('/orcid/failing');
+    rx.behave((r, res) => {
+      if (r.path === '/orcid/failing') res.writeHead(503, { 'x-receiver': 'test-receiver', 'set-cookie': 'session=receiver-cookie-value' }).end('busy');
+      else res.writeHead(200).end('ok');
+    });
+    const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
+    const secret = await h.svc.app.inject({ method: 'POST', url: `/admin/api/clients/${h.clientId}/signing-secret`, headers: admin, payload: '{}' });
+    assert.equal(secret.statusCode, 201, secret.body);
+    await h.store.addRecords([FAIL_ORCID], Date.now() - 60_000);
+    const reg = await h.svc.app.inject({ method: 'PUT', url: webhookPath(FAIL_ORCID, failing), headers: { authorization: `Bearer ${h.token}` } });
+    assert.equal(reg.statusCode, 201, reg.body);
+    const id = (await h.store.findWebhook(h.clientId, FAIL_ORCID, failing))!.id;
+    await h.store.applyChanges([{ orcid: FAIL_ORCID, modifiedAt: Date.now(), touch: true }], { create: false, now: Date.now(), notifyDelayMs: 0 });
+    h.svc.worker!.notify();
+    await eventually(async () => ((await h.store.getWebhook(id))?.failedAttempts ?? 0) >= 1, 10_000, 'a failed attempt');
+    const sent = rx.received.find((r) => r.path === '/orcid/failing')!;
+    const signature = String(sent.headers['webhook-signature']);
+    assert.match(signature, /^v1,/, 'the callback was signed');
+
+    const { context, page, problems } = await open();
+    try {
+      await signIn(page);
+      // The list: a last attempt, no success.
+      await go(page, '#/webhooks?search=orcid/failing');
+      const row = page.locator(`tr[data-id="${id}"]`);
+      await row.waitFor();
+      assert.notEqual((await row.locator('[data-col="last-attempt"]').innerText()).trim(), '—');
+      assert.equal((await row.locator('[data-col="last-success"]').innerText()).trim(), '—');
+      assert.equal((await row.locator('[data-col="last-status"]').innerText()).trim(), '503');
+
+      // Its page: the same, and the headers of the attempt.
+      await row.locator('a').first().click();
+      await page.locator('[data-testid="attempts"] tbody tr[data-attempt]').first().waitFor();
+      assert.notEqual((await page.locator('[data-testid="last-attempt"]').innerText()).trim(), '—');
+      assert.equal((await page.locator('[data-testid="last-success"]').innerText()).trim(), '—');
+      const detail = page.locator('tr.attempt-detail').first();
+      assert.equal(await detail.isVisible(), false);
+      await page.locator('[data-testid="attempts"] tbody tr[data-attempt]').first().getByRole('button', { name: 'Headers' }).click();
+      await detail.waitFor();
+      const text = await detail.innerText();
+      for (const expected of [/webhook-id\s+msg_/, /user-agent\s+orcid-webhooks\//, /webhook-signature\s+\[redacted\]/, /x-receiver\s+test-receiver/, /set-cookie\s+\[redacted\]/]) {
+        assert.match(text, expected);
+      }
+      const html = await page.content();
+      assert.ok(!html.includes(signature.slice(3, 20)), 'the signature is not in the page');
+      assert.ok(!html.includes('receiver-cookie-value'), 'the cookie is not in the page');
+      await page.screenshot({ path: `${ARTIFACTS}/dashboard-attempt-headers.png`, fullPage: true });
+
+      // The overview: failures by receiving host and by client, the oldest owed notification, callbacks in flight.
+      await page.click('nav >> text=Overview');
+      await page.locator('[data-testid="failures-by-host"] tr').filter({ hasText: '127.0.0.1' }).waitFor();
+      await page.locator('[data-testid="failures-by-client"] tr').filter({ hasText: 'Test premium' }).waitFor();
+      assert.notEqual((await page.locator('[data-testid="stat-oldest-owed"]').innerText()).trim(), 'none', 'the failing webhook still owes its notification');
+      assert.match((await page.locator('[data-testid="stat-in-flight"]').innerText()).trim(), /^\d+$/);
+      await page.screenshot({ path: `${ARTIFACTS}/dashboard-overview-failures.png`, fullPage: true });
+      assert.deepEqual(problems, []);
+    } finally {
+      await h.store.deleteWebhook(h.clientId, FAIL_ORCID, failing);
+      await h.svc.app.inject({ method: 'DELETE', url: `/admin/api/clients/${h.clientId}/signing-secret`, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      rx.behave((_r, res) => { res.writeHead(200).end('ok'); });
+      await context.close();
+    }
+  });
+
+  test('an unknown webhook id gets a page that says so, with a way back', async () => {
+    const { context, page, problems } = await open();
+    try {
+      await signIn(page);
+      for (const [id, reason] of [['987654321', /may have been deleted/], ['not-an-id', /not a webhook id|may have been deleted/]] as const) {
+        await go(page, `#/webhooks/${id}`);
+        const panel = page.locator('[data-testid="webhook-not-found"]');
+        await panel.filter({ hasText: `No webhook #${id}` }).waitFor();
+        assert.match(await panel.innerText(), reason);
+        assert.equal(await page.locator('button:has-text("Replay now")').count(), 0, 'no actions on a webhook that does not exist');
+      }
+      await page.screenshot({ path: `${ARTIFACTS}/dashboard-webhook-not-found.png`, fullPage: true });
+      await page.locator('[data-testid="webhook-not-found"] input[type="search"]').fill('orcid/updated');
+      await page.click('button:has-text("Search webhooks")');
+      await page.locator(`tr[data-id="${webhookId}"]`).waitFor();
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('records: the list pages through known records, finds one by iD, and touches it', async () => {
+    const many = Array.from({ length: 30 }, (_, i) => orcidFromBase(900_000_000_100 + i));
+    await h.store.addRecords(many, Date.now() - 60_000);
+    const total = (await h.store.listRecords({ limit: 1000 })).length;
+    const { context, page, problems } = await open();
+    try {
+      await signIn(page);
+      await page.click('nav >> text=Records');
+      const rows = page.locator('[data-testid="records"] tbody tr');
+      await rows.first().waitFor();
+      assert.equal(await rows.count(), 25);
+      const firstPage = await rows.evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).dataset.orcid));
+      await page.click('button:has-text("Next →")');
+      await eventually(async () => (await rows.count()) === total - 25, 5000, 'the second page');
+      const secondPage = await rows.evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).dataset.orcid));
+      assert.deepEqual([...firstPage, ...secondPage], [...firstPage, ...secondPage].sort(), 'ordered by iD across pages');
+      assert.equal(new Set([...firstPage, ...secondPage]).size, total, 'every record once');
+
+      await page.fill('#records-find', OTHER_ORCID);
+      await eventually(async () => (await rows.count()) === 1, 5000, 'one record found');
+      const row = page.locator(`tr[data-orcid="${OTHER_ORCID}"]`);
+      await row.getByRole('button', { name: 'Touch' }).click();
+      const result = page.locator('[data-testid="touch-result"]');
+      await result.waitFor();
+      assert.match(await result.innerText(), new RegExp(`${OTHER_ORCID} marked modified`));
+      await page.screenshot({ path: `${ARTIFACTS}/dashboard-records-list.png`, fullPage: true });
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('every page fits the window at 1280 and 390 px: no horizontal scroll', async () => {
+    // A long callback URL is what used to widen the webhooks list beyond the window.
+    const longUrl = rx.url(`/orcid/${'a-very-long-path-segment-'.repeat(12)}end?token=${'x'.repeat(80)}`);
+    const reg = await h.svc.app.inject({ method: 'PUT', url: webhookPath(ORCID, longUrl), headers: { authorization: `Bearer ${h.token}` } });
+    assert.equal(reg.statusCode, 201, reg.body);
+    const longId = (await h.store.findWebhook(h.clientId, ORCID, longUrl))!.id;
+    await h.store.applyChanges([{ orcid: ORCID, modifiedAt: Date.now(), touch: true }], { create: false, now: Date.now(), notifyDelayMs: 0 });
+    h.svc.worker!.notify();
+    await eventually(async () => (await h.store.listAttempts(longId, 1)).length === 1, 10_000, 'an attempt of the long-URL webhook');
+
+    const pages: [string, string, string][] = [
+      ['overview', '#/overview', '.chart canvas'],
+      ['webhooks', '#/webhooks', `tr[data-id="${longId}"]`],
+      ['webhook', `#/webhooks/${longId}`, '[data-testid="attempts"] tbody tr[data-attempt]'],
+      ['webhook-unknown', '#/webhooks/987654321', '[data-testid="webhook-not-found"]'],
+      ['clients', '#/clients', 'tr[data-client]'],
+      ['records', '#/records', '[data-testid="records"] tbody tr'],
+    ];
+    /** The page's overflow, and that of each table inside its card (a table that scrolls sideways hides columns). */
+    const overflow = (page: Page) => page.evaluate(() => {
+      const d = document.documentElement;
+      const tables = [...document.querySelectorAll('.table-wrap')].filter((el) => el.scrollWidth > el.clientWidth)
+        .map((el) => `${el.querySelector('thead')?.textContent?.slice(0, 40)} (${el.scrollWidth} > ${el.clientWidth})`);
+      return { scrollWidth: d.scrollWidth, clientWidth: d.clientWidth, tables };
+    });
+    const failures: string[] = [];
+    const check = async (page: Page, name: string, width: number, fullPage = true) => {
+      const o = await overflow(page);
+      if (o.scrollWidth > o.clientWidth) failures.push(`${name} at ${width} px: scrollWidth ${o.scrollWidth} > clientWidth ${o.clientWidth}`);
+      for (const t of o.tables) failures.push(`${name} at ${width} px: a table scrolls sideways: ${t}`);
+      await page.screenshot({ path: `${ARTIFACTS}/layout-${name}-${width}.png`, fullPage });
+    };
+    for (const width of [1280, 390]) {
+      const { context, page, problems } = await open({ width, height: 900 });
+      try {
+        await page.locator('#signin-form').waitFor();
+        await check(page, 'signin', width);
+        await signIn(page);
+        for (const [name, hash, ready] of pages) {
+          await go(page, hash);
+          await page.locator(ready).first().waitFor();
+          // Open every attempt's headers: their long values must wrap, not widen the page.
+          for (const button of await page.getByRole('button', { name: 'Headers' }).all()) await button.click();
+          await check(page, name, width);
+        }
+        await page.goto(`${h.svc.url}/docs`);
+        await page.locator('details').first().waitFor();
+        await check(page, 'docs', width);
+        // Every operation opened (the screenshot shows the first screen: the whole is very long).
+        await page.evaluate(() => { for (const d of document.querySelectorAll('details')) d.open = true; });
+        await check(page, 'docs-open', width, false);
+        // A path on /docs is not squeezed to one character per line: each box holds at least 12 characters (or the whole path).
+        const squeezed = await page.evaluate(() => [...document.querySelectorAll('.path')]
+          .filter((el) => el.getBoundingClientRect().width < Math.min(el.textContent!.length, 12) * 7)
+          .map((el) => el.textContent));
+        if (squeezed.length) failures.push(`docs at ${width} px: paths squeezed: ${squeezed.join(', ')}`);
+        assert.deepEqual(problems, []);
+      } finally {
+        await context.close();
+      }
+    }
+    assert.deepEqual(failures, []);
   });
 });

@@ -81,7 +81,7 @@ describe('health, readiness, metrics, logs', () => {
     assert.match(text, /orcid_webhooks_callbacks_total\{outcome="http_error"\} 1/);
     assert.match(text, /orcid_webhooks_attempt_duration_seconds_count 2/);
     assert.match(text, /orcid_webhooks_change_to_callback_seconds_count 1/);
-    assert.match(text, /orcid_webhooks_webhooks\{state="total"\} 1/);
+    assert.match(text, /orcid_webhooks_webhooks\{state="enabled"\} 1/);
     assert.match(text, /orcid_webhooks_record_changes_total\{result="changed"\} 1/);
     assert.doesNotMatch(text, /0000-0002-1825-0097|127\.0\.0\.1/, 'no iD or URL labels');
   });

@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { OrcidApiError } from '../domain/errors.ts';
+import type { RecordedHeaders } from '../domain/attempt-headers.ts';
 import { clientView, createApiClient } from '../ops/clients.ts';
-import type { AttemptBucket, AttemptRow, ClientRow, Store, WebhookRow } from '../store/types.ts';
+import type { AttemptBucket, AttemptRow, ClientRow, FailureCount, RecordRow, Store, WebhookRow } from '../store/types.ts';
 import { ADMIN_ERRORS, adminAuth, invalid, validOrcid } from './admin.ts';
 import { describeOperation, orcidErrorSchema } from './openapi.ts';
 
@@ -18,6 +19,8 @@ export interface DashboardApiDeps {
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
+/** Hosts and clients listed in the overview's failure breakdown. */
+const TOP_FAILURES = 10;
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 
@@ -40,6 +43,12 @@ export const webhookQuery = z.object({
   attempts: z.string().regex(/^\d+$/, 'must be a whole number').transform(Number).pipe(z.number().int().min(1).max(500)).optional().describe('How many attempts, newest first (default 100, at most 500)'),
 }).strict();
 
+export const listRecordsQuery = z.object({
+  orcid: z.string().optional().describe('Only this ORCID iD (an exact iD)'),
+  cursor: z.string().regex(/^\d{4}-\d{4}-\d{4}-\d{3}[\dX]$/, 'must be the nextCursor of a previous page').optional().describe('nextCursor of the previous page'),
+  limit: z.string().regex(/^\d+$/, 'must be a whole number').transform(Number).pipe(z.number().int().min(1).max(500)).optional().describe('Page size, 1 to 500 (default 50)'),
+}).strict();
+
 export const createClientBody = z.object({
   name: z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
   premium: z.boolean().optional().describe('Premium member clients may get /webhook tokens (default false)'),
@@ -51,13 +60,20 @@ const webhookSchema = z.object({
   state: z.enum(['ok', 'pending', 'failing', 'disabled']),
   enabled: z.boolean(), disabledReason: z.string().nullable(), disabled: z.string().nullable(), created: z.string(),
   pendingSince: z.string().nullable(), due: z.string().nullable(), failedAttempts: z.number().int(),
-  lastSent: z.string().nullable(), lastFailed: z.string().nullable(), lastStatus: z.string().nullable(),
+  lastAttempt: z.string().nullable().describe('The last attempt, successful or not'),
+  lastSuccess: z.string().nullable().describe('The last attempt answered 2xx'),
+  lastFailed: z.string().nullable(), lastStatus: z.string().nullable().describe('Status code or error of the last attempt'),
 });
+const headersSchema = z.record(z.string(), z.string()).nullable()
+  .describe('Lower-cased names; at most 40 headers of 256 characters, secrets (webhook-signature, authorization, cookies) redacted; null when not kept or no answer');
 const attemptSchema = z.object({
   id: z.number().int(), notificationId: z.string(), at: z.string(), durationMs: z.number().int(),
   statusCode: z.number().int().nullable(), error: z.string().nullable(), responseSnippet: z.string().nullable(),
   latencyMs: z.number().int().nullable(), ok: z.boolean(),
+  requestHeaders: headersSchema, responseHeaders: headersSchema,
 });
+const recordSchema = z.object({ orcid: z.string(), modified: z.string(), created: z.string() });
+const failureSchema = z.object({ attempts: z.number().int(), failures: z.number().int() });
 const clientSchema = z.object({ id: z.string(), name: z.string(), premium: z.boolean(), created: z.string(), revoked: z.string().nullable() });
 const pointSchema = z.object({
   at: z.string(), callbacks: z.number().int(), successes: z.number().int(), failures: z.number().int(),
@@ -70,6 +86,15 @@ const overviewSchema = z.object({
   clients: z.object({ total: z.number().int(), active: z.number().int() }),
   lastHour: pointSchema.omit({ at: true }).extend({ perMinute: z.number(), successRate: z.number().nullable() }),
   lastMinute: z.object({ callbacks: z.number().int() }),
+  delivery: z.object({
+    oldestOwedSince: z.string().nullable().describe('Change time of the oldest notification an enabled webhook owes'),
+    oldestOwedAgeMs: z.number().int().nullable().describe('How long it has waited; null when nothing is owed'),
+    inFlight: z.number().int().describe('Callbacks being sent now (webhooks under a live lease, in every worker process)'),
+  }),
+  failures: z.object({
+    byHost: z.array(failureSchema.extend({ host: z.string() })),
+    byClient: z.array(failureSchema.extend({ client: z.object({ id: z.string(), name: z.string().nullable() }) })),
+  }).describe('Attempts of the last hour by receiving host and by client: the 10 with most failures, those with none left out'),
   series: z.array(pointSchema).describe('The last 60 minutes, one point per minute, oldest first (the last one is the current minute)'),
 });
 
@@ -104,6 +129,11 @@ function describeAll(): void {
     responses: { 204: { description: 'Deleted' }, ...ADMIN_ERRORS, ...ERRORS_404 },
   });
   describeOperation({
+    ...admin, method: 'get', path: '/admin/api/records', query: listRecordsQuery,
+    summary: 'List records by iD, with cursor pagination',
+    responses: { 200: { description: 'A page', schema: z.object({ records: z.array(recordSchema), nextCursor: z.string().nullable() }) }, ...ADMIN_ERRORS },
+  });
+  describeOperation({
     ...admin, method: 'get', path: '/admin/api/clients',
     summary: 'List API clients (never their secrets)',
     responses: { 200: { description: 'The clients', schema: z.object({ clients: z.array(clientSchema) }) }, 401: ADMIN_ERRORS[401] },
@@ -135,8 +165,18 @@ export function webhookView(w: WebhookRow, client: ClientRow | null | undefined)
     client: { id: w.clientId, name: client?.name ?? null },
     state: webhookState(w), enabled: w.enabled, disabledReason: w.disabledReason, disabled: iso(w.disabledAt),
     created: iso(w.createdAt)!, pendingSince: iso(w.pendingSince), due: iso(w.dueAt), failedAttempts: w.failedAttempts,
-    lastSent: iso(w.lastSentAt), lastFailed: iso(w.lastFailedAt), lastStatus: w.lastStatus,
+    lastAttempt: iso(lastAttemptAt(w)), lastSuccess: iso(w.lastSentAt), lastFailed: iso(w.lastFailedAt), lastStatus: w.lastStatus,
   };
+}
+
+/** Every attempt either succeeds (last_sent_at) or fails (last_failed_at): the later one is the last attempt. */
+function lastAttemptAt(w: WebhookRow): number | null {
+  if (w.lastSentAt === null) return w.lastFailedAt;
+  return w.lastFailedAt === null ? w.lastSentAt : Math.max(w.lastSentAt, w.lastFailedAt);
+}
+
+function recordView(r: RecordRow): z.infer<typeof recordSchema> {
+  return { orcid: r.orcid, modified: iso(r.modifiedAt)!, created: iso(r.createdAt)! };
 }
 
 function attemptView(a: AttemptRow): z.infer<typeof attemptSchema> {
@@ -144,6 +184,7 @@ function attemptView(a: AttemptRow): z.infer<typeof attemptSchema> {
     id: a.id, notificationId: a.notificationId, at: iso(a.at)!, durationMs: a.durationMs, statusCode: a.statusCode,
     error: a.error, responseSnippet: a.responseSnippet, latencyMs: a.latencyMs,
     ok: a.statusCode !== null && a.statusCode >= 200 && a.statusCode < 300,
+    requestHeaders: a.requestHeaders satisfies RecordedHeaders | null, responseHeaders: a.responseHeaders,
   };
 }
 
@@ -198,10 +239,13 @@ export function adminDashboardRoutes(app: FastifyInstance, deps: DashboardApiDep
       const now = deps.now();
       // Sixty whole-minute buckets ending with the current (partial) minute.
       const since = Math.floor(now / MINUTE) * MINUTE - 59 * MINUTE;
-      const [webhooks, records, clients, buckets, hour, minute] = await Promise.all([
+      const [webhooks, records, clients, buckets, hour, minute, backlog, failures] = await Promise.all([
         store.countWebhooks(), store.countRecords(), store.listClients(),
         store.attemptStats(since, MINUTE), store.attemptStats(now - HOUR, HOUR), store.attemptStats(now - MINUTE, MINUTE),
+        store.deliveryBacklog(now), store.failureBreakdown(now - HOUR, TOP_FAILURES),
       ]);
+      const clientNames = new Map(clients.map((c) => [c.id, c.name]));
+      const counts = ({ attempts, failures: n }: FailureCount) => ({ attempts, failures: n });
       const h = hour[0];
       const callbacks = h?.callbacks ?? 0;
       return {
@@ -216,6 +260,15 @@ export function adminDashboardRoutes(app: FastifyInstance, deps: DashboardApiDep
           latencyP50Ms: h?.latencyP50 ?? null, latencyP95Ms: h?.latencyP95 ?? null,
         },
         lastMinute: { callbacks: minute[0]?.callbacks ?? 0 },
+        delivery: {
+          oldestOwedSince: iso(backlog.oldestOwedSince),
+          oldestOwedAgeMs: backlog.oldestOwedSince === null ? null : Math.max(0, now - backlog.oldestOwedSince),
+          inFlight: backlog.inFlight,
+        },
+        failures: {
+          byHost: failures.byHost.map((f) => ({ host: f.key, ...counts(f) })),
+          byClient: failures.byClient.map((f) => ({ client: { id: f.key, name: clientNames.get(f.key) ?? null }, ...counts(f) })),
+        },
         series: minuteSeries(since, 60, buckets),
       };
     });
@@ -260,6 +313,19 @@ export function adminDashboardRoutes(app: FastifyInstance, deps: DashboardApiDep
       const w = await loadWebhook(id);
       if (!(await store.deleteWebhook(w.clientId, w.orcid, w.url))) throw noWebhook(id);
       return reply.code(204).send();
+    });
+
+    admin.get('/records', async function listRecords(req) {
+      const q = parse(listRecordsQuery, query(req.query));
+      if (q.orcid !== undefined) {
+        validOrcid(q.orcid, 'orcid');
+        const r = await store.getRecord(q.orcid);
+        return { records: r ? [recordView(r)] : [], nextCursor: null };
+      }
+      const limit = q.limit ?? 50;
+      const rows = await store.listRecords({ limit: limit + 1, ...(q.cursor !== undefined && { afterOrcid: q.cursor }) });
+      const page = rows.slice(0, limit);
+      return { records: page.map(recordView), nextCursor: rows.length > limit ? page[page.length - 1]!.orcid : null };
     });
 
     admin.get('/clients', async function listClients() {

@@ -64,6 +64,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     },
   });
 
+  deps.metrics.observeHttp(app);
   app.addHook('onSend', async function requestIdHeader(req, reply) {
     reply.header('x-request-id', req.id);
   });

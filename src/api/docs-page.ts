@@ -21,19 +21,32 @@ export function docsPage(): string {
   main { padding:8px 32px 64px; max-width:1100px; }
   h2 { margin:32px 0 12px; font-size:19px; border-bottom:2px solid var(--accent); padding-bottom:4px; }
   details { border:1px solid var(--line); border-radius:8px; margin:10px 0; background:#fff; }
-  summary { cursor:pointer; padding:10px 14px; display:flex; gap:12px; align-items:baseline; list-style:none; }
+  /* Wraps: on a narrow screen the path takes a line of its own instead of being squeezed to one
+     character per line beside the summary. */
+  summary { cursor:pointer; padding:10px 14px; display:flex; flex-wrap:wrap; gap:6px 12px; align-items:baseline; list-style:none; }
   summary::-webkit-details-marker { display:none; }
   .method { font:700 12px/1 ui-monospace, monospace; padding:5px 8px; border-radius:4px; color:#fff; min-width:64px; text-align:center; }
   .get { background:#2f7fc1; } .put { background:#b07a00; } .post { background:#2e8b57; } .delete { background:#c0392b; } .patch { background:#7d4cad; }
-  .path { font:600 14px ui-monospace, monospace; word-break:break-all; }
-  .summary { color:var(--muted); }
+  .path { font:600 14px ui-monospace, monospace; min-width:0; overflow-wrap:anywhere; }
+  .summary { color:var(--muted); flex:1 1 240px; min-width:0; }
   .body { padding:4px 16px 14px; border-top:1px solid var(--line); }
-  table { border-collapse:collapse; width:100%; margin:6px 0 12px; font-size:14px; }
-  th, td { text-align:left; border-bottom:1px solid var(--line); padding:6px 8px; vertical-align:top; }
+  /* Fixed layout: a schema's long lines scroll inside their pre instead of widening the page. */
+  table { border-collapse:collapse; width:100%; margin:6px 0 12px; font-size:14px; table-layout:fixed; }
+  th, td { text-align:left; border-bottom:1px solid var(--line); padding:6px 8px; vertical-align:top; overflow-wrap:anywhere; }
+  .responses td:first-child, .responses th:first-child { width:64px; }
+  .params td:nth-child(2), .params th:nth-child(2) { width:30%; }
   th { color:var(--muted); font-weight:600; }
   pre { background:var(--bg); border:1px solid var(--line); border-radius:6px; padding:10px; overflow:auto; font-size:12.5px; max-height:360px; }
   code { font-family:ui-monospace, monospace; }
   .auth { font-size:12px; color:var(--muted); margin-left:auto; white-space:nowrap; }
+  @media (max-width: 640px) {
+    header { padding:16px; }
+    nav { padding:8px 16px; }
+    main { padding:8px 12px 48px; }
+    summary { padding:10px; }
+    .body { padding:4px 10px 12px; }
+    .auth { margin-left:0; }
+  }
   #error { color:#c0392b; }
 </style>
 </head>
@@ -64,8 +77,8 @@ function render(doc) {
     const responses = Object.entries(op.responses || {}).map(([code, r]) => '<tr><td><b>' + esc(code) + '</b></td><td>' + esc(r.description) + (r.content ? '<pre>' + esc(JSON.stringify(r.content['application/json'].schema, null, 2)) + '</pre>' : '') + '</td></tr>').join('');
     return '<details><summary><span class="method ' + esc(method) + '">' + esc(method.toUpperCase()) + '</span><span class="path">' + esc(path) + '</span><span class="summary">' + esc(op.summary) + '</span><span class="auth">' + esc(auth(op)) + '</span></summary><div class="body">'
       + (op.description ? '<p>' + esc(op.description) + '</p>' : '')
-      + (params ? '<p><b>Parameters</b></p><table><tr><th>name</th><th>in</th><th>description</th></tr>' + params + '</table>' : '')
-      + body + '<p><b>Responses</b></p><table>' + responses + '</table></div></details>';
+      + (params ? '<p><b>Parameters</b></p><table class="params"><tr><th>name</th><th>in</th><th>description</th></tr>' + params + '</table>' : '')
+      + body + '<p><b>Responses</b></p><table class="responses">' + responses + '</table></div></details>';
   }).join('')).join('');
 }
 fetch('/openapi.json').then((r) => r.json()).then(render).catch((e) => { document.getElementById('error').textContent = 'Could not load /openapi.json: ' + e.message; });

@@ -1,4 +1,5 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import type { IncomingHttpHeaders } from 'node:http';
 import { isIP, type LookupFunction } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Agent, type Dispatcher } from 'undici';
@@ -11,9 +12,13 @@ export interface SendRequest {
   body: string;
 }
 
-export type SendResult =
-  | { kind: 'response'; status: number; durationMs: number; bodySnippet: string; retryAfterMs: number | null }
-  | { kind: 'timeout' | 'network' | 'refused'; durationMs: number; error: string };
+export type SendResult = (
+  | { kind: 'response'; status: number; durationMs: number; bodySnippet: string; retryAfterMs: number | null; headers?: IncomingHttpHeaders }
+  | { kind: 'timeout' | 'network' | 'refused'; durationMs: number; error: string }
+) & {
+  /** The headers as sent (set by the sender once it built them; the attempt log keeps them, redacted). */
+  requestHeaders?: Record<string, string>;
+};
 
 export interface SenderOptions {
   policy: TargetPolicy;
@@ -107,9 +112,12 @@ export function createSender(opts: SenderOptions): Sender {
         signal: controller.signal,
       });
       const bodySnippet = await readSnippet(res.body);
-      return { kind: 'response', status: res.statusCode, durationMs: elapsed(), bodySnippet, retryAfterMs: parseRetryAfter(res.headers['retry-after']) };
+      return {
+        kind: 'response', status: res.statusCode, durationMs: elapsed(), bodySnippet, retryAfterMs: parseRetryAfter(res.headers['retry-after']),
+        headers: res.headers, requestHeaders: headers,
+      };
     } catch (err) {
-      return classifyError(err, controller.signal.aborted, elapsed(), opts);
+      return { ...classifyError(err, controller.signal.aborted, elapsed(), opts), requestHeaders: headers };
     } finally {
       clearTimeout(deadline);
     }

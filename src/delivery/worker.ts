@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RetrySchedule } from '../domain/retry-schedule.ts';
 import type { AttemptOutcome, AttemptRecord, Claim, Store, WebhookRow } from '../store/types.ts';
+import { recordHeaders } from '../domain/attempt-headers.ts';
 import { classify, decideOutcome, type ResultClass } from './outcome.ts';
 import type { SendRequest, SendResult, Sender } from './sender.ts';
 
@@ -218,6 +219,7 @@ export class DeliveryWorker extends EventEmitter {
       error: result.kind === 'response' ? null : `${result.kind}: ${result.error}`.slice(0, 200),
       responseSnippet: result.kind === 'response' ? result.bodySnippet : null,
       latencyMs, outcome, nextDueAt: now + this.o.notifyDelayMs,
+      requestHeaders: recordHeaders(result.requestHeaders), responseHeaders: result.kind === 'response' ? recordHeaders(result.headers) : null,
     });
     this.o.logger.info({
       webhookId: w.id, notificationId: id, host: w.host, result: resultClass,

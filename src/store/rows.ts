@@ -2,6 +2,7 @@
  * Row mapping and SQL fragments shared by both stores (the column names and the state filters are
  * the same in SQLite and PostgreSQL).
  */
+import { parseRecordedHeaders } from '../domain/attempt-headers.ts';
 import type { AttemptRow, ClientRow, WebhookRow } from './types.ts';
 
 type Row = Record<string, unknown>;
@@ -32,6 +33,7 @@ export function toAttempt(r: Row): AttemptRow {
     id: Number(r.id), webhookId: Number(r.webhook_id), notificationId: String(r.notification_id), at: Number(r.at),
     durationMs: Number(r.duration_ms), statusCode: num(r.status_code), error: (r.error as string | null) ?? null,
     responseSnippet: (r.response_snippet as string | null) ?? null, latencyMs: num(r.latency_ms),
+    requestHeaders: parseRecordedHeaders(r.request_headers), responseHeaders: parseRecordedHeaders(r.response_headers),
   };
 }
 

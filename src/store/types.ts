@@ -1,3 +1,5 @@
+import type { RecordedHeaders } from '../domain/attempt-headers.ts';
+
 /**
  * The narrow seam between the service and its database. Every method is async so that SQLite
  * (synchronous underneath) and PostgreSQL share one interface; all times are epoch milliseconds.
@@ -139,6 +141,9 @@ export interface AttemptRecord {
   outcome: AttemptOutcome;
   /** For a success that finds newer changes: when the next notification is due. */
   nextDueAt: number;
+  /** Headers sent and received, already bounded and redacted (recordHeaders); absent: not kept. */
+  requestHeaders?: RecordedHeaders | null;
+  responseHeaders?: RecordedHeaders | null;
 }
 
 export interface AttemptRow {
@@ -151,6 +156,24 @@ export interface AttemptRow {
   error: string | null;
   responseSnippet: string | null;
   latencyMs: number | null;
+  requestHeaders: RecordedHeaders | null;
+  /** null when there was no answer (timeout, network error, refused). */
+  responseHeaders: RecordedHeaders | null;
+}
+
+/** Store.deliveryBacklog */
+export interface DeliveryBacklog {
+  /** pending_since of the oldest notification an enabled webhook owes; null when none is owed. */
+  oldestOwedSince: number | null;
+  /** Webhooks under a live lease: callbacks being sent by any worker process. */
+  inFlight: number;
+}
+
+/** Store.failureBreakdown: one host or client. */
+export interface FailureCount {
+  key: string;
+  attempts: number;
+  failures: number;
 }
 
 /** Delivery attempts of one time bucket (Store.attemptStats). */
@@ -311,6 +334,10 @@ export interface Store {
   listAttempts(webhookId: number, limit: number): Promise<AttemptRow[]>;
   /** Attempts at or after `since` aggregated per bucket of bucketMs, in SQL; only buckets with attempts. */
   attemptStats(since: number, bucketMs: number): Promise<AttemptBucket[]>;
+  /** The oldest owed notification and the callbacks in flight (all processes). */
+  deliveryBacklog(now: number): Promise<DeliveryBacklog>;
+  /** Attempts since `since` with at least one failure, by receiving host and by client; the `limit` worst of each. */
+  failureBreakdown(since: number, limit: number): Promise<{ byHost: FailureCount[]; byClient: FailureCount[] }>;
   /** Deletes attempts older than `before`; returns how many. */
   pruneAttempts(before: number): Promise<number>;
 }

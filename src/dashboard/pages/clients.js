@@ -60,11 +60,10 @@ export async function render(view) {
       });
     } }, 'Revoke');
     return h('tr', { dataset: { client: c.id }, class: c.revoked ? 'row-muted' : '' },
-      h('td', {}, h('strong', {}, c.name)),
-      h('td', { class: 'mono small' }, c.id),
-      h('td', {}, c.premium ? h('span', { class: 'badge badge-premium' }, 'Premium') : h('span', { class: 'badge' }, 'Public')),
-      h('td', { class: 'nowrap' }, timeCell(c.created)),
-      h('td', { class: 'nowrap' }, c.revoked ? h('span', {}, h('span', { class: 'badge badge-disabled' }, 'Revoked'), ' ', timeCell(c.revoked)) : h('span', { class: 'badge badge-ok' }, 'Active')),
+      h('td', { class: 'wrap-anywhere' }, h('strong', {}, c.name), h('span', { class: 'mono small muted block' }, c.id)),
+      h('td', { class: 'col-wide' }, c.premium ? h('span', { class: 'badge badge-premium' }, 'Premium') : h('span', { class: 'badge' }, 'Public')),
+      h('td', { class: 'nowrap col-wide' }, timeCell(c.created)),
+      h('td', {}, c.revoked ? h('span', {}, h('span', { class: 'badge badge-disabled' }, 'Revoked'), ' ', h('span', { class: 'nowrap' }, timeCell(c.revoked))) : h('span', { class: 'badge badge-ok' }, 'Active')),
       h('td', { class: 'actions' },
         h('a', { class: 'btn btn-small', href: `#/webhooks?client=${encodeURIComponent(c.id)}` }, 'Webhooks'),
         c.revoked ? null : revoke),
@@ -78,7 +77,7 @@ export async function render(view) {
     error,
     h('section', { class: 'card card-flush' },
       h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
-        h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Client id'), h('th', {}, 'Type'), h('th', {}, 'Created'), h('th', {}, 'Status'), h('th', {}, ''))),
+        h('thead', {}, h('tr', {}, h('th', {}, 'Name · client id'), h('th', { class: 'col-wide' }, 'Type'), h('th', { class: 'col-wide' }, 'Created'), h('th', {}, 'Status'), h('th', {}, ''))),
         tbody)),
       status),
   );

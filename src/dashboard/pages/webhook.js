@@ -8,21 +8,60 @@ function field(label, ...value) {
   return h('div', {}, h('dt', {}, label), h('dd', {}, value));
 }
 
-function attemptRow(a) {
+/** One side's headers as a name/value list; secrets arrive already redacted by the server. */
+function headerList(title, headers, none) {
+  return h('div', { class: 'headers' }, h('h3', {}, title),
+    headers && Object.keys(headers).length
+      ? h('dl', { class: 'header-list' }, Object.entries(headers).map(([k, v]) => h('div', {}, h('dt', { class: 'mono' }, k), h('dd', { class: 'mono' }, v))))
+      : h('p', { class: 'muted small' }, none));
+}
+
+/** An attempt's row, and a row under it with its headers, shown by the row's Headers button. */
+function attemptRows(a) {
+  const detail = h('tr', { class: 'attempt-detail', hidden: true, dataset: { detailOf: String(a.id) } },
+    h('td', { colspan: 7 }, h('div', { class: 'headers-grid' },
+      headerList('Request headers', a.requestHeaders, 'Not recorded (attempts made before this version keep none).'),
+      headerList('Response headers', a.responseHeaders, a.statusCode === null ? 'No answer.' : 'Not recorded.'))));
+  const toggle = h('button', { type: 'button', class: 'btn btn-small', 'aria-expanded': 'false', onclick: () => {
+    detail.hidden = !detail.hidden;
+    toggle.setAttribute('aria-expanded', String(!detail.hidden));
+  } }, 'Headers');
+  return [attemptRow(a, toggle), detail];
+}
+
+function attemptRow(a, toggle) {
   return h('tr', { dataset: { attempt: String(a.id) } },
-    h('td', { class: 'nowrap' }, h('time', { datetime: a.at, title: a.at }, fmtDate(a.at))),
+    h('td', {}, h('time', { datetime: a.at, title: a.at }, fmtDate(a.at))),
     h('td', { 'data-col': 'result' }, a.statusCode !== null ? statusBadge(a.statusCode) : h('span', { class: 'badge badge-bad' }, (a.error ?? 'error').split(':')[0]),
       a.error ? h('div', { class: 'muted small' }, a.error) : null),
-    h('td', { class: 'num nowrap' }, fmtMs(a.durationMs)),
-    h('td', { class: 'num nowrap' }, fmtMs(a.latencyMs)),
-    h('td', { class: 'mono small' }, a.notificationId),
+    h('td', { class: 'num nowrap col-wide' }, fmtMs(a.durationMs)),
+    h('td', { class: 'num nowrap col-wide' }, fmtMs(a.latencyMs)),
+    h('td', { class: 'mono small col-wide' }, a.notificationId),
     h('td', { class: 'mono small snippet', title: a.responseSnippet ?? '' }, a.responseSnippet ?? h('span', { class: 'muted' }, '—')),
+    h('td', { class: 'actions' }, toggle),
   );
+}
+
+/** What an unknown (deleted, mistyped) webhook id shows instead of an empty page. */
+function notFound(id, err) {
+  const search = h('input', { type: 'search', class: 'input', placeholder: 'ORCID iD, callback URL or client id', 'aria-label': 'Search webhooks' });
+  return [
+    h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/webhooks' }, 'Webhooks'), h('span', { 'aria-hidden': 'true' }, ' / '), h('span', {}, `#${id}`)),
+    h('section', { class: 'card not-found', 'data-testid': 'webhook-not-found' },
+      h('h1', {}, `No webhook #${id}`),
+      h('p', {}, err.status === 404
+        ? 'There is no webhook with this id. It may have been deleted (by its client, or here), or the link is wrong.'
+        : `This is not a webhook id (${err.message}).`),
+      h('form', { class: 'toolbar', onsubmit: (e) => { e.preventDefault(); location.hash = `#/webhooks?search=${encodeURIComponent(search.value.trim())}`; } },
+        search, h('button', { type: 'submit', class: 'btn btn-primary' }, 'Search webhooks')),
+      h('p', {}, h('a', { href: '#/webhooks' }, '← All webhooks'))),
+  ];
 }
 
 export async function render(view, params) {
   const id = params.id;
   let current = null;
+  let gone = false;
   const header = h('header', { class: 'page-header' });
   const details = h('dl', { class: 'details' });
   const notice = h('div');
@@ -73,12 +112,13 @@ export async function render(view, params) {
     h('section', { class: 'card card-flush' },
       h('div', { class: 'card-head card-head-pad' }, h('h2', {}, 'Attempts'), attemptsCount),
       h('div', { class: 'table-wrap' }, h('table', { class: 'table', 'data-testid': 'attempts' },
-        h('thead', {}, h('tr', {}, h('th', {}, 'When'), h('th', {}, 'Result'), h('th', { class: 'num' }, 'Duration'), h('th', { class: 'num' }, 'Latency'), h('th', {}, 'Notification'), h('th', {}, 'Response'))),
+        h('thead', {}, h('tr', {}, h('th', {}, 'When'), h('th', {}, 'Result'), h('th', { class: 'num col-wide' }, 'Duration'), h('th', { class: 'num col-wide' }, 'Latency'), h('th', { class: 'col-wide' }, 'Notification'), h('th', { class: 'snippet' }, 'Response'), h('th', {}, ''))),
         tbody)),
       attemptsStatus),
   );
 
   async function load() {
+    if (gone) return 'gone';
     try {
       const r = await api('GET', `/webhooks/${id}`);
       current = r;
@@ -100,24 +140,33 @@ export async function render(view, params) {
         field('Client', w.client.name ?? '—', ' ', h('a', { class: 'mono small', href: `#/webhooks?client=${encodeURIComponent(w.client.id)}` }, w.client.id)),
         field('Host', h('span', { class: 'mono' }, w.host)),
         field('Registered', timeCell(w.created)),
-        field('Last sent', h('span', { 'data-testid': 'last-sent' }, timeCell(w.lastSent))),
+        field('Last attempt', h('span', { 'data-testid': 'last-attempt' }, timeCell(w.lastAttempt))),
         field('Last status', statusBadge(w.lastStatus)),
+        field('Last success', h('span', { 'data-testid': 'last-success' }, timeCell(w.lastSuccess))),
         field('Last failure', timeCell(w.lastFailed)),
         field('Failed tries', String(w.failedAttempts)),
         field('Owes a change since', timeCell(w.pendingSince)),
         field('Next try', w.due ? timeCell(w.due) : h('span', { class: 'muted' }, w.enabled ? 'nothing owed' : 'disabled')),
       );
-      clear(tbody, r.attempts.map(attemptRow));
+      // Rows whose headers are open stay open across refreshes.
+      const open = new Set([...tbody.querySelectorAll('tr.attempt-detail:not([hidden])')].map((tr) => tr.dataset.detailOf));
+      clear(tbody, r.attempts.map(attemptRows));
+      for (const tr of tbody.querySelectorAll('tr.attempt-detail')) {
+        if (open.has(tr.dataset.detailOf)) {
+          tr.hidden = false;
+          tr.previousElementSibling?.querySelector('[aria-expanded]')?.setAttribute('aria-expanded', 'true');
+        }
+      }
       attemptsCount.textContent = r.attempts.length ? `${r.attempts.length} most recent, newest first` : '';
       clear(attemptsStatus, r.attempts.length ? null : emptyState('No attempts yet', 'A callback is attempted when the record changes, or with “Replay now”.'));
     } catch (err) {
-      clear(error, h('div', { class: 'alert alert-error', role: 'alert' }, err.status === 404 ? err.message : `Could not load webhook #${id}: ${err.message}`));
-      if (err.status === 404) {
-        clear(header);
-        clear(details);
-        for (const el of [tbody, attemptsStatus]) clear(el);
+      // 404: no such webhook; 400: not a webhook id at all. Either way there is nothing to refresh.
+      if (err.status === 404 || err.status === 400) {
+        gone = true;
+        clear(view, notFound(id, err));
         return 'gone';
       }
+      clear(error, h('div', { class: 'alert alert-error', role: 'alert' }, `Could not load webhook #${id}: ${err.message}`));
     }
     return 'ok';
   }

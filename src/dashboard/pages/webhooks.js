@@ -32,8 +32,9 @@ export async function render(view, params) {
   const tbody = h('tbody');
   const table = h('table', { class: 'table' },
     h('thead', {}, h('tr', {},
-      h('th', { class: 'num' }, 'ID'), h('th', {}, 'ORCID iD'), h('th', {}, 'Callback URL'), h('th', {}, 'Client'),
-      h('th', {}, 'State'), h('th', {}, 'Last sent'), h('th', {}, 'Last status'), h('th', { class: 'num' }, 'Failures'))),
+      h('th', { class: 'num col-wide' }, 'ID'), h('th', { class: 'url' }, 'Callback URL · ORCID iD'), h('th', { class: 'col-wide' }, 'Client'),
+      h('th', {}, 'State'), h('th', { title: 'Status and time of the last callback tried, whatever its result' }, 'Last attempt'),
+      h('th', { class: 'col-wide', title: 'The last callback answered 2xx' }, 'Last success'), h('th', { class: 'num col-wide' }, 'Failures'))),
     tbody);
   const status = h('div', { class: 'table-status' });
   const prev = h('button', { type: 'button', class: 'btn', onclick: () => go(-1) }, '← Previous');
@@ -80,14 +81,17 @@ export async function render(view, params) {
   function row(w) {
     const href = `#/webhooks/${w.id}`;
     return h('tr', { class: 'row-link', dataset: { id: String(w.id) }, onclick: (e) => { if (!e.target.closest('a')) location.hash = href; } },
-      h('td', { class: 'num' }, h('a', { href }, `#${w.id}`)),
-      h('td', { class: 'mono nowrap' }, w.orcid),
-      h('td', { class: 'mono url', title: w.url }, h('a', { href }, w.url)),
-      h('td', {}, w.client.name ?? w.client.id, h('div', { class: 'muted small mono nowrap' }, w.client.id)),
+      h('td', { class: 'num col-wide' }, h('a', { href }, `#${w.id}`)),
+      h('td', { class: 'url' },
+        h('a', { class: 'mono cell-line', href, title: w.url }, w.url),
+        h('span', { class: 'mono small muted cell-line' }, w.orcid)),
+      h('td', { class: 'col-wide', title: w.client.id }, w.client.name ?? w.client.id),
       h('td', {}, stateBadge(w.state), w.state === 'disabled' && w.disabledReason ? h('div', { class: 'muted small' }, w.disabledReason) : null),
-      h('td', { class: 'nowrap', 'data-col': 'last-sent' }, timeCell(w.lastSent)),
-      h('td', { 'data-col': 'last-status' }, statusBadge(w.lastStatus)),
-      h('td', { class: 'num' }, w.failedAttempts ? h('span', { class: 'text-bad' }, fmtNumber(w.failedAttempts)) : '0'),
+      h('td', { 'data-col': 'last-attempt' }, w.lastAttempt
+        ? [h('span', { 'data-col': 'last-status' }, statusBadge(w.lastStatus)), ' ', h('span', { class: 'nowrap' }, timeCell(w.lastAttempt))]
+        : h('span', { class: 'muted' }, '—')),
+      h('td', { class: 'nowrap col-wide', 'data-col': 'last-success' }, timeCell(w.lastSuccess)),
+      h('td', { class: 'num col-wide' }, w.failedAttempts ? h('span', { class: 'text-bad' }, fmtNumber(w.failedAttempts)) : '0'),
     );
   }
 

@@ -4,11 +4,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadMigrations } from '../migrations.ts';
 import { attemptStatsSql, toAttemptBuckets } from '../sql/attempt-stats.ts';
+import { backlogSql, failuresBySql, headersJson, postgresParam, toBacklog, toFailureCounts } from '../sql/operator-stats.ts';
 import {
   deliverySettingsSql, recoverWhereSql, replaySetSql, setPayloadModeSql, setSigningSecretSql, toDeliverySettings,
 } from '../sql/client-features.ts';
 import { claimScanSize } from '../types.ts';
-import type { ClaimOptions, ClientDeliverySettings, PayloadMode, ReplayResult } from '../types.ts';
+import type { ClaimOptions, ClientDeliverySettings, DeliveryBacklog, FailureCount, PayloadMode, ReplayResult } from '../types.ts';
 import { STATE_SQL, toAttempt, toClient, toWebhook } from '../rows.ts';
 import type {
   ApplyChangesOptions, ApplyChangesResult, AttemptBucket, AttemptRecord, AttemptRow, Claim, ClientRow, NewClient, RecordChange,
@@ -499,10 +500,12 @@ export class PostgresStore implements Store {
     const retry = columns(5);
     const disable = columns(5);
     const seen = new Set<string>();
-    const ins = columns(8);
+    const ins = columns(10);
     for (const a of attempts) {
       const duration = Math.round(a.durationMs);
-      ins.push(a.webhookId, a.notificationId, a.startedAt, duration, a.statusCode, a.error, a.responseSnippet, a.latencyMs === null ? null : Math.round(a.latencyMs));
+      const headers = headersJson(a);
+      ins.push(a.webhookId, a.notificationId, a.startedAt, duration, a.statusCode, a.error, a.responseSnippet, a.latencyMs === null ? null : Math.round(a.latencyMs),
+        headers.requestHeaders, headers.responseHeaders);
       const key = `${a.webhookId}\u0000${a.owner}`;
       if (seen.has(key)) continue;
       seen.add(key);
@@ -537,10 +540,10 @@ export class PostgresStore implements Store {
           FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[]) AS a(id, owner, now, status, reason)
           WHERE w.id = a.id AND w.lease_owner = a.owner`, disable.cols);
       }
-      await c.query(`INSERT INTO attempts (webhook_id, notification_id, at, duration_ms, status_code, error, response_snippet, latency_ms)
-        SELECT a.webhook_id, a.notification_id, a.at, a.duration_ms, a.status_code, a.error, a.snippet, a.latency_ms
-        FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[], $8::bigint[])
-          WITH ORDINALITY AS a(webhook_id, notification_id, at, duration_ms, status_code, error, snippet, latency_ms, n)
+      await c.query(`INSERT INTO attempts (webhook_id, notification_id, at, duration_ms, status_code, error, response_snippet, latency_ms, request_headers, response_headers)
+        SELECT a.webhook_id, a.notification_id, a.at, a.duration_ms, a.status_code, a.error, a.snippet, a.latency_ms, a.request_headers, a.response_headers
+        FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[])
+          WITH ORDINALITY AS a(webhook_id, notification_id, at, duration_ms, status_code, error, snippet, latency_ms, request_headers, response_headers, n)
         WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.id = a.webhook_id FOR KEY SHARE)
         ORDER BY a.n`, ins.cols);
     });
@@ -569,6 +572,18 @@ export class PostgresStore implements Store {
 
   async attemptStats(since: number, bucketMs: number): Promise<AttemptBucket[]> {
     return toAttemptBuckets(await this.query(attemptStatsSql('postgres'), [since, bucketMs]), since, bucketMs);
+  }
+
+  async deliveryBacklog(now: number): Promise<DeliveryBacklog> {
+    return toBacklog((await this.query(backlogSql(postgresParam), [now]))[0]);
+  }
+
+  async failureBreakdown(since: number, limit: number): Promise<{ byHost: FailureCount[]; byClient: FailureCount[] }> {
+    const [byHost, byClient] = await Promise.all([
+      this.query(failuresBySql('host', postgresParam), [since, limit]),
+      this.query(failuresBySql('client_id', postgresParam), [since, limit]),
+    ]);
+    return { byHost: toFailureCounts(byHost), byClient: toFailureCounts(byClient) };
   }
 
   async pruneAttempts(before: number): Promise<number> {

@@ -7,10 +7,11 @@ import { loadMigrations } from '../migrations.ts';
 import { STATE_SQL, num, toAttempt, toClient, toWebhook } from '../rows.ts';
 import { BackgroundCheckpointer } from './checkpointer.ts';
 import { attemptStatsSql, toAttemptBuckets } from '../sql/attempt-stats.ts';
+import { backlogSql, failuresBySql, headersJson, sqliteParam, toBacklog, toFailureCounts } from '../sql/operator-stats.ts';
 import {
   deliverySettingsSql, recoverWhereSql, replaySetSql, setPayloadModeSql, setSigningSecretSql, toDeliverySettings,
 } from '../sql/client-features.ts';
-import type { ClientDeliverySettings, PayloadMode, ReplayResult } from '../types.ts';
+import type { ClientDeliverySettings, DeliveryBacklog, FailureCount, PayloadMode, ReplayResult } from '../types.ts';
 import { claimScanSize } from '../types.ts';
 import type {
   ApplyChangesOptions, ClaimOptions, ApplyChangesResult, AttemptBucket, AttemptRecord, AttemptRow, Claim, ClientRow, NewClient, RecordChange,
@@ -328,15 +329,16 @@ export class SqliteStore implements Store {
   }
 
   async completeAttempts(attempts: AttemptRecord[]): Promise<void> {
-    const ins = this.q(`INSERT INTO attempts (webhook_id, notification_id, at, duration_ms, status_code, error, response_snippet, latency_ms)
-      SELECT @webhookId, @notificationId, @at, @durationMs, @statusCode, @error, @snippet, @latencyMs WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = @webhookId)`);
+    const ins = this.q(`INSERT INTO attempts (webhook_id, notification_id, at, duration_ms, status_code, error, response_snippet, latency_ms, request_headers, response_headers)
+      SELECT @webhookId, @notificationId, @at, @durationMs, @statusCode, @error, @snippet, @latencyMs, @requestHeaders, @responseHeaders
+      WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = @webhookId)`);
     const success = this.q(SUCCESS_SQL);
     const retry = this.q(RETRY_SQL);
     const disable = this.q(DISABLE_SQL);
     this.db.transaction(() => {
       for (const a of attempts) {
         const status = a.statusCode !== null ? String(a.statusCode) : a.error;
-        ins.run({ webhookId: a.webhookId, notificationId: a.notificationId, at: a.startedAt, durationMs: Math.round(a.durationMs), statusCode: a.statusCode, error: a.error, snippet: a.responseSnippet, latencyMs: a.latencyMs === null ? null : Math.round(a.latencyMs) });
+        ins.run({ webhookId: a.webhookId, notificationId: a.notificationId, at: a.startedAt, durationMs: Math.round(a.durationMs), statusCode: a.statusCode, error: a.error, snippet: a.responseSnippet, latencyMs: a.latencyMs === null ? null : Math.round(a.latencyMs), ...headersJson(a) });
         const base = { id: a.webhookId, owner: a.owner, now: a.startedAt + Math.round(a.durationMs), status };
         if (a.outcome.kind === 'success') success.run({ ...base, claimed: a.claimedSeq, nextDue: a.nextDueAt });
         else if (a.outcome.kind === 'retry') retry.run({ ...base, retryAt: a.outcome.retryAt });
@@ -363,6 +365,17 @@ export class SqliteStore implements Store {
 
   async attemptStats(since: number, bucketMs: number): Promise<AttemptBucket[]> {
     return toAttemptBuckets(this.q(attemptStatsSql('sqlite')).all({ since, bucketMs }) as Row[], since, bucketMs);
+  }
+
+  async deliveryBacklog(now: number): Promise<DeliveryBacklog> {
+    return toBacklog(this.q(backlogSql(sqliteParam)).get({ now }) as Row);
+  }
+
+  async failureBreakdown(since: number, limit: number): Promise<{ byHost: FailureCount[]; byClient: FailureCount[] }> {
+    return {
+      byHost: toFailureCounts(this.q(failuresBySql('host', sqliteParam)).all({ since, limit }) as Row[]),
+      byClient: toFailureCounts(this.q(failuresBySql('client_id', sqliteParam)).all({ since, limit }) as Row[]),
+    };
   }
 
   async pruneAttempts(before: number): Promise<number> {
