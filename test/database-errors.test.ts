@@ -27,7 +27,7 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: 
   for (const s of SETTINGS) delete clean[s.env];
   delete clean.NODE_TEST_CONTEXT;
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', TSX, MAIN, ...args], { cwd: dir, env: { ...clean, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, ['--import', TSX, MAIN, ...args], { cwd: dir, env: { ...clean, ...env }, timeout: 120_000 }, (err, stdout, stderr) => {
       if (err && typeof err.code !== 'number') reject(err);
       else resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
     });

@@ -57,7 +57,7 @@ describe('orcid-webhooks records import --all-or-nothing', () => {
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const s of SETTINGS) delete env[s.env];
     delete env.NODE_TEST_CONTEXT;
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: ROOT, env, timeout: 60_000 }, (err, stdout) => {
+    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: ROOT, env, timeout: 120_000 }, (err, stdout) => {
       if (err && typeof err.code !== 'number') reject(err);
       else resolve({ code: err ? (err.code as number) : 0, stdout });
     });

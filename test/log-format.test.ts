@@ -25,7 +25,7 @@ function serveOutput(args: string[], env: Record<string, string> = {}, tty = fal
   const child = spawn(cmd!, rest, { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`no "listening" line within 30 s:\n${out}`)); }, 30_000);
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`no "listening" line within 120 s:\n${out}`)); }, 120_000);
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       if (/listening on/.test(out)) {

@@ -23,7 +23,7 @@ async function startReceive(args: string[]) {
   children.push(child);
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const next = async (): Promise<string> => {
-    const r = await Promise.race([lines.next(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no output within 20 s')), 20_000).unref())]);
+    const r = await Promise.race([lines.next(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no output within 120 s')), 120_000).unref())]);
     if (r.done) throw new Error('receive exited');
     return r.value;
   };
