@@ -21,7 +21,9 @@ export const AUTH_ERRORS = {
 export interface WebhookRouteDeps {
   store: Store;
   policy: TargetPolicy;
-  records: 'strict' | 'open';
+  records: 'strict' | 'open' | 'upstream';
+  /** `--records upstream`: asks the upstream registry about an iD never seen (src/upstream/record-check.ts). */
+  recordExists?: (orcid: string) => Promise<boolean>;
   baseUrl: string | null;
   maxWebhooksPerClient: number;
   now: () => number;
@@ -112,7 +114,7 @@ export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps)
     const c = await caller(req);
     const t = parseTarget(req, deps);
     const known = (await deps.store.getRecord(t.orcid)) !== null;
-    if (!known && deps.records === 'strict') throw new OrcidApiError(9011, `No record found for ORCID iD ${t.orcid}`);
+    if (!known && deps.records !== 'open' && !(await deps.recordExists?.(t.orcid))) throw new OrcidApiError(9011, `No record found for ORCID iD ${t.orcid}`);
     // Open mode: the record is created with the webhook, so a refused registration writes nothing.
     const res = await deps.store.registerWebhook({
       clientId: c.client.id, orcid: t.orcid, url: t.url, host: t.host, now: deps.now(), maxPerClient: deps.maxWebhooksPerClient,
