@@ -138,7 +138,7 @@ export class OrcidPublicApi {
   /** One request with retries of transient failures; answers any other status to the caller. */
   private async send(url: string, init: { method?: string; headers: Record<string, string>; body?: string }, firstAttempt: number, signal?: AbortSignal): Promise<{ status: number; text: string }> {
     for (let attempt = firstAttempt; ; attempt++) {
-      await this.o.limiter.take(signal);
+      const completed = await this.o.limiter.take(signal);
       let failure: UpstreamError;
       try {
         const timeout = AbortSignal.timeout(this.timeoutMs);
@@ -146,7 +146,7 @@ export class OrcidPublicApi {
           ...init, headers: { ...init.headers, 'user-agent': this.o.userAgent },
           signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
         });
-        const text = await res.text();
+        const text = await res.text().finally(completed);
         const backoff = this.backoff(attempt);
         if (res.status === 429 || res.status >= 500) {
           const outcome: RequestOutcome = res.status === 429 ? 'rate_limited' : res.status === 503 ? 'unavailable' : 'server_error';
@@ -158,6 +158,7 @@ export class OrcidPublicApi {
           return { status: res.status, text };
         }
       } catch (e) {
+        completed();
         if (signal?.aborted) throw e;
         this.o.onRequest?.('network_error');
         failure = new UpstreamError(`${url.replace(/\?.*/, '')}: ${(e as Error).message}${(e as { cause?: Error }).cause ? ` (${(e as { cause: Error }).cause.message})` : ''}`, 'network_error', this.backoff(attempt));

@@ -54,9 +54,9 @@ export interface PollerOptions {
   owner?: string;
 }
 
-/** The leader's lease: 0.6 interval (1.5 s to 60 s), renewed every quarter of it. */
+/** The leader's lease: 0.6 interval (0.5 s to 60 s), renewed every quarter of it. */
 export function leaseFor(intervalMs: number): number {
-  return Math.min(60_000, Math.max(1500, Math.round(intervalMs * 0.6)));
+  return Math.min(60_000, Math.max(500, Math.round(intervalMs * 0.6)));
 }
 
 export class UpstreamPoller extends EventEmitter implements ChangeSource {
