@@ -11,7 +11,7 @@ export interface UpstreamStatusView {
   leaderUntil: string | null;
   /** Start of the next search window. */
   cursor: string | null;
-  /** How far behind the upstream the service is: now minus the end of the last window fully searched. */
+  /** How far behind the upstream the service is: now minus the end of the last window fully searched (or the last success). */
   lagSeconds: number | null;
   lastSuccess: string | null;
   lastError: string | null;
@@ -34,7 +34,8 @@ export interface UpstreamSettings {
  * with this process's poller, when it has one (its live state and next poll).
  */
 export function upstreamStatusView(stored: UpstreamState | null, local: PollerStatus | null, settings: UpstreamSettings | null, now: number): UpstreamStatusView {
-  const coveredUntil = local?.coveredUntil ?? (stored?.cursor !== null && stored?.cursor !== undefined && settings && stored.lastSuccessAt !== null ? stored.cursor + settings.overlapMs : null);
+  // Seen from the store only, the last success stands for the end of the last window searched.
+  const coveredUntil = local?.coveredUntil ?? stored?.lastSuccessAt ?? null;
   const leaderLive = stored?.leader && stored.leaderUntil !== null && stored.leaderUntil >= now ? stored.leader : null;
   return {
     configured: settings !== null,
