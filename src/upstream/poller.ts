@@ -73,6 +73,7 @@ export class UpstreamPoller extends EventEmitter implements ChangeSource {
     state: 'starting', leader: false, cursor: null, coveredUntil: null, lastSuccessAt: null, lastError: null, lastErrorAt: null, nextPollAt: null, recordsChanged: 0,
   };
   private failures = 0;
+  private recovering = false;
 
   constructor(private readonly o: PollerOptions) {
     super();
@@ -99,11 +100,24 @@ export class UpstreamPoller extends EventEmitter implements ChangeSource {
     this.setState('stopped');
   }
 
-  /** Logs state changes only (never per request). */
+  /**
+   * Logs state changes only, never per request, nor the polling/idle rhythm of every interval:
+   * starting to follow or lead, backing off, recovering, stopping.
+   */
   private setState(state: PollerState, extra: Record<string, unknown> = {}): void {
     if (this.s.state === state) return;
+    const routine = (a: PollerState, b: PollerState) => (a === 'polling' && b === 'idle') || (a === 'idle' && b === 'polling') || (a === 'starting' && b === 'polling');
+    const quiet = routine(this.s.state, state);
+    const recovered = this.s.state === 'polling' && state === 'idle' && this.failures === 0 && this.s.lastErrorAt === null && this.recovering;
     this.s.state = state;
     this.emit('state', state);
+    if (state === 'backoff') this.recovering = true;
+    if (recovered) {
+      this.recovering = false;
+      this.o.logger.info({ upstreamState: state }, 'upstream poller: the upstream answers again, caught up');
+      return;
+    }
+    if (quiet) return;
     const log = state === 'backoff' ? this.o.logger.warn.bind(this.o.logger) : this.o.logger.info.bind(this.o.logger);
     log({ upstreamState: state, ...extra }, `upstream poller: ${state}`);
   }
