@@ -68,11 +68,12 @@ for (const { backend, skip } of await backends()) {
       const changedAt = new Map<string, number>();
       for (const i of [5, 500, 1500, 2999]) changedAt.set(fake.change(i), Date.now());
       for (let i = 1000; i < 1100; i++) fake.change(i); // unwatched
-      await rx.waitFor(4, 10_000);
+      await rx.waitFor(4, 20_000);
       for (const r of rx.received) {
         const id = r.path.split('/').pop()!;
-        // Searchable after the lag (400 ms), found within one interval (300 ms) plus a poll's work.
-        assert.ok(r.at - changedAt.get(id)! < 400 + 300 + 2000, `callback for ${id} after ${r.at - changedAt.get(id)!} ms`);
+        // Searchable after the lag (400 ms), found within one interval (300 ms) plus a poll's work
+        // (generous: the machine may be busy; the bench measures the delay).
+        assert.ok(r.at - changedAt.get(id)! < 400 + 300 + 5000, `callback for ${id} after ${r.at - changedAt.get(id)!} ms`);
       }
       // Several more polls over the same window (overlap 2 s): still one callback each.
       await sleep(3000);
@@ -83,7 +84,7 @@ for (const { backend, skip } of await backends()) {
 
       // A second change of one record: exactly one more callback.
       fake.change(500);
-      await rx.waitFor(5, 10_000);
+      await rx.waitFor(5, 20_000);
       await sleep(2500);
       assert.equal(callbacksFor(rx).get(fakeOrcidId(500)), 2);
       assert.equal(rx.received.length, 5);
@@ -124,7 +125,7 @@ for (const { backend, skip } of await backends()) {
       await poller.start(createChangeSink({ store: h.store, notifyDelayMs: 0, onApplied: () => h.svc.worker?.notify() }));
       cleanups.push(() => poller.stop());
       await eventually(() => poller.status().state === 'idle', 60_000, 'the split poll');
-      await rx.waitFor(ids.length, 10_000);
+      await rx.waitFor(ids.length, 30_000);
       assert.deepEqual([...callbacksFor(rx).keys()].sort(), [...ids].sort());
       const searches = fake.requests.filter((r) => r.kind === 'search');
       assert.ok(searches.every((r) => r.start! < 10_000 && r.status === 200), 'never paged past 10,000');
@@ -146,12 +147,12 @@ for (const { backend, skip } of await backends()) {
 
       fake.revokeTokens();
       fake.change(1);
-      await rx.waitFor(1, 10_000);
+      await rx.waitFor(1, 20_000);
       assert.equal(fake.countRequests('token'), 2, 'a new token after the refusal');
 
       fake.burst503(3, 1);
       fake.change(2);
-      await rx.waitFor(2, 15_000);
+      await rx.waitFor(2, 30_000);
 
       // An outage: connections reset. Changes during it are caught up afterwards.
       fake.setOutage('reset');
