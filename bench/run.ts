@@ -8,6 +8,7 @@ import { Peer } from './lib/peer-client.ts';
 import { fmt, log, machine, markdownTable, RESULTS_FILE, writeResults } from './lib/report.ts';
 import { measureTarget, pressure, settings, type TargetResult } from './lib/suite.ts';
 import { pgUnreachable, targetLabel, type TargetSpec } from './lib/targets.ts';
+import { runUpstreamBench, upstreamReport } from './upstream.ts';
 
 const S = settings();
 
@@ -76,6 +77,13 @@ async function main(): Promise<void> {
   writeResults({ script: 'bench', at: new Date().toISOString(), durationSeconds: Math.round((Date.now() - started) / 1000), machine: m, settings: S, skipped, failed, results });
   console.log(`\nJSON: ${RESULTS_FILE} (${Math.round((Date.now() - started) / 1000)} s)`);
   if (failed.length) process.exitCode = 1;
+  if (process.env.BENCH_UPSTREAM !== '0') {
+    // Upstream watching (issue 13); alone: npm run bench:upstream.
+    const u = await runUpstreamBench();
+    console.log('\n## Upstream watching (fake ORCID)\n');
+    console.log(upstreamReport(u));
+    if (u.steady.missing + u.steady.doubled + u.kill.missing + u.kill.doubled + u.outage.missing + u.outage.doubled + u.requests.recordsForUnwatched || u.requests.maxPerSecond > u.settings.rate) process.exitCode = 1;
+  }
 }
 
 await main();

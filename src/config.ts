@@ -1,6 +1,7 @@
 import { parseDuration, parseRetrySchedule, type RetrySchedule } from './domain/retry-schedule.ts';
 import { parseCidrList } from './domain/ssrf.ts';
 import { parseDatabaseUrl } from './store/database-url.ts';
+import { parseIsoTime } from './domain/time.ts';
 
 /**
  * Every setting has a CLI flag and an environment variable: flags win over env, env over defaults.
@@ -11,7 +12,7 @@ export interface Config {
   host: string;
   db: string;
   baseUrl: string | null;
-  records: 'strict' | 'open';
+  records: 'strict' | 'open' | 'upstream';
   adminToken: string | null;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** auto: pretty when stdout is a terminal, JSON otherwise. */
@@ -36,6 +37,26 @@ export interface Config {
   tokenRateLimitPerMinute: number;
   signingRotationGraceMs: number;
   compat: 'none' | 'orcid';
+  /** Watch a real ORCID registry (src/upstream/): null (off), or its public API. */
+  upstream: UpstreamTarget | null;
+  upstreamClientId: string | null;
+  upstreamClientSecret: string | null;
+  upstreamTokenUrl: string | null;
+  upstreamIntervalMs: number;
+  /** Requests per second to the upstream, never exceeded. */
+  upstreamRate: number;
+  /** Where the first search window starts (epoch ms); null: now. */
+  upstreamSinceMs: number | null;
+  /** How far each search window reaches back before the cursor: covers ORCID's indexing delay. */
+  upstreamOverlapMs: number;
+}
+
+/** `orcid`, `sandbox`, or the base URL of a v3.0 public API (`https://pub.orcid.org/v3.0`). */
+export interface UpstreamTarget {
+  name: string;
+  apiUrl: string;
+  /** The token endpoint ORCID uses for that API; null for a custom base (then --upstream-token-url). */
+  tokenUrl: string | null;
 }
 
 export class ConfigError extends Error {}
@@ -65,6 +86,23 @@ const bool = (raw: string): boolean => {
   throw new Error(`"${raw}" is not a boolean (true or false)`);
 };
 const duration = (raw: string): number => parseDuration(raw);
+const httpUrl = (raw: string): string => {
+  let u: URL;
+  try { u = new URL(raw); } catch { throw new Error(`"${raw}" is not an absolute URL`); }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`"${raw}" must be an http or https URL`);
+  return raw.replace(/\/+$/, '');
+};
+const upstreamTarget = (raw: string): UpstreamTarget => {
+  if (raw === 'orcid') return { name: 'orcid', apiUrl: 'https://pub.orcid.org/v3.0', tokenUrl: 'https://orcid.org/oauth/token' };
+  if (raw === 'sandbox') return { name: 'sandbox', apiUrl: 'https://pub.sandbox.orcid.org/v3.0', tokenUrl: 'https://sandbox.orcid.org/oauth/token' };
+  if (!/^https?:\/\//.test(raw)) throw new Error(`"${raw}" must be orcid, sandbox, or the base URL of a v3.0 public API`);
+  return { name: 'custom', apiUrl: httpUrl(raw), tokenUrl: null };
+};
+const rate = (raw: string): number => {
+  const n = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw.trim()) || !(n > 0) || n > 1000) throw new Error(`"${raw}" is not a number of requests per second above 0 (at most 1000)`);
+  return n;
+};
 const str = (raw: string): string => raw;
 
 function spec<K extends keyof Config>(s: SettingSpec<K>): SettingSpec<K> {
@@ -84,7 +122,7 @@ export const SETTINGS = [
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`"${raw}" must be an http or https URL`);
     return raw.replace(/\/+$/, '');
   } }),
-  spec({ key: 'records', flag: 'records', env: 'ORCID_WEBHOOKS_RECORDS', default: 'strict', help: 'strict: only known records get webhooks; open: any valid iD (record created on registration)', parse: oneOf('strict', 'open') }),
+  spec({ key: 'records', flag: 'records', env: 'ORCID_WEBHOOKS_RECORDS', default: 'strict', help: 'strict: only known records get webhooks; open: any valid iD (record created on registration); upstream: unknown iDs are looked up in --upstream', parse: oneOf('strict', 'open', 'upstream') }),
   spec({ key: 'adminToken', flag: 'admin-token', env: 'ORCID_WEBHOOKS_ADMIN_TOKEN', default: null, help: 'bearer token of the admin API (default: generated and stored in the data directory)', parse: (raw) => {
     if (raw.length < 16) throw new Error('must be at least 16 characters');
     return raw;
@@ -111,6 +149,18 @@ export const SETTINGS = [
   spec({ key: 'tokenRateLimitPerMinute', flag: 'token-rate-limit', env: 'ORCID_WEBHOOKS_TOKEN_RATE_LIMIT', default: '120', help: '/oauth/token requests per IP per minute (0 = unlimited)', parse: int(0, 100_000_000, 'a whole number') }),
   spec({ key: 'compat', flag: 'compat', env: 'ORCID_WEBHOOKS_COMPAT', default: 'none', help: 'orcid: accept what ORCID accepts where that is safe (iDs with a wrong check digit are simply unknown records; scheme-less callbacks are called as http://); the address policy stays on', parse: oneOf('none', 'orcid') }),
   spec({ key: 'signingRotationGraceMs', flag: 'signing-rotation-grace', env: 'ORCID_WEBHOOKS_SIGNING_ROTATION_GRACE', default: '24h', help: 'after a signing secret is rotated, the old one keeps signing (beside the new) this long', parse: duration }),
+  spec({ key: 'upstream', flag: 'upstream', env: 'ORCID_WEBHOOKS_UPSTREAM', default: null, help: 'watch a real registry: orcid, sandbox, or the base URL of a v3.0 public API; its changes become callbacks', parse: upstreamTarget }),
+  spec({ key: 'upstreamClientId', flag: 'upstream-client-id', env: 'ORCID_WEBHOOKS_UPSTREAM_CLIENT_ID', default: null, help: 'public API client id (APP-...) for --upstream', parse: str }),
+  spec({ key: 'upstreamClientSecret', flag: 'upstream-client-secret', env: 'ORCID_WEBHOOKS_UPSTREAM_CLIENT_SECRET', default: null, help: 'public API client secret for --upstream', parse: str }),
+  spec({ key: 'upstreamTokenUrl', flag: 'upstream-token-url', env: 'ORCID_WEBHOOKS_UPSTREAM_TOKEN_URL', default: null, help: 'token endpoint of a custom --upstream (default: its origin + /oauth/token)', parse: httpUrl }),
+  spec({ key: 'upstreamIntervalMs', flag: 'upstream-interval', env: 'ORCID_WEBHOOKS_UPSTREAM_INTERVAL', default: '60s', help: 'how often the upstream is searched for changes', parse: duration }),
+  spec({ key: 'upstreamRate', flag: 'upstream-rate', env: 'ORCID_WEBHOOKS_UPSTREAM_RATE', default: '8', help: 'requests per second to the upstream, never exceeded (ORCID allows 24)', parse: rate }),
+  spec({ key: 'upstreamSinceMs', flag: 'upstream-since', env: 'ORCID_WEBHOOKS_UPSTREAM_SINCE', default: null, help: 'first start only: search changes since this ISO 8601 time (default now)', parse: (raw) => {
+    const t = parseIsoTime(raw);
+    if (t === null) throw new Error(`"${raw}" is not an ISO 8601 time such as 2026-12-01T00:00:00Z`);
+    return t;
+  } }),
+  spec({ key: 'upstreamOverlapMs', flag: 'upstream-overlap', env: 'ORCID_WEBHOOKS_UPSTREAM_OVERLAP', default: '10m', help: 'each search reaches this far back before the cursor: must exceed the upstream indexing delay', parse: duration }),
 ] as const;
 
 /** camelCase option name commander derives from a flag. */
@@ -144,6 +194,14 @@ export function resolveConfig(flags: Record<string, unknown> = {}, env: NodeJS.P
   const config = out as unknown as Config;
   if (config.leaseMs <= config.requestTimeoutMs) {
     throw new ConfigError(`Invalid setting --lease (ORCID_WEBHOOKS_LEASE): ${config.leaseMs} ms must exceed --request-timeout (${config.requestTimeoutMs} ms), or a slow callback could be delivered twice`);
+  }
+  if (config.upstream) {
+    if (!config.upstreamClientId || !config.upstreamClientSecret) {
+      throw new ConfigError('Invalid setting --upstream (ORCID_WEBHOOKS_UPSTREAM): also set --upstream-client-id and --upstream-client-secret (ORCID_WEBHOOKS_UPSTREAM_CLIENT_ID, ORCID_WEBHOOKS_UPSTREAM_CLIENT_SECRET), a public API client from https://orcid.org/developer-tools');
+    }
+    config.upstreamTokenUrl ??= config.upstream.tokenUrl ?? `${new URL(config.upstream.apiUrl).origin}/oauth/token`;
+  } else if (config.records === 'upstream' && (!only || only.includes('records'))) {
+    throw new ConfigError('Invalid setting --records (ORCID_WEBHOOKS_RECORDS): "upstream" needs --upstream (ORCID_WEBHOOKS_UPSTREAM) to ask');
   }
   return config;
 }

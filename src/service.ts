@@ -16,6 +16,8 @@ import { createStore, isPostgresUrl } from './store/index.ts';
 import { sqlitePath } from './store/sqlite/sqlite-store.ts';
 import type { Store } from './store/types.ts';
 import { USER_AGENT } from './version.ts';
+import { createChangeSink } from './changes/source.ts';
+import { startUpstream, type Upstream } from './upstream/index.ts';
 
 export interface Service {
   config: Config;
@@ -23,6 +25,8 @@ export interface Service {
   app: FastifyInstance;
   worker: DeliveryWorker | null;
   metrics: Metrics;
+  /** The upstream poller and its client (null without --upstream). */
+  upstream: Upstream | null;
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080 */
   url: string;
   adminToken: string;
@@ -96,7 +100,13 @@ export async function startService(config: Config, opts: StartOptions = {}): Pro
 
   const metrics = new Metrics(store);
   if (worker) metrics.observeWorker(worker);
+  // Every source of record changes (admin API, upstream poller) enters through this one sink.
+  const sink = createChangeSink({ store, notifyDelayMs: config.notifyDelayMs, onApplied: () => worker?.notify() });
+  const upstream = config.upstream ? startUpstream(config, { store, metrics, logger: logger.child({ component: 'upstream' }) }) : null;
   const app = buildApp({
+    sink,
+    upstream: upstream && { settings: upstream.settings, status: () => upstream.poller.status() },
+    ...(upstream && config.records === 'upstream' && { recordExists: upstream.recordExists }),
     metrics,
     worker: { expected: worker !== null, running: () => worker?.isRunning ?? false },
     store, policy, logger, records: config.records, compat: config.compat, baseUrl: config.baseUrl, adminToken,
@@ -119,11 +129,13 @@ export async function startService(config: Config, opts: StartOptions = {}): Pro
     await app.ready();
   }
   await worker?.start();
+  await upstream?.poller.start(sink);
 
   let closing: Promise<void> | null = null;
   const close = () => {
     closing ??= (async () => {
       await app.close();
+      await upstream?.poller.stop();
       let drained = true;
       if (worker) {
         const stopped = await worker.stop(config.drainTimeoutMs);
@@ -136,5 +148,5 @@ export async function startService(config: Config, opts: StartOptions = {}): Pro
     })();
     return closing;
   };
-  return { config, store, app, worker, metrics, url, adminToken, adminTokenFile, logger, close };
+  return { config, store, app, worker, metrics, upstream, url, adminToken, adminTokenFile, logger, close };
 }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { OrcidApiError } from '../domain/errors.ts';
 import { checkOrcid } from '../domain/orcid-id.ts';
 import { parseIsoTime } from '../domain/time.ts';
+import type { ChangeSink } from '../changes/source.ts';
 import type { ApplyChangesResult, RecordChange, Store } from '../store/types.ts';
 import { requireAdmin } from './auth.ts';
 import { describeOperation, oauthErrorSchema, orcidErrorSchema } from './openapi.ts';
@@ -16,6 +17,8 @@ export interface AdminRouteDeps {
   adminToken: string;
   notifyDelayMs: number;
   now: () => number;
+  /** Where the admin API's changes enter (src/changes/source.ts). */
+  sink: ChangeSink;
   /** Wakes the delivery worker after changes were applied. */
   onChanges: (result: ApplyChangesResult) => void;
 }
@@ -109,7 +112,7 @@ export function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): void {
       const now = deps.now();
       const modified = parsed.data.modified;
       const change: RecordChange = modified ? { orcid, modifiedAt: parseIsoTime(modified)! } : { orcid, modifiedAt: now, touch: true };
-      const result = await deps.store.applyChanges([change], { create: true, now, notifyDelayMs: deps.notifyDelayMs });
+      const result = await deps.sink.apply('admin', [change], { create: true });
       deps.onChanges(result);
       const record = await deps.store.getRecord(orcid);
       return reply.code(result.created ? 201 : 200).send({
@@ -128,7 +131,7 @@ export function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): void {
       if (refused) throw refused;
       if (!parsed.success) throw invalid(parsed.error);
       const changes = parsed.data.changes.map((c) => ({ orcid: c.orcid, modifiedAt: parseIsoTime(c.modified)! }));
-      const result = await deps.store.applyChanges(changes, { create: true, now: deps.now(), notifyDelayMs: deps.notifyDelayMs });
+      const result = await deps.sink.apply('admin', changes, { create: true });
       deps.onChanges(result);
       return reply.code(202).send(result);
     });

@@ -5,7 +5,9 @@ import { OrcidApiError } from '../domain/errors.ts';
 import type { TargetPolicy } from '../domain/ssrf.ts';
 import type { ApplyChangesResult, Store } from '../store/types.ts';
 import type { Metrics } from '../metrics.ts';
+import { createChangeSink, type ChangeSink } from '../changes/source.ts';
 import { adminRoutes } from './admin.ts';
+import { adminUpstreamRoutes, type UpstreamView } from './admin-upstream.ts';
 import { adminClientRoutes } from './admin-clients.ts';
 import { clientWebhookRoutes } from './client-webhooks.ts';
 import { adminDashboardRoutes } from './admin-dashboard.ts';
@@ -20,9 +22,11 @@ export interface AppDeps {
   store: Store;
   policy: TargetPolicy;
   logger: Logger;
-  records: 'strict' | 'open';
+  records: 'strict' | 'open' | 'upstream';
   /** --compat orcid: ORCID's leniency where safe (see config). */
   compat?: 'none' | 'orcid';
+  /** `--records upstream`: whether the upstream registry has a record never seen here. */
+  recordExists?: (orcid: string) => Promise<boolean>;
   baseUrl: string | null;
   adminToken: string;
   notifyDelayMs: number;
@@ -34,6 +38,10 @@ export interface AppDeps {
   /** false on worker-only nodes: no ORCID or admin API, only the operational endpoints. */
   api?: boolean;
   onChanges?: (result: ApplyChangesResult) => void;
+  /** Where the admin API's changes enter (default: straight into the store). */
+  sink?: ChangeSink;
+  /** The upstream poller of this process, for GET /admin/api/upstream (null: not configured). */
+  upstream?: UpstreamView | null;
   /** ORCID API requests per client per minute, /oauth/token requests per IP per minute (0 or unset: unlimited). */
   rateLimitPerMinute?: number;
   tokenRateLimitPerMinute?: number;
@@ -98,10 +106,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   orcidWebhookRoutes(app, {
     store: deps.store, policy: deps.policy, records: deps.records, baseUrl: deps.baseUrl, compat: deps.compat ?? 'none',
     maxWebhooksPerClient: deps.maxWebhooksPerClient, now, beforeHandle,
+    ...(deps.recordExists && { recordExists: deps.recordExists }),
     onRegistered: (outcome) => deps.metrics.registrations.inc({ outcome }),
   });
   adminRoutes(app, {
     store: deps.store, adminToken: deps.adminToken, notifyDelayMs: deps.notifyDelayMs, now,
+    sink: deps.sink ?? createChangeSink({ store: deps.store, notifyDelayMs: deps.notifyDelayMs, now }),
     onChanges: (result) => {
       deps.metrics.changes.inc({ result: 'created' }, result.created);
       deps.metrics.changes.inc({ result: 'changed' }, result.changed);
@@ -110,6 +120,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     },
   });
   adminDashboardRoutes(app, { store: deps.store, adminToken: deps.adminToken, now });
+  adminUpstreamRoutes(app, { store: deps.store, adminToken: deps.adminToken, now, upstream: deps.upstream ?? null });
   dashboardRoutes(app);
   clientWebhookRoutes(app, { store: deps.store, now, beforeHandle });
   adminClientRoutes(app, {

@@ -22,9 +22,11 @@ export const AUTH_ERRORS = {
 export interface WebhookRouteDeps {
   store: Store;
   policy: TargetPolicy;
-  records: 'strict' | 'open';
+  records: 'strict' | 'open' | 'upstream';
   /** `--compat orcid`: ORCID's own leniency where safe (no iD check digit; scheme-less callbacks called as http://). */
   compat?: 'none' | 'orcid';
+  /** `--records upstream`: asks the upstream registry about an iD never seen (src/upstream/record-check.ts). */
+  recordExists?: (orcid: string) => Promise<boolean>;
   baseUrl: string | null;
   maxWebhooksPerClient: number;
   now: () => number;
@@ -149,6 +151,8 @@ export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps)
     const known = (check.ok || orcid.length <= 64) && (await deps.store.getRecord(orcid)) !== null;
     if (known) return false;
     if (create && check.ok && deps.records === 'open') return true;
+    // Upstream mode: an iD never seen here is asked of the upstream registry once (the answer is remembered).
+    if (create && check.ok && deps.records === 'upstream' && (await deps.recordExists?.(orcid))) return true;
     throw recordNotFound(orcid);
   }
 

@@ -11,6 +11,7 @@ import { importChanges } from '../ops/import.ts';
 import type { Store, WebhookRow, WebhookState } from '../store/types.ts';
 import { VERSION } from '../version.ts';
 import { progressReporter } from './progress.ts';
+import { importOrcidLambdaCommand, upstreamCommands } from './upstream.ts';
 
 /** A user error: printed as one clear line, exit code 1 (2 for usage errors). */
 class CliError extends Error {
@@ -259,9 +260,12 @@ export function buildCli(): Command {
       const result = await store.applyChanges(validOrcids(ids).map((orcid) => ({ orcid, modifiedAt: now, touch: true })), { create: true, now, notifyDelayMs: cfg.notifyDelayMs });
       print(opts, result, () => `${result.changed} record(s) modified, ${result.created} created; ${result.webhooksNotified} webhook notification(s) owed`);
     }));
-  common(records.command('import').description("import a registry's change list: CSV with header orcid,last_modified, or JSON lines").argument('<file>', 'the change list'))
+  common(records.command('import').description("import a registry's change list: CSV with header orcid,last_modified, or JSON lines; or ORCID's lambda file (--format orcid-lambda)").argument('<file>', 'the change list'))
+    .addOption(new Option('--format <format>', 'changes: CSV or JSON lines; orcid-lambda: last_modified.csv.tar (gzipped tar) or its CSV, read until the upstream cursor').choices(['changes', 'orcid-lambda']).default('changes'))
+    .option('--create-records', 'orcid-lambda: also create records not known yet (default: only known records change)', false)
     .option('--all-or-nothing', 'apply nothing if any line is malformed (as POST /admin/api/changes); by default the good lines are applied and the bad ones reported', false)
     .action(async (file: string, opts: Opts) => withStore(opts, async (store, cfg) => {
+      if (opts.format === 'orcid-lambda') return importOrcidLambdaCommand(store, cfg, file, opts, print, (m) => new CliError(m));
       let size: number;
       try {
         size = statSync(file).size;
@@ -326,6 +330,7 @@ export function buildCli(): Command {
         `${recovered} webhook(s) of client ${String(opts.client)} re-enabled, each owing one notification now`);
     }));
 
+  upstreamCommands(program, { common, withStore, print });
   return program;
 }
 

@@ -6,6 +6,7 @@ import * as webhooks from './pages/webhooks.js';
 import * as webhook from './pages/webhook.js';
 import * as clients from './pages/clients.js';
 import * as records from './pages/records.js';
+import * as upstream from './pages/upstream.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -18,6 +19,7 @@ function route(hash) {
   if (parts[0] === 'webhooks') return { nav: 'webhooks', page: webhooks, params };
   if (parts[0] === 'clients') return { nav: 'clients', page: clients, params };
   if (parts[0] === 'records') return { nav: 'records', page: records, params };
+  if (parts[0] === 'upstream') return { nav: 'upstream', page: upstream, params };
   return { nav: 'overview', page: overview, params };
 }
 

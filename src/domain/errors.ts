@@ -41,6 +41,8 @@ export const ERROR_CODES = {
   9056: { status: 409, userMessage: 'The request conflicts with the current state.', developerMessage: '409 Conflict: The request conflicts with the current state.' },
   /** Ours: the database is unreachable or busy; retry after the Retry-After delay. */
   9057: { status: 503, userMessage: 'The service is temporarily unavailable.', developerMessage: '503 Service Unavailable: The database is unreachable or busy; retry shortly.' },
+  /** Ours: `--records upstream` could not ask the upstream registry whether a record exists; retry after Retry-After. */
+  9058: { status: 503, userMessage: 'The service is temporarily unavailable.', developerMessage: '503 Service Unavailable: The upstream registry could not be reached; retry shortly.' },
   /** ORCID's generic server error text; never expected. */
   9000: { status: 500, userMessage: 'There was an error connecting to ORCID.', developerMessage: 'There was an error connecting to ORCID.' },
 } as const satisfies Record<number, ErrorCodeSpec>;

@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { checkOrcid } from '../domain/orcid-id.ts';
 import { parseIsoTime } from '../domain/time.ts';
+import { createChangeSink } from '../changes/source.ts';
 import type { ApplyChangesResult, RecordChange, Store } from '../store/types.ts';
 
 export interface ImportProgress {
@@ -59,13 +60,14 @@ async function readChanges(store: Store, file: string, opts: ImportOptions, appl
     report.rejectedCount++;
     if (report.rejected.length < MAX_LISTED) report.rejected.push({ line, reason });
   };
+  const sink = createChangeSink({ store, notifyDelayMs: opts.notifyDelayMs });
   const flush = async () => {
     if (!batch.length) return;
     if (!apply) {
       batch = [];
       return;
     }
-    const r = await store.applyChanges(batch, { create: true, now: Date.now(), notifyDelayMs: opts.notifyDelayMs });
+    const r = await sink.apply('import', batch, { create: true });
     report.created += r.created;
     report.changed += r.changed;
     report.ignored += r.ignored;

@@ -243,6 +243,20 @@ export function claimScanSize(limit: number, perHostLimit: number | undefined): 
   return perHostLimit ? Math.min(limit * 4, limit + 4 * perHostLimit) : limit;
 }
 
+/** A polled upstream's cursor and leadership (Store.upstreamState). */
+export interface UpstreamState {
+  source: string;
+  /** Start of the next search window (epoch ms); null before the first poll or import. */
+  cursor: number | null;
+  lastSuccessAt: number | null;
+  lastError: string | null;
+  lastErrorAt: number | null;
+  /** The process that polls, while leaderUntil is in the future. */
+  leader: string | null;
+  leaderUntil: number | null;
+  updatedAt: number;
+}
+
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
   /** Applies pending migrations; returns the names of those applied now. */
@@ -340,4 +354,20 @@ export interface Store {
   failureBreakdown(since: number, limit: number): Promise<{ byHost: FailureCount[]; byClient: FailureCount[] }>;
   /** Deletes attempts older than `before`; returns how many. */
   pruneAttempts(before: number): Promise<number>;
+
+  /** The upstream source's cursor and leadership; null when it never ran. */
+  upstreamState(source: string): Promise<UpstreamState | null>;
+  /**
+   * Takes or renews the leadership of an upstream source until now + leaseMs: true when the caller
+   * now leads (nobody led, it led already, or the leader's lease ran out).
+   */
+  claimUpstreamLeadership(source: string, owner: string, now: number, leaseMs: number): Promise<boolean>;
+  releaseUpstreamLeadership(source: string, owner: string): Promise<void>;
+  /** Sets the cursor if the source has none yet; returns the cursor in force. */
+  initUpstreamCursor(source: string, cursor: number, now: number): Promise<number>;
+  /** The leader's progress (cursor never moves back; clears the last error); false when owner no longer leads. */
+  saveUpstreamProgress(source: string, owner: string, cursor: number, now: number): Promise<boolean>;
+  saveUpstreamError(source: string, owner: string, error: string, now: number): Promise<void>;
+  /** Those of the iDs that have at least one enabled webhook. */
+  watchedOrcids(orcids: string[]): Promise<string[]>;
 }

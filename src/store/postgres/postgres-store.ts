@@ -9,7 +9,10 @@ import {
   deliverySettingsSql, recoverWhereSql, replaySetSql, setPayloadModeSql, setSigningSecretSql, toDeliverySettings,
 } from '../sql/client-features.ts';
 import { claimScanSize } from '../types.ts';
-import type { ClaimOptions, ClientDeliverySettings, DeliveryBacklog, FailureCount, PayloadMode, ReplayResult } from '../types.ts';
+import type { ClaimOptions, ClientDeliverySettings, DeliveryBacklog, FailureCount, PayloadMode, ReplayResult, UpstreamState } from '../types.ts';
+import {
+  claimLeadershipSql, initCursorSql, releaseLeadershipSql, saveErrorSql, saveProgressSql, toUpstreamState, upstreamStateSql, watchedOrcidsSql,
+} from '../sql/upstream.ts';
 import { STATE_SQL, toAttempt, toClient, toWebhook } from '../rows.ts';
 import type {
   ApplyChangesOptions, ApplyChangesResult, AttemptBucket, AttemptRecord, AttemptRow, Claim, ClientRow, NewClient, RecordChange,
@@ -588,6 +591,39 @@ export class PostgresStore implements Store {
 
   async pruneAttempts(before: number): Promise<number> {
     return (await this.pool.query('DELETE FROM attempts WHERE at < $1', [before])).rowCount ?? 0;
+  }
+
+  async upstreamState(source: string): Promise<UpstreamState | null> {
+    const [r] = await this.query(upstreamStateSql('$1'), [source]);
+    return r ? toUpstreamState(r) : null;
+  }
+
+  async claimUpstreamLeadership(source: string, owner: string, now: number, leaseMs: number): Promise<boolean> {
+    const rows = await this.query(claimLeadershipSql({ source: '$1', owner: '$2', until: '$3::bigint', now: '$4::bigint' }), [source, owner, now + leaseMs, now]);
+    return rows.length > 0;
+  }
+
+  async releaseUpstreamLeadership(source: string, owner: string): Promise<void> {
+    await this.query(releaseLeadershipSql({ source: '$1', owner: '$2' }), [source, owner]);
+  }
+
+  async initUpstreamCursor(source: string, cursor: number, now: number): Promise<number> {
+    const [r] = await this.query(initCursorSql({ source: '$1', cursor: '$2::bigint', now: '$3::bigint' }), [source, cursor, now]);
+    return Number(r!.cursor_at);
+  }
+
+  async saveUpstreamProgress(source: string, owner: string, cursor: number, now: number): Promise<boolean> {
+    const res = await this.pool.query(saveProgressSql({ source: '$1', owner: '$2', cursor: '$3::bigint', now: '$4::bigint' }), [source, owner, cursor, now]);
+    return (res.rowCount ?? 0) > 0;
+  }
+
+  async saveUpstreamError(source: string, owner: string, error: string, now: number): Promise<void> {
+    await this.query(saveErrorSql({ source: '$1', owner: '$2', error: '$3', now: '$4::bigint' }), [source, owner, error, now]);
+  }
+
+  async watchedOrcids(orcids: string[]): Promise<string[]> {
+    if (!orcids.length) return [];
+    return (await this.query(watchedOrcidsSql('SELECT unnest($1::text[])'), [orcids])).map((r) => String(r.orcid));
   }
 }
 

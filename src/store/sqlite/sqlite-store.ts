@@ -11,7 +11,10 @@ import { backlogSql, failuresBySql, headersJson, sqliteParam, toBacklog, toFailu
 import {
   deliverySettingsSql, recoverWhereSql, replaySetSql, setPayloadModeSql, setSigningSecretSql, toDeliverySettings,
 } from '../sql/client-features.ts';
-import type { ClientDeliverySettings, DeliveryBacklog, FailureCount, PayloadMode, ReplayResult } from '../types.ts';
+import type { ClientDeliverySettings, DeliveryBacklog, FailureCount, PayloadMode, ReplayResult, UpstreamState } from '../types.ts';
+import {
+  claimLeadershipSql, initCursorSql, releaseLeadershipSql, saveErrorSql, saveProgressSql, toUpstreamState, upstreamStateSql, watchedOrcidsSql,
+} from '../sql/upstream.ts';
 import { claimScanSize } from '../types.ts';
 import type {
   ApplyChangesOptions, ClaimOptions, ApplyChangesResult, AttemptBucket, AttemptRecord, AttemptRow, Claim, ClientRow, NewClient, RecordChange,
@@ -380,6 +383,36 @@ export class SqliteStore implements Store {
 
   async pruneAttempts(before: number): Promise<number> {
     return this.q('DELETE FROM attempts WHERE at < ?').run(before).changes;
+  }
+
+  async upstreamState(source: string): Promise<UpstreamState | null> {
+    const r = this.q(upstreamStateSql('?')).get(source) as Row | undefined;
+    return r ? toUpstreamState(r) : null;
+  }
+
+  async claimUpstreamLeadership(source: string, owner: string, now: number, leaseMs: number): Promise<boolean> {
+    return this.q(claimLeadershipSql({ source: '@source', owner: '@owner', until: '@until', now: '@now' })).get({ source, owner, until: now + leaseMs, now }) !== undefined;
+  }
+
+  async releaseUpstreamLeadership(source: string, owner: string): Promise<void> {
+    this.q(releaseLeadershipSql({ source: '@source', owner: '@owner' })).run({ source, owner });
+  }
+
+  async initUpstreamCursor(source: string, cursor: number, now: number): Promise<number> {
+    return Number((this.q(initCursorSql({ source: '@source', cursor: '@cursor', now: '@now' })).get({ source, cursor, now }) as Row).cursor_at);
+  }
+
+  async saveUpstreamProgress(source: string, owner: string, cursor: number, now: number): Promise<boolean> {
+    return this.q(saveProgressSql({ source: '@source', owner: '@owner', cursor: '@cursor', now: '@now' })).run({ source, owner, cursor, now }).changes > 0;
+  }
+
+  async saveUpstreamError(source: string, owner: string, error: string, now: number): Promise<void> {
+    this.q(saveErrorSql({ source: '@source', owner: '@owner', error: '@error', now: '@now' })).run({ source, owner, error, now });
+  }
+
+  async watchedOrcids(orcids: string[]): Promise<string[]> {
+    if (!orcids.length) return [];
+    return (this.q(watchedOrcidsSql('SELECT value FROM json_each(?)')).all(JSON.stringify(orcids)) as Row[]).map((r) => String(r.orcid));
   }
 }
 
