@@ -206,7 +206,7 @@ for (const { backend, skip } of await backends()) {
       cleanups.push(() => fake.close());
       const h = await startHarness(upstreamConfig(fake, { records: 'upstream', upstreamIntervalMs: 60_000 }), { backend });
       cleanups.push(() => h.close());
-      const put = (orcid: string) => h.svc.app.inject({ method: 'PUT', url: webhookPath(orcid, 'https://example.org/cb'), headers: { authorization: `Bearer ${h.token}` } });
+      const put = (orcid: string) => h.svc.app.inject({ method: 'PUT', url: webhookPath(orcid, 'https://example.org/cb'), headers: { authorization: `Bearer ${h.token}`, accept: 'application/json' } });
       const unknown = fakeOrcidId(50);
       let res = await put(unknown);
       assert.equal(res.statusCode, 404);
@@ -227,7 +227,7 @@ for (const { backend, skip } of await backends()) {
       assert.equal((res.json() as { 'error-code': number })['error-code'], 9058);
       assert.ok(res.headers['retry-after']);
       assert.equal(await h.store.getRecord(fakeOrcidId(4)), null);
-      res = await h.svc.app.inject({ method: 'PUT', url: webhookPath(fakeOrcidId(3), 'https://example.org/other'), headers: { authorization: `Bearer ${h.token}` } });
+      res = await h.svc.app.inject({ method: 'PUT', url: webhookPath(fakeOrcidId(3), 'https://example.org/other'), headers: { authorization: `Bearer ${h.token}`, accept: 'application/json' } });
       assert.equal(res.statusCode, 201, 'known records need no upstream');
       assert.equal((await h.svc.app.inject({ method: 'GET', url: '/ready' })).statusCode, 200);
     });
