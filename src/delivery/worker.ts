@@ -207,7 +207,7 @@ export class DeliveryWorker extends EventEmitter {
 
   private finish(w: WebhookRow, claim: { id: number; lease: string }, id: string, startedAt: number, result: SendResult): void {
     const now = this.o.now();
-    const outcome = decideOutcome(result, w.failedAttempts, this.o.schedule, now);
+    const outcome = decideOutcome(result, w.failedAttempts, this.o.schedule, now, w.failingSince ?? null);
     const resultClass = classify(result);
     const latencyMs = w.pendingSince !== null ? now - w.pendingSince : null;
     this.completions.push({
