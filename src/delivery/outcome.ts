@@ -3,7 +3,7 @@ import type { AttemptOutcome } from '../store/types.ts';
 import type { SendResult } from './sender.ts';
 
 /** The class of an attempt's result, as metrics and logs name it. */
-export type ResultClass = 'success' | 'http_error' | 'timeout' | 'network' | 'refused';
+export type ResultClass = 'success' | 'http_error' | 'timeout' | 'network' | 'refused' | 'deferred';
 
 export function classify(r: SendResult): ResultClass {
   if (r.kind === 'response') return r.status >= 200 && r.status < 300 ? 'success' : 'http_error';
