@@ -90,7 +90,7 @@ export async function startService(config: Config, opts: StartOptions = {}): Pro
       concurrency: config.concurrency, perHostConcurrency: config.perHostConcurrency, leaseMs: config.leaseMs,
       pollIntervalMs: config.pollIntervalMs, notifyDelayMs: config.notifyDelayMs, attemptRetentionMs: config.attemptRetentionMs,
       buildRequest: requests.build,
-      perClientConcurrency: config.perClientConcurrency, workerStaleMs: config.workerStaleMs,
+      perClientConcurrency: config.perClientConcurrency, perAddressConcurrency: config.perAddressConcurrency, workerStaleMs: config.workerStaleMs,
       // One SQLite file is delivered by one process: claims found at start are a crashed predecessor's.
       retakeAllClaimsAtStart: store.dialect === 'sqlite',
     });

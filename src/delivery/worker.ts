@@ -29,6 +29,11 @@ export interface WorkerOptions {
   owner?: string;
   /** Largest batch one claim statement takes. */
   batchSize?: number;
+  /**
+   * Callbacks in flight at once to one resolved address (the sender's limit, default unlimited):
+   * claims beyond it for hosts whose address is known are given back in one batch, not sent.
+   */
+  perAddressConcurrency?: number;
   /** Callbacks in flight at once for one client (fair share; default: the global concurrency). */
   perClientConcurrency?: number;
   /** Heartbeat period; the heartbeat row is stamped with the database's clock. */
@@ -78,6 +83,8 @@ export class DeliveryWorker extends EventEmitter {
   private readonly perClient = new Map<string, number>();
   /** Resolved address of each host, as the sender last reported it (for the per-address limit). */
   private readonly hostAddress = new Map<string, string>();
+  /** Callbacks in flight per address, for those dispatched with their host's address known. */
+  private readonly perAddress = new Map<string, number>();
   /** Aborts of the callbacks in flight, used when the heartbeat lapses. */
   private readonly aborts = new Set<AbortController>();
   private heartbeatTimer: NodeJS.Timeout | null = null;
@@ -101,7 +108,7 @@ export class DeliveryWorker extends EventEmitter {
     super();
     this.owner = opts.owner ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
     this.o = {
-      buildRequest: defaultRequest, now: Date.now, batchSize: 500, perClientConcurrency: opts.concurrency,
+      buildRequest: defaultRequest, now: Date.now, batchSize: 500, perClientConcurrency: opts.concurrency, perAddressConcurrency: Infinity,
       heartbeatIntervalMs: 1_000, workerStaleMs: DEFAULT_WORKER_STALE_MS, retakeAllClaimsAtStart: false, ...opts,
     } as Required<Omit<WorkerOptions, 'owner'>>;
   }
@@ -226,7 +233,8 @@ export class DeliveryWorker extends EventEmitter {
     const out: string[] = [];
     for (const [host, n] of this.perHost) if (n >= this.o.perHostConcurrency) out.push(host);
     const busy = this.o.sender.busyAddresses?.();
-    if (busy?.size) for (const [host, address] of this.hostAddress) if (busy.has(address)) out.push(host);
+    const full = (address: string): boolean => Boolean(busy?.has(address)) || (this.perAddress.get(address) ?? 0) >= this.o.perAddressConcurrency;
+    if (busy?.size || this.perAddress.size) for (const [host, address] of this.hostAddress) if (full(address)) out.push(host);
     return out;
   }
 
@@ -250,6 +258,7 @@ export class DeliveryWorker extends EventEmitter {
       // Each claim stamps its own lease token: a completion delayed past its lease (a long database
       // outage) then matches no newer claim of the same row, even one this worker made.
       const lease = `${this.owner}#${++this.claimCount}`;
+      const saturatedBefore = this.saturatedHosts().length + this.saturatedClients().length;
       const claims = await this.o.store.claimDue({
         owner: lease, limit, now: this.o.now(), leaseMs: this.o.leaseMs, excludeHosts: this.saturatedHosts(),
         perHostLimit: this.o.perHostConcurrency, hostSlots: this.hostSlots(),
@@ -260,13 +269,20 @@ export class DeliveryWorker extends EventEmitter {
       let reclaimed = 0;
       for (const c of claims) {
         if (c.reclaimed) reclaimed++;
+        const address = this.hostAddress.get(c.webhook.host);
         if ((this.perHost.get(c.webhook.host) ?? 0) >= this.o.perHostConcurrency
-          || (this.perClient.get(c.webhook.clientId) ?? 0) >= this.o.perClientConcurrency) giveBack.push(c.webhook.id);
+          || (this.perClient.get(c.webhook.clientId) ?? 0) >= this.o.perClientConcurrency
+          || (address !== undefined && (this.perAddress.get(address) ?? 0) >= this.o.perAddressConcurrency)) giveBack.push(c.webhook.id);
         else this.dispatch(c, lease);
       }
       if (reclaimed) this.emit('reclaimed', reclaimed);
       if (giveBack.length) await this.o.store.releaseClaims(lease, giveBack);
-      if (claims.length < limit || giveBack.length === claims.length) return;
+      // Claim again at once when this batch filled it, or put a host, address or client at its
+      // limit: the next claim leaves those out and reaches rows the ranked scan window did not
+      // (one client's backlog must not keep another's due row waiting for the poll interval).
+      const saturated = this.saturatedHosts().length + this.saturatedClients().length;
+      if (claims.length === 0) return;
+      if (claims.length < limit && giveBack.length === 0 && saturated <= saturatedBefore) return;
     }
   }
 
@@ -286,7 +302,9 @@ export class DeliveryWorker extends EventEmitter {
 
   private dispatch(c: Claim, lease: string): void {
     const w = c.webhook;
-    const claim = { id: w.id, lease };
+    const address = this.hostAddress.get(w.host);
+    const claim = { id: w.id, lease, address };
+    if (address !== undefined) this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
     this.inFlight++;
     this.inFlightClaims.add(claim);
     this.perHost.set(w.host, (this.perHost.get(w.host) ?? 0) + 1);
@@ -322,7 +340,12 @@ export class DeliveryWorker extends EventEmitter {
   }
 
   /** Frees the slots of a finished (or given back) callback and looks for more work. */
-  private settle(w: WebhookRow, claim: { id: number; lease: string }): void {
+  private settle(w: WebhookRow, claim: { id: number; lease: string; address?: string | undefined }): void {
+    if (claim.address !== undefined) {
+      const a = (this.perAddress.get(claim.address) ?? 1) - 1;
+      if (a <= 0) this.perAddress.delete(claim.address);
+      else this.perAddress.set(claim.address, a);
+    }
     this.inFlight--;
     this.inFlightClaims.delete(claim);
     const n = (this.perHost.get(w.host) ?? 1) - 1;
