@@ -228,6 +228,30 @@ export class DeliveryWorker extends EventEmitter {
     return out;
   }
 
+  /**
+   * Hosts to leave out and free slots per host for the next claim. The free slots of an address
+   * with callbacks in flight are shared out among the hosts that resolve to it, so that a claim
+   * takes no more rows for an address than it can send (one address behind 40 ports would
+   * otherwise fill each claim with rows to give back).
+   */
+  private claimLimits(): { excludeHosts: string[]; hostSlots: Record<string, number> } {
+    const hostSlots = this.hostSlots();
+    const exclude = new Set(this.saturatedHosts());
+    if (this.perAddress.size > 0 && Number.isFinite(this.o.perAddressConcurrency)) {
+      const left = new Map<string, number>();
+      for (const [address, n] of this.perAddress) left.set(address, Math.max(0, this.o.perAddressConcurrency - n));
+      for (const [host, address] of this.hostAddress) {
+        const free = left.get(address);
+        if (free === undefined || exclude.has(host)) continue;
+        const slots = Math.min(free, hostSlots[host] ?? this.o.perHostConcurrency);
+        if (slots <= 0) exclude.add(host);
+        else hostSlots[host] = slots;
+        left.set(address, free - slots);
+      }
+    }
+    return { excludeHosts: [...exclude], hostSlots };
+  }
+
   /** Hosts at their own limit, and hosts whose address is at the sender's per-address limit. */
   private saturatedHosts(): string[] {
     const out: string[] = [];
@@ -260,8 +284,8 @@ export class DeliveryWorker extends EventEmitter {
       const lease = `${this.owner}#${++this.claimCount}`;
       const saturatedBefore = this.saturatedHosts().length + this.saturatedClients().length;
       const claims = await this.o.store.claimDue({
-        owner: lease, limit, now: this.o.now(), leaseMs: this.o.leaseMs, excludeHosts: this.saturatedHosts(),
-        perHostLimit: this.o.perHostConcurrency, hostSlots: this.hostSlots(),
+        owner: lease, limit, now: this.o.now(), leaseMs: this.o.leaseMs, ...this.claimLimits(),
+        perHostLimit: this.o.perHostConcurrency,
         perClientLimit: this.o.perClientConcurrency, clientSlots: this.clientSlots(), excludeClients: this.saturatedClients(),
         worker: this.owner, workerStaleMs: this.o.workerStaleMs,
       });

@@ -471,7 +471,9 @@ export class PostgresStore implements Store {
           AND ${claimableSql('postgres', '$10::bigint')}
           AND host <> ALL($2::text[])
           AND client_id <> ALL($11::text[])
-        ORDER BY due_at LIMIT $6
+        -- id breaks ties (a bulk change makes thousands due at one instant): rows taken over from a
+        -- dead worker, claimed in id order before, come first instead of behind the whole backlog.
+        ORDER BY due_at, id LIMIT $6
         FOR UPDATE SKIP LOCKED),
       c AS (
         SELECT id, prev FROM (
@@ -481,7 +483,7 @@ export class PostgresStore implements Store {
           FROM cand) ranked
         WHERE rank_in_host <= COALESCE((SELECT s.free FROM unnest($8::text[], $9::int[]) AS s(host, free) WHERE s.host = ranked.host), $7)
           AND rank_in_client <= COALESCE((SELECT s.free FROM unnest($13::text[], $14::int[]) AS s(client, free) WHERE s.client = ranked.client_id), $12)
-        ORDER BY due_at LIMIT $3)
+        ORDER BY due_at, id LIMIT $3)
       UPDATE webhooks w SET lease_owner = $4, lease_worker = $15, lease_until = ${dbNowSql('postgres')} + $5::bigint
       FROM c WHERE w.id = c.id
       RETURNING w.*, (c.prev IS NOT NULL) AS reclaimed`, [o.now, o.excludeHosts, o.limit, o.owner, o.leaseMs,

@@ -316,10 +316,10 @@ export class SqliteStore implements Store {
               AND ${claimableSql('sqlite', '@stale')}
               AND host NOT IN (SELECT value FROM json_each(@exclude))
               AND client_id NOT IN (SELECT value FROM json_each(@excludeClients))
-            ORDER BY due_at LIMIT @scan))
+            ORDER BY due_at, id LIMIT @scan))
         WHERE rank_in_host <= COALESCE((SELECT value FROM json_each(@hostSlots) WHERE key = host), @perHost)
           AND rank_in_client <= COALESCE((SELECT value FROM json_each(@clientSlots) WHERE key = client_id), @perClient)
-        ORDER BY due_at LIMIT @limit)
+        ORDER BY due_at, id LIMIT @limit)
       RETURNING *`).all({
       owner: o.owner, worker: o.worker ?? null, leaseMs: o.leaseMs, now: o.now, limit: o.limit, exclude: JSON.stringify(o.excludeHosts),
       perHost: o.perHostLimit ?? o.limit, scan: claimScanSize(o.limit, o.perHostLimit, o.perClientLimit),
