@@ -26,10 +26,11 @@ const KILLS = 5;
 const RECEIVERS = 4;
 
 const cleanups: (() => Promise<void> | void)[] = [];
-after(async () => {
+/** Run after each suite: a file-level after() can run before a suite registered after a top-level await. */
+async function cleanUp(): Promise<void> {
   await stopAllServers();
   for (const c of cleanups.splice(0).reverse()) await c();
-});
+}
 
 interface Kill {
   victim: string;
@@ -188,6 +189,7 @@ const STARTED_SQL = "SELECT started_at FROM workers WHERE id LIKE '%:' || $1 || 
 const HELD_SQL = "SELECT url FROM webhooks WHERE lease_owner IS NOT NULL AND lease_worker LIKE '%:' || $1 || ':%'";
 
 describe('crash recovery: 20,000 owed webhooks, 5 SIGKILLs, default 30 s lease', () => {
+  after(cleanUp);
   it('SQLite, one process: missing 0, duplicates within what was held, first redelivery within 2 s of each restart', { timeout: 600_000 }, async (t) => {
     const tmp = tempDir('ow-crash-');
     cleanups.push(() => tmp.remove());
@@ -225,6 +227,7 @@ describe('crash recovery: 20,000 owed webhooks, 5 SIGKILLs, default 30 s lease',
 
 if (await postgresSuiteGate('crash recovery on PostgreSQL')) {
   describe('crash recovery on PostgreSQL: an API process and 2 workers', () => {
+    after(cleanUp);
     it('missing 0, duplicates within what was held, first redelivery within 2 s of each restart', { timeout: 600_000 }, async (t) => {
       const schema: TestSchema = (await createTestSchema()) ?? assert.fail('PostgreSQL went away');
       cleanups.push(() => schema.drop());
