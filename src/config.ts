@@ -24,6 +24,9 @@ export interface Config {
   requestTimeoutMs: number;
   concurrency: number;
   perHostConcurrency: number;
+  perAddressConcurrency: number;
+  perClientConcurrency: number;
+  workerStaleMs: number;
   allowedTargets: string[];
   httpsOnly: boolean;
   attemptRetentionMs: number;
@@ -136,6 +139,9 @@ export const SETTINGS = [
   spec({ key: 'requestTimeoutMs', flag: 'request-timeout', env: 'ORCID_WEBHOOKS_REQUEST_TIMEOUT', default: '20s', help: 'callback whole-request timeout (ORCID: 20 s)', parse: duration }),
   spec({ key: 'concurrency', flag: 'concurrency', env: 'ORCID_WEBHOOKS_CONCURRENCY', default: '256', help: 'callbacks in flight at once (per process)', parse: int(1, 100_000, 'a whole number') }),
   spec({ key: 'perHostConcurrency', flag: 'per-host-concurrency', env: 'ORCID_WEBHOOKS_PER_HOST_CONCURRENCY', default: '8', help: 'callbacks in flight at once to one host (per process)', parse: int(1, 100_000, 'a whole number') }),
+  spec({ key: 'perAddressConcurrency', flag: 'per-address-concurrency', env: 'ORCID_WEBHOOKS_PER_ADDRESS_CONCURRENCY', default: '32', help: 'callbacks in flight at once to one resolved IP address, all its host names and ports together (per process)', parse: int(1, 100_000, 'a whole number') }),
+  spec({ key: 'perClientConcurrency', flag: 'per-client-concurrency', env: 'ORCID_WEBHOOKS_PER_CLIENT_CONCURRENCY', default: '128', help: 'callbacks in flight at once for one API client (per process): one client cannot take every slot', parse: int(1, 100_000, 'a whole number') }),
+  spec({ key: 'workerStaleMs', flag: 'worker-stale', env: 'ORCID_WEBHOOKS_WORKER_STALE', default: '5s', help: 'a worker whose heartbeat (database clock) is older than this loses its claims to the others', parse: duration }),
   spec({ key: 'allowedTargets', flag: 'allowed-targets', env: 'ORCID_WEBHOOKS_ALLOWED_TARGETS', default: '', help: 'CIDR ranges opened to callbacks despite the SSRF policy, e.g. 127.0.0.0/8', parse: parseCidrList }),
   spec({ key: 'httpsOnly', flag: 'https-only', env: 'ORCID_WEBHOOKS_HTTPS_ONLY', default: 'false', help: 'refuse plain http callbacks', parse: bool }),
   spec({ key: 'attemptRetentionMs', flag: 'attempt-retention', env: 'ORCID_WEBHOOKS_ATTEMPT_RETENTION', default: '30d', help: 'how long the attempt log is kept', parse: duration }),
@@ -192,6 +198,9 @@ export function resolveConfig(flags: Record<string, unknown> = {}, env: NodeJS.P
     }
   }
   const config = out as unknown as Config;
+  if (config.workerStaleMs < 3_000) {
+    throw new ConfigError(`Invalid setting --worker-stale (ORCID_WEBHOOKS_WORKER_STALE): ${config.workerStaleMs} ms is too short; at least 3s (heartbeats are written every second)`);
+  }
   if (config.leaseMs <= config.requestTimeoutMs) {
     throw new ConfigError(`Invalid setting --lease (ORCID_WEBHOOKS_LEASE): ${config.leaseMs} ms must exceed --request-timeout (${config.requestTimeoutMs} ms), or a slow callback could be delivered twice`);
   }

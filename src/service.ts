@@ -89,12 +89,18 @@ export async function startService(config: Config, opts: StartOptions = {}): Pro
   // Signing and payloads per client; settings are cached briefly so callbacks cost no query each.
   const requests = new CallbackRequestBuilder({ store });
   if (config.role !== 'api') {
-    sender = createSender({ policy, connectTimeoutMs: config.connectTimeoutMs, requestTimeoutMs: config.requestTimeoutMs, userAgent: USER_AGENT });
+    sender = createSender({
+      policy, connectTimeoutMs: config.connectTimeoutMs, requestTimeoutMs: config.requestTimeoutMs, userAgent: USER_AGENT,
+      perAddressConcurrency: config.perAddressConcurrency,
+    });
     worker = new DeliveryWorker({
       store, sender, schedule: config.retrySchedule, logger: logger.child({ component: 'delivery' }),
       concurrency: config.concurrency, perHostConcurrency: config.perHostConcurrency, leaseMs: config.leaseMs,
       pollIntervalMs: config.pollIntervalMs, notifyDelayMs: config.notifyDelayMs, attemptRetentionMs: config.attemptRetentionMs,
       buildRequest: requests.build,
+      perClientConcurrency: config.perClientConcurrency, perAddressConcurrency: config.perAddressConcurrency, workerStaleMs: config.workerStaleMs,
+      // One SQLite file is delivered by one process: claims found at start are a crashed predecessor's.
+      retakeAllClaimsAtStart: store.dialect === 'sqlite',
     });
   }
 

@@ -15,7 +15,7 @@ const T0 = 1_700_000_000_000;
 const A = '0000-0001-0000-0001';
 const B = '0000-0001-0000-0002';
 const C = '0000-0001-0000-0003';
-const MIGRATIONS = ['001_init', '002_client_features', '005_upstream', '006_attempt_headers'];
+const MIGRATIONS = ['001_init', '002_client_features', '004_delivery_hardening', '005_upstream', '006_attempt_headers'];
 
 const orcidN = (i: number): string => `0000-0002-${String(Math.floor(i / 10000)).padStart(4, '0')}-${String(i % 10000).padStart(4, '0')}`;
 
@@ -323,7 +323,7 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
           {
             id: 0, clientId: 'c1', orcid: A, url: 'https://Hook.example/x', host: 'hook.example', createdAt: T0 + 7, enabled: true,
             disabledReason: null, disabledAt: null, pendingSince: null, dueAt: null, changeSeq: 0, notifySeq: 0, failedAttempts: 0,
-            lastSentAt: null, lastFailedAt: null, lastStatus: null, leaseOwner: null, leaseUntil: null,
+            failingSince: null, lastSentAt: null, lastFailedAt: null, lastStatus: null, leaseOwner: null, leaseUntil: null,
           },
         );
         assert.equal(typeof w.id, 'number');
@@ -470,32 +470,38 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.deepEqual(await store.claimDue(claimOpts()), [], 'nothing owed');
         await change(store, A, T0 + 10, T0 + 10, 500);
         assert.deepEqual(await store.claimDue(claimOpts({ now: T0 + 509 })), [], 'not due yet');
+        const before = Date.now();
         const claims = await store.claimDue(claimOpts({ owner: 'worker-a', now: T0 + 510, leaseMs: 1000 }));
+        const afterClaim = Date.now();
         assert.equal(claims.length, 1);
         const [c] = claims;
         assert.equal(c?.reclaimed, false);
         assert.equal(c?.webhook.id, w.id);
         assert.equal(c?.webhook.leaseOwner, 'worker-a');
-        assert.equal(c?.webhook.leaseUntil, T0 + 1510);
+        // The lease runs on the database's clock (the same machine's here), not the caller's `now`.
+        const until = c?.webhook.leaseUntil ?? 0;
+        assert.ok(until >= before + 1000 - 5 && until <= afterClaim + 1000 + 5, `lease until ${until - before} ms after the claim`);
         assert.equal(c?.webhook.changeSeq, 1);
         assert.equal(c?.webhook.dueAt, T0 + 510);
         const stored = await get(store, w.id);
         assert.equal(stored.leaseOwner, 'worker-a');
-        assert.equal(stored.leaseUntil, T0 + 1510);
+        assert.equal(stored.leaseUntil, until);
       });
 
       it('does not hand out a leased webhook until the lease expires, then reclaims it', async () => {
         await seed(store);
         const w = await register(store, 'c1', A, 'https://one.example/x');
         await change(store, A, T0 + 10);
-        assert.equal((await store.claimDue(claimOpts({ owner: 'a', now: T0 + 10, leaseMs: 1000 }))).length, 1);
+        assert.equal((await store.claimDue(claimOpts({ owner: 'a', now: T0 + 10, leaseMs: 300 }))).length, 1);
         assert.deepEqual(await store.claimDue(claimOpts({ owner: 'b', now: T0 + 500 })), []);
-        assert.deepEqual(await store.claimDue(claimOpts({ owner: 'b', now: T0 + 1010 })), [], 'lease_until is still valid at its own instant');
-        const [again] = await store.claimDue(claimOpts({ owner: 'b', now: T0 + 1011, leaseMs: 1000 }));
+        // A caller whose clock runs far ahead cannot take a live lease: leases use the database's clock.
+        assert.deepEqual(await store.claimDue(claimOpts({ owner: 'b', now: T0 + 86_400_000 })), [], 'a skewed caller clock expires nothing');
+        await sleep(350);
+        const [again] = await store.claimDue(claimOpts({ owner: 'b', now: T0 + 500, leaseMs: 1000 }));
         assert.equal(again?.reclaimed, true);
         assert.equal(again?.webhook.id, w.id);
         assert.equal(again?.webhook.leaseOwner, 'b');
-        assert.equal(again?.webhook.leaseUntil, T0 + 2011);
+        assert.ok((again?.webhook.leaseUntil ?? 0) > Date.now() + 500);
         // The old owner's completion is now ignored.
         await store.completeAttempts([attempt(again?.webhook as WebhookRow, 'a', { kind: 'success' })]);
         const s = await get(store, w.id);
@@ -694,13 +700,16 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         await register(store, 'c1', A, 'https://one.example/x');
         await register(store, 'c1', B, 'https://one.example/x');
         assert.equal(await store.nextDueAt(), null);
-        await change(store, A, T0 + 10, T0 + 10, 1000);
-        await change(store, B, T0 + 20, T0 + 20, 2000);
-        assert.equal(await store.nextDueAt(), T0 + 1010);
-        await store.claimDue(claimOpts({ now: T0 + 1010, limit: 1, leaseMs: 5000 }));
-        assert.equal(await store.nextDueAt(), T0 + 2020, 'the leased one counts from the end of its lease');
-        await store.claimDue(claimOpts({ now: T0 + 2020, limit: 1, leaseMs: 100 }));
-        assert.equal(await store.nextDueAt(), T0 + 2120);
+        // Leases run on the database's clock, so this test uses real times.
+        const t = Date.now();
+        await change(store, A, t, t, 1000);
+        await change(store, B, t + 1, t + 1, 60_000);
+        assert.equal(await store.nextDueAt(), t + 1000);
+        await store.claimDue(claimOpts({ now: t + 1000, limit: 1, leaseMs: 5000 }));
+        const leased = (await store.nextDueAt()) ?? 0;
+        assert.ok(leased >= t + 5000 && leased <= Date.now() + 5000, 'the leased one counts from the end of its lease');
+        await store.claimDue(claimOpts({ now: t + 60_001, limit: 1, leaseMs: 100 }));
+        assert.equal(await store.nextDueAt(), leased, 'the first lease ends before the second is due again');
       });
     });
 

@@ -10,11 +10,18 @@ export interface SendRequest {
   headers: Record<string, string>;
   /** '' for ORCID's empty POST */
   body: string;
+  /** Aborts the call (the worker's heartbeat lapsed: its claims may pass to another worker). */
+  signal?: AbortSignal;
 }
 
 export type SendResult = (
-  | { kind: 'response'; status: number; durationMs: number; bodySnippet: string; retryAfterMs: number | null; headers?: IncomingHttpHeaders }
-  | { kind: 'timeout' | 'network' | 'refused'; durationMs: number; error: string }
+  | { kind: 'response'; status: number; durationMs: number; bodySnippet: string; retryAfterMs: number | null; headers?: IncomingHttpHeaders; address?: string }
+  | { kind: 'timeout' | 'network' | 'refused'; durationMs: number; error: string; address?: string }
+  /**
+   * Not sent: the address already has perAddressConcurrency callbacks in flight, or the call was
+   * aborted by its signal. Not an attempt: the claim is given back with its due time unchanged.
+   */
+  | { kind: 'deferred'; durationMs: number; error: string; address?: string }
 ) & {
   /** The headers as sent (set by the sender once it built them; the attempt log keeps them, redacted). */
   requestHeaders?: Record<string, string>;
@@ -25,10 +32,17 @@ export interface SenderOptions {
   connectTimeoutMs: number;
   requestTimeoutMs: number;
   userAgent: string;
+  /**
+   * Callbacks in flight at once to one resolved IP address, whatever the host names and ports
+   * pointing at it (default: unlimited). Checked when the call starts, after DNS resolution.
+   */
+  perAddressConcurrency?: number;
 }
 
 export interface Sender {
   send(req: SendRequest): Promise<SendResult>;
+  /** Addresses at their perAddressConcurrency limit now. */
+  busyAddresses(): Set<string>;
   /** Waits for requests in flight, then closes the connections. */
   close(): Promise<void>;
   /** Aborts requests in flight at once and closes the connections (after a drain timeout). */
@@ -46,6 +60,37 @@ class TargetRefusedError extends Error {
   readonly code = 'ETARGETREFUSED';
 }
 
+/** Thrown into the request when the worker fences itself (its claims may pass to another worker). */
+class FencedError extends Error {}
+
+/**
+ * The address a callback's host resolves to, for the per-address limit: a literal IP is itself;
+ * a name is resolved (every address checked against the policy) and kept for a second.
+ */
+class ResolveCache {
+  private readonly cache = new Map<string, { address: string; until: number }>();
+  constructor(private readonly policy: TargetPolicy) {}
+
+  async address(hostname: string): Promise<string> {
+    if (isIP(hostname) !== 0) return hostname;
+    const now = performance.now();
+    const hit = this.cache.get(hostname);
+    if (hit && hit.until > now) return hit.address;
+    const addresses = await new Promise<LookupAddress[]>((resolve, reject) => {
+      dnsLookup(hostname, { all: true }, (err, found) => (err ? reject(err) : resolve(found)));
+    });
+    for (const { address } of addresses) {
+      const check = this.policy.checkAddress(address);
+      if (!check.allowed) throw new TargetRefusedError(`${hostname} resolves to a refused address: ${check.reason}`);
+    }
+    const first = addresses[0];
+    if (first === undefined) throw Object.assign(new Error(`${hostname} has no addresses`), { code: 'ENOTFOUND' });
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(hostname, { address: first.address, until: now + 1_000 });
+    return first.address;
+  }
+}
+
 /** Thrown into the request by our own deadline. */
 class DeadlineError extends Error {
   readonly code = 'ETIMEDOUT';
@@ -53,6 +98,10 @@ class DeadlineError extends Error {
 
 export function createSender(opts: SenderOptions): Sender {
   const { policy, requestTimeoutMs, userAgent } = opts;
+  const perAddress = opts.perAddressConcurrency ?? Infinity;
+  const inFlight = new Map<string, number>();
+  const busy = new Set<string>();
+  const resolved = new ResolveCache(policy);
 
   // Checked here, at connect time, because a name that was public when registered can later
   // resolve (rebind) to an internal address. Every address is checked, since Node may race
@@ -93,6 +142,31 @@ export function createSender(opts: SenderOptions): Sender {
     const refusal = checkUrl(url, policy);
     if (refusal !== null) return { kind: 'refused', durationMs: elapsed(), error: refusal };
 
+    // The per-address limit needs the address before connecting: resolve (briefly cached) here.
+    // undici's lookup resolves and checks again at connect time, so the cache weakens no SSRF check.
+    let address: string;
+    try {
+      address = await resolved.address(url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname);
+    } catch (err) {
+      return classifyError(err, false, elapsed(), opts);
+    }
+    const n = inFlight.get(address) ?? 0;
+    if (n >= perAddress) return { kind: 'deferred', durationMs: elapsed(), error: `${perAddress} callbacks in flight to ${address}`, address };
+    if (req.signal?.aborted) return { kind: 'deferred', durationMs: elapsed(), error: 'aborted before sending', address };
+    inFlight.set(address, n + 1);
+    if (n + 1 >= perAddress) busy.add(address);
+    try {
+      return { ...(await request(req, url, elapsed)), address };
+    } finally {
+      const left = (inFlight.get(address) ?? 1) - 1;
+      if (left <= 0) inFlight.delete(address);
+      else inFlight.set(address, left);
+      if (left < perAddress) busy.delete(address);
+    }
+  }
+
+  async function request(req: SendRequest, url: URL, elapsed: () => number): Promise<SendResult> {
+
     const headers: Record<string, string> = {};
     for (const name in req.headers) headers[name.toLowerCase()] = req.headers[name] as string;
     // Set explicitly even when 0: some receivers reject a bodyless POST without it (seen with ORCID).
@@ -102,6 +176,8 @@ export function createSender(opts: SenderOptions): Sender {
     // headersTimeout/bodyTimeout bound each phase; this bounds the whole call, body included.
     const controller = new AbortController();
     const deadline = setTimeout(() => controller.abort(new DeadlineError(`no complete response within ${requestTimeoutMs} ms`)), requestTimeoutMs);
+    const onAbort = (): void => controller.abort(new FencedError('aborted: the worker lost its heartbeat'));
+    req.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const res = await agent.request({
         origin: url.origin,
@@ -117,13 +193,15 @@ export function createSender(opts: SenderOptions): Sender {
         headers: res.headers, requestHeaders: headers,
       };
     } catch (err) {
+      if (controller.signal.reason instanceof FencedError) return { kind: 'deferred', durationMs: elapsed(), error: controller.signal.reason.message };
       return { ...classifyError(err, controller.signal.aborted, elapsed(), opts), requestHeaders: headers };
     } finally {
       clearTimeout(deadline);
+      req.signal?.removeEventListener('abort', onAbort);
     }
   }
 
-  return { send, close: () => agent.close(), destroy: () => agent.destroy() };
+  return { send, busyAddresses: () => new Set(busy), close: () => agent.close(), destroy: () => agent.destroy() };
 }
 
 /** Literal IP hosts never reach the lookup hook (net.connect skips DNS for them), so check them here. */

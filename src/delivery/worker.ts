@@ -1,10 +1,12 @@
 import { deliveryUrl } from '../domain/callback-url.ts';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RetrySchedule } from '../domain/retry-schedule.ts';
-import type { AttemptOutcome, AttemptRecord, Claim, Store, WebhookRow } from '../store/types.ts';
+import { DEFAULT_WORKER_STALE_MS, type AttemptOutcome, type AttemptRecord, type Claim, type Store, type WebhookRow } from '../store/types.ts';
+import { deadPredecessors } from './predecessors.ts';
 import { recordHeaders } from '../domain/attempt-headers.ts';
 import { classify, decideOutcome, type ResultClass } from './outcome.ts';
 import type { SendRequest, SendResult, Sender } from './sender.ts';
@@ -15,7 +17,7 @@ export type RequestBuilder = (webhook: WebhookRow, notificationId: string, times
 export interface WorkerOptions {
   store: Store;
   /** The worker only sends; whoever created the sender closes it. */
-  sender: Pick<Sender, 'send'>;
+  sender: Pick<Sender, 'send'> & Partial<Pick<Sender, 'busyAddresses'>>;
   schedule: RetrySchedule;
   logger: Logger;
   concurrency: number;
@@ -29,6 +31,23 @@ export interface WorkerOptions {
   owner?: string;
   /** Largest batch one claim statement takes. */
   batchSize?: number;
+  /**
+   * Callbacks in flight at once to one resolved address (the sender's limit, default unlimited):
+   * claims beyond it for hosts whose address is known are given back in one batch, not sent.
+   */
+  perAddressConcurrency?: number;
+  /** Callbacks in flight at once for one client (fair share; default: the global concurrency). */
+  perClientConcurrency?: number;
+  /** Heartbeat period; the heartbeat row is stamped with the database's clock. */
+  heartbeatIntervalMs?: number;
+  /** A worker whose heartbeat is older than this loses its claims to the others. */
+  workerStaleMs?: number;
+  /**
+   * At start, take over every claim held by another worker id (a single-node store: nobody else
+   * holds claims, so those of a crashed predecessor are retried at once instead of after their
+   * lease). Otherwise only claims of predecessors on this host whose process is gone are taken.
+   */
+  retakeAllClaimsAtStart?: boolean;
 }
 
 export interface AttemptEvent {
@@ -63,6 +82,17 @@ export class DeliveryWorker extends EventEmitter {
   private running = false;
   private inFlight = 0;
   private readonly perHost = new Map<string, number>();
+  private readonly perClient = new Map<string, number>();
+  /** Resolved address of each host, as the sender last reported it (for the per-address limit). */
+  private readonly hostAddress = new Map<string, string>();
+  /** Callbacks in flight per address, for those dispatched with their host's address known. */
+  private readonly perAddress = new Map<string, number>();
+  /** Aborts of the callbacks in flight, used when the heartbeat lapses. */
+  private readonly aborts = new Set<AbortController>();
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  /** performance.now() when the last heartbeat that the database confirmed was sent; null before the first. */
+  private lastBeatSentAt: number | null = null;
+  private beating = false;
   /** Callbacks in flight with the lease token of their claim. */
   private readonly inFlightClaims = new Set<{ id: number; lease: string }>();
   private claimCount = 0;
@@ -79,7 +109,10 @@ export class DeliveryWorker extends EventEmitter {
   constructor(opts: WorkerOptions) {
     super();
     this.owner = opts.owner ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
-    this.o = { buildRequest: defaultRequest, now: Date.now, batchSize: 500, ...opts } as Required<Omit<WorkerOptions, 'owner'>>;
+    this.o = {
+      buildRequest: defaultRequest, now: Date.now, batchSize: 500, perClientConcurrency: opts.concurrency, perAddressConcurrency: Infinity,
+      heartbeatIntervalMs: 1_000, workerStaleMs: DEFAULT_WORKER_STALE_MS, retakeAllClaimsAtStart: false, ...opts,
+    } as Required<Omit<WorkerOptions, 'owner'>>;
   }
 
   get isRunning(): boolean {
@@ -93,11 +126,65 @@ export class DeliveryWorker extends EventEmitter {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
+    await this.beat();
+    await this.retakeClaims();
+    this.heartbeatTimer = setInterval(() => void this.beat(), this.o.heartbeatIntervalMs);
+    this.heartbeatTimer.unref();
     this.unsubscribe = await this.o.store.subscribeWakeups(() => this.notify());
     this.pruneTimer = setInterval(() => void this.prune(), 3_600_000);
     this.pruneTimer.unref();
     void this.prune();
     this.notify();
+  }
+
+  /**
+   * Stamps the heartbeat. Other workers take our claims once it is workerStaleMs old (database
+   * clock), so when the database has not confirmed one for nearly that long, this worker fences
+   * itself: it claims nothing and aborts its callbacks in flight, so that no webhook is ever called
+   * by two workers at once.
+   */
+  private async beat(): Promise<void> {
+    if (this.beating) return this.fenceIfLapsed();
+    this.beating = true;
+    const sentAt = performance.now();
+    try {
+      await this.o.store.heartbeat(this.owner);
+      const wasFenced = this.fenced();
+      this.lastBeatSentAt = sentAt;
+      if (wasFenced) this.notify();
+    } catch (err) {
+      this.o.logger.error({ err }, 'delivery worker: could not write its heartbeat');
+      this.emit('dbError', err);
+    } finally {
+      this.beating = false;
+    }
+    this.fenceIfLapsed();
+  }
+
+  /** True when the last confirmed heartbeat is too old to be sure our claims are still ours. */
+  private fenced(): boolean {
+    if (this.lastBeatSentAt === null) return true;
+    // Two heartbeat periods of margin for the time the abort and the database take.
+    return performance.now() - this.lastBeatSentAt > this.o.workerStaleMs - 2 * this.o.heartbeatIntervalMs;
+  }
+
+  private fenceIfLapsed(): void {
+    if (!this.fenced() || this.aborts.size === 0) return;
+    this.o.logger.warn({ inFlight: this.aborts.size }, 'delivery worker: heartbeat lapsed; aborting callbacks in flight (another worker may take them over)');
+    for (const a of this.aborts) a.abort();
+  }
+
+  /** Claims of a crashed predecessor are retried now rather than when their lease runs out. */
+  private async retakeClaims(): Promise<void> {
+    try {
+      const n = this.o.retakeAllClaimsAtStart
+        ? await this.o.store.expireLeases({ allBut: this.owner })
+        : await this.o.store.expireLeases(deadPredecessors(await this.o.store.listWorkers(), this.owner));
+      if (n) this.o.logger.info({ claims: n }, 'delivery worker: retaking the claims of a stopped worker');
+    } catch (err) {
+      this.o.logger.error({ err }, 'delivery worker: could not retake stale claims; they are retried when their lease ends');
+      this.emit('dbError', err);
+    }
   }
 
   /** Something may be due: look now (coalesced; cheap to call often). */
@@ -143,34 +230,85 @@ export class DeliveryWorker extends EventEmitter {
     return out;
   }
 
+  /**
+   * Hosts to leave out and free slots per host for the next claim. The free slots of an address
+   * with callbacks in flight are shared out among the hosts that resolve to it, so that a claim
+   * takes no more rows for an address than it can send (one address behind 40 ports would
+   * otherwise fill each claim with rows to give back).
+   */
+  private claimLimits(): { excludeHosts: string[]; hostSlots: Record<string, number> } {
+    const hostSlots = this.hostSlots();
+    const exclude = new Set(this.saturatedHosts());
+    if (this.perAddress.size > 0 && Number.isFinite(this.o.perAddressConcurrency)) {
+      const left = new Map<string, number>();
+      for (const [address, n] of this.perAddress) left.set(address, Math.max(0, this.o.perAddressConcurrency - n));
+      for (const [host, address] of this.hostAddress) {
+        const free = left.get(address);
+        if (free === undefined || exclude.has(host)) continue;
+        const slots = Math.min(free, hostSlots[host] ?? this.o.perHostConcurrency);
+        if (slots <= 0) exclude.add(host);
+        else hostSlots[host] = slots;
+        left.set(address, free - slots);
+      }
+    }
+    return { excludeHosts: [...exclude], hostSlots };
+  }
+
+  /** Hosts at their own limit, and hosts whose address is at the sender's per-address limit. */
   private saturatedHosts(): string[] {
     const out: string[] = [];
     for (const [host, n] of this.perHost) if (n >= this.o.perHostConcurrency) out.push(host);
+    const busy = this.o.sender.busyAddresses?.();
+    const full = (address: string): boolean => Boolean(busy?.has(address)) || (this.perAddress.get(address) ?? 0) >= this.o.perAddressConcurrency;
+    if (busy?.size || this.perAddress.size) for (const [host, address] of this.hostAddress) if (full(address)) out.push(host);
+    return out;
+  }
+
+  private clientSlots(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [client, n] of this.perClient) out[client] = Math.max(0, this.o.perClientConcurrency - n);
+    return out;
+  }
+
+  private saturatedClients(): string[] {
+    const out: string[] = [];
+    for (const [client, n] of this.perClient) if (n >= this.o.perClientConcurrency) out.push(client);
     return out;
   }
 
   private async claimAndDispatch(): Promise<void> {
     for (;;) {
       const free = this.o.concurrency - this.inFlight;
-      if (!this.running || free <= 0) return;
+      if (!this.running || free <= 0 || this.fenced()) return;
       const limit = Math.min(free, this.o.batchSize);
       // Each claim stamps its own lease token: a completion delayed past its lease (a long database
       // outage) then matches no newer claim of the same row, even one this worker made.
       const lease = `${this.owner}#${++this.claimCount}`;
+      const saturatedBefore = this.saturatedHosts().length + this.saturatedClients().length;
       const claims = await this.o.store.claimDue({
-        owner: lease, limit, now: this.o.now(), leaseMs: this.o.leaseMs, excludeHosts: this.saturatedHosts(),
-        perHostLimit: this.o.perHostConcurrency, hostSlots: this.hostSlots(),
+        owner: lease, limit, now: this.o.now(), leaseMs: this.o.leaseMs, ...this.claimLimits(),
+        perHostLimit: this.o.perHostConcurrency,
+        perClientLimit: this.o.perClientConcurrency, clientSlots: this.clientSlots(), excludeClients: this.saturatedClients(),
+        worker: this.owner, workerStaleMs: this.o.workerStaleMs,
       });
       const giveBack: number[] = [];
       let reclaimed = 0;
       for (const c of claims) {
         if (c.reclaimed) reclaimed++;
-        if ((this.perHost.get(c.webhook.host) ?? 0) >= this.o.perHostConcurrency) giveBack.push(c.webhook.id);
+        const address = this.hostAddress.get(c.webhook.host);
+        if ((this.perHost.get(c.webhook.host) ?? 0) >= this.o.perHostConcurrency
+          || (this.perClient.get(c.webhook.clientId) ?? 0) >= this.o.perClientConcurrency
+          || (address !== undefined && (this.perAddress.get(address) ?? 0) >= this.o.perAddressConcurrency)) giveBack.push(c.webhook.id);
         else this.dispatch(c, lease);
       }
       if (reclaimed) this.emit('reclaimed', reclaimed);
       if (giveBack.length) await this.o.store.releaseClaims(lease, giveBack);
-      if (claims.length < limit || giveBack.length === claims.length) return;
+      // Claim again at once when this batch filled it, or put a host, address or client at its
+      // limit: the next claim leaves those out and reaches rows the ranked scan window did not
+      // (one client's backlog must not keep another's due row waiting for the poll interval).
+      const saturated = this.saturatedHosts().length + this.saturatedClients().length;
+      if (claims.length === 0) return;
+      if (claims.length < limit && giveBack.length === 0 && saturated <= saturatedBefore) return;
     }
   }
 
@@ -184,32 +322,71 @@ export class DeliveryWorker extends EventEmitter {
     const delay = next - this.o.now();
     if (delay > 0) return Math.min(delay, this.o.pollIntervalMs);
     // Due now but not claimable by us (hosts or slots full): a finishing callback wakes us.
-    if (this.inFlight >= this.o.concurrency || this.saturatedHosts().length > 0) return this.o.pollIntervalMs;
+    if (this.inFlight >= this.o.concurrency || this.saturatedHosts().length > 0 || this.saturatedClients().length > 0) return this.o.pollIntervalMs;
     return 1;
   }
 
   private dispatch(c: Claim, lease: string): void {
     const w = c.webhook;
-    const claim = { id: w.id, lease };
+    const address = this.hostAddress.get(w.host);
+    const claim = { id: w.id, lease, address };
+    if (address !== undefined) this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
     this.inFlight++;
     this.inFlightClaims.add(claim);
     this.perHost.set(w.host, (this.perHost.get(w.host) ?? 0) + 1);
+    this.perClient.set(w.clientId, (this.perClient.get(w.clientId) ?? 0) + 1);
+    const abort = new AbortController();
+    this.aborts.add(abort);
     const id = notificationId(w);
     const startedAt = this.o.now();
     const run = async (): Promise<SendResult> => {
       try {
         const req = await this.o.buildRequest(w, id, Math.floor(startedAt / 1000));
-        return await this.o.sender.send(req);
+        return await this.o.sender.send({ ...req, signal: abort.signal });
       } catch (err) {
         return { kind: 'network', durationMs: this.o.now() - startedAt, error: (err as Error).message };
       }
     };
-    void run().then((result) => this.finish(w, claim, id, startedAt, result));
+    void run().then((result) => {
+      this.aborts.delete(abort);
+      if (result.address !== undefined) {
+        if (this.hostAddress.size > 10_000) this.hostAddress.clear();
+        this.hostAddress.set(w.host, result.address);
+      }
+      if (result.kind === 'deferred') this.giveBack(w, claim);
+      else this.finish(w, claim, id, startedAt, result);
+    });
+  }
+
+  /** Not sent (its address was busy, or the worker fenced itself): back to the store, due time unchanged. */
+  private giveBack(w: WebhookRow, claim: { id: number; lease: string }): void {
+    void this.o.store.releaseClaims(claim.lease, [w.id])
+      .catch((err: unknown) => this.o.logger.warn({ err }, 'could not give a claim back; it is retried when its lease ends'))
+      .finally(() => this.settle(w, claim));
+  }
+
+  /** Frees the slots of a finished (or given back) callback and looks for more work. */
+  private settle(w: WebhookRow, claim: { id: number; lease: string; address?: string | undefined }): void {
+    if (claim.address !== undefined) {
+      const a = (this.perAddress.get(claim.address) ?? 1) - 1;
+      if (a <= 0) this.perAddress.delete(claim.address);
+      else this.perAddress.set(claim.address, a);
+    }
+    this.inFlight--;
+    this.inFlightClaims.delete(claim);
+    const n = (this.perHost.get(w.host) ?? 1) - 1;
+    if (n <= 0) this.perHost.delete(w.host);
+    else this.perHost.set(w.host, n);
+    const m = (this.perClient.get(w.clientId) ?? 1) - 1;
+    if (m <= 0) this.perClient.delete(w.clientId);
+    else this.perClient.set(w.clientId, m);
+    if (this.inFlight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+    this.notify();
   }
 
   private finish(w: WebhookRow, claim: { id: number; lease: string }, id: string, startedAt: number, result: SendResult): void {
     const now = this.o.now();
-    const outcome = decideOutcome(result, w.failedAttempts, this.o.schedule, now);
+    const outcome = decideOutcome(result, w.failedAttempts, this.o.schedule, now, w.failingSince ?? null);
     const resultClass = classify(result);
     const latencyMs = w.pendingSince !== null ? now - w.pendingSince : null;
     this.completions.push({
@@ -230,15 +407,7 @@ export class DeliveryWorker extends EventEmitter {
       ...(outcome.kind === 'disable' && { reason: outcome.reason }),
     }, 'delivery');
     this.emit('attempt', { webhook: w, notificationId: id, result, resultClass, outcome, latencyMs } satisfies AttemptEvent);
-    void this.flush().finally(() => {
-      this.inFlight--;
-      this.inFlightClaims.delete(claim);
-      const n = (this.perHost.get(w.host) ?? 1) - 1;
-      if (n <= 0) this.perHost.delete(w.host);
-      else this.perHost.set(w.host, n);
-      if (this.inFlight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
-      this.notify();
-    });
+    void this.flush().finally(() => this.settle(w, claim));
   }
 
   /** Writes finished attempts in batches: one transaction for all that finished meanwhile. */
@@ -288,6 +457,7 @@ export class DeliveryWorker extends EventEmitter {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     if (this.pruneTimer) clearInterval(this.pruneTimer);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     await this.unsubscribe?.();
     while (this.pumping) await new Promise((r) => setTimeout(r, 5));
     let drained = true;
@@ -306,6 +476,7 @@ export class DeliveryWorker extends EventEmitter {
       await this.o.store.releaseClaims(lease, ids).catch((err: unknown) => this.o.logger.error({ err }, 'could not release claims'));
     }
     await this.flushing;
+    await this.o.store.retireWorker(this.owner).catch((err: unknown) => this.o.logger.warn({ err }, 'could not remove the worker\'s heartbeat row'));
     return { drained, abandoned: abandoned.length };
   }
 }

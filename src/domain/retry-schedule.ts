@@ -7,6 +7,11 @@ export interface RetrySchedule {
   maxDelayMs: number;
   /** total tries, the first one included */
   maxAttempts: number;
+  /**
+   * The shortest time the schedule can span from the first failure to its last try (jitter
+   * included): a webhook is disabled only once this much has passed, however fast it failed.
+   */
+  minSpanMs: number;
 }
 
 const SECOND = 1000;
@@ -49,6 +54,8 @@ export function parseRetrySchedule(spec: string): RetrySchedule {
       delayAfter: (failures) => (checkFailures(failures) < ORCID_MAX_FAILURES ? failures * ORCID_STEP : null),
       maxDelayMs: (ORCID_MAX_FAILURES - 1) * ORCID_STEP,
       maxAttempts: ORCID_MAX_FAILURES,
+      // 10 + 20 + ... + 240 minutes
+      minSpanMs: ((ORCID_MAX_FAILURES - 1) * ORCID_MAX_FAILURES / 2) * ORCID_STEP,
     };
   }
 
@@ -74,6 +81,7 @@ function listSchedule(name: string, delays: number[], jitter: number): RetrySche
     },
     maxDelayMs: Math.ceil(Math.max(...delays) * (1 + jitter)),
     maxAttempts: delays.length + 1,
+    minSpanMs: Math.floor(delays.reduce((a, b) => a + b, 0) * (1 - jitter)),
   };
 }
 

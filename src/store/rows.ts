@@ -3,7 +3,7 @@
  * the same in SQLite and PostgreSQL).
  */
 import { parseRecordedHeaders } from '../domain/attempt-headers.ts';
-import type { AttemptRow, ClientRow, WebhookRow } from './types.ts';
+import type { AttemptRow, ClientRow, WebhookRow, WorkerRow } from './types.ts';
 
 type Row = Record<string, unknown>;
 
@@ -22,10 +22,14 @@ export function toWebhook(r: Row): WebhookRow {
     createdAt: Number(r.created_at), enabled: Boolean(r.enabled),
     disabledReason: (r.disabled_reason as string | null) ?? null, disabledAt: num(r.disabled_at),
     pendingSince: num(r.pending_since), dueAt: num(r.due_at), changeSeq: Number(r.change_seq), notifySeq: Number(r.notify_seq),
-    failedAttempts: Number(r.failed_attempts), lastSentAt: num(r.last_sent_at), lastFailedAt: num(r.last_failed_at),
+    failedAttempts: Number(r.failed_attempts), failingSince: num(r.failing_since), lastSentAt: num(r.last_sent_at), lastFailedAt: num(r.last_failed_at),
     lastStatus: (r.last_status as string | null) ?? null, leaseOwner: (r.lease_owner as string | null) ?? null,
     leaseUntil: num(r.lease_until),
   };
+}
+
+export function toWorker(r: Row): WorkerRow {
+  return { id: String(r.id), startedAt: Number(r.started_at), heartbeatAt: Number(r.heartbeat_at) };
 }
 
 export function toAttempt(r: Row): AttemptRow {

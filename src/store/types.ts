@@ -49,6 +49,8 @@ export interface WebhookRow {
   /** changeSeq at which the pending notification began: names it (`webhook-id`) across retries. */
   notifySeq: number;
   failedAttempts: number;
+  /** When the current run of failures began; null when the last attempt succeeded (or none failed). */
+  failingSince?: number | null;
   lastSentAt: number | null;
   lastFailedAt: number | null;
   lastStatus: string | null;
@@ -232,6 +234,26 @@ export interface ClaimOptions {
   perHostLimit?: number;
   /** Hosts with callbacks in flight and how many more each may take now (below perHostLimit). */
   hostSlots?: Record<string, number>;
+  /** At most this many rows per client in one claim: one client cannot take every slot. */
+  perClientLimit?: number;
+  /** Clients with callbacks in flight and how many more each may take now (below perClientLimit). */
+  clientSlots?: Record<string, number>;
+  /** Clients at their limit: their webhooks are left for later. */
+  excludeClients?: string[];
+  /** The worker (heartbeat row) the claim belongs to; its leases fall to others once its heartbeat is stale. */
+  worker?: string;
+  /** A worker whose heartbeat is older than this (database clock) has died (default 5000). */
+  workerStaleMs?: number;
+}
+
+/** After this long without a heartbeat (database clock), a worker's claims fall to the others. */
+export const DEFAULT_WORKER_STALE_MS = 5_000;
+
+/** A delivering process, as its heartbeat row shows it. */
+export interface WorkerRow {
+  id: string;
+  startedAt: number;
+  heartbeatAt: number;
 }
 
 /**
@@ -239,8 +261,9 @@ export interface ClaimOptions {
  * enough that a claim for one free slot stays cheap (a single busy host frees one slot per
  * callback), enough that one crowded host does not starve a batch.
  */
-export function claimScanSize(limit: number, perHostLimit: number | undefined): number {
-  return perHostLimit ? Math.min(limit * 4, limit + 4 * perHostLimit) : limit;
+export function claimScanSize(limit: number, perHostLimit: number | undefined, perClientLimit?: number): number {
+  const perGroup = Math.min(perHostLimit ?? Infinity, perClientLimit ?? Infinity);
+  return Number.isFinite(perGroup) ? Math.min(limit * 4, limit + 4 * perGroup) : limit;
 }
 
 /** A polled upstream's cursor and leadership (Store.upstreamState). */
@@ -330,10 +353,22 @@ export interface Store {
 
   /**
    * Claims up to `limit` enabled webhooks that are due, in one statement that stamps the lease.
-   * Rows leased by a live owner are skipped; expired leases are taken over (reclaimed = true).
-   * Webhooks on hosts in excludeHosts are left for later (those hosts are at their limit).
+   * Rows leased by a live owner are skipped; expired leases, and leases of a worker whose heartbeat
+   * is stale, are taken over (reclaimed = true). The lease runs leaseMs from the database's clock;
+   * `now` (the caller's clock) decides only what is due. Webhooks on hosts in excludeHosts, or of
+   * clients in excludeClients, are left for later (at their limit).
    */
   claimDue(opts: ClaimOptions): Promise<Claim[]>;
+  /** Creates the worker's row or stamps its heartbeat, with the database's clock. */
+  heartbeat(worker: string): Promise<void>;
+  /** Removes the worker's row (clean stop); also drops rows silent for an hour. */
+  retireWorker(worker: string): Promise<void>;
+  listWorkers(): Promise<WorkerRow[]>;
+  /**
+   * Expires at once every lease of these workers (dead ones), or with 'all-but', of every worker but
+   * this one (a single-node store at start: nobody else holds claims); returns how many.
+   */
+  expireLeases(workers: string[] | { allBut: string }): Promise<number>;
   /** Gives claims back unattempted (due time unchanged). */
   releaseClaims(owner: string, webhookIds: number[]): Promise<void>;
   /** Records attempts and applies their outcomes in one transaction. */

@@ -8,15 +8,17 @@ import { backlogSql, failuresBySql, headersJson, postgresParam, toBacklog, toFai
 import {
   deliverySettingsSql, recoverWhereSql, replaySetSql, setPayloadModeSql, setSigningSecretSql, toDeliverySettings,
 } from '../sql/client-features.ts';
-import { claimScanSize } from '../types.ts';
+import { claimScanSize, DEFAULT_WORKER_STALE_MS } from '../types.ts';
+import { claimableSql, dbNowSql, expireLeasesSql, heartbeatSql, pruneWorkersSql } from '../sql/leases.ts';
+import { createPlaceholderSql, isNewer } from '../sql/records.ts';
 import type { ClaimOptions, ClientDeliverySettings, DeliveryBacklog, FailureCount, PayloadMode, ReplayResult, UpstreamState } from '../types.ts';
 import {
   claimLeadershipSql, initCursorSql, releaseLeadershipSql, saveErrorSql, saveProgressSql, toUpstreamState, upstreamStateSql, watchedOrcidsSql,
 } from '../sql/upstream.ts';
-import { STATE_SQL, toAttempt, toClient, toWebhook } from '../rows.ts';
+import { STATE_SQL, toAttempt, toClient, toWebhook, toWorker } from '../rows.ts';
 import type {
   ApplyChangesOptions, ApplyChangesResult, AttemptBucket, AttemptRecord, AttemptRow, Claim, ClientRow, NewClient, RecordChange,
-  RecordRow, RegisterResult, Store, TokenRow, WebhookCounts, WebhookFilter, WebhookRow,
+  RecordRow, RegisterResult, Store, TokenRow, WebhookCounts, WebhookFilter, WebhookRow, WorkerRow,
 } from '../types.ts';
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -268,8 +270,10 @@ export class PostgresStore implements Store {
     if (changes.length === 0) return { created: 0, changed: 0, ignored: 0, webhooksNotified: 0 };
     const orcids = [...new Set(changes.map((c) => c.orcid))];
     return this.tx(async (c) => {
-      const locked = await c.query<Row>('SELECT orcid, modified_at FROM records WHERE orcid = ANY($1::text[]) ORDER BY orcid FOR NO KEY UPDATE', [orcids]);
+      const locked = await c.query<Row>('SELECT orcid, modified_at, placeholder FROM records WHERE orcid = ANY($1::text[]) ORDER BY orcid FOR NO KEY UPDATE', [orcids]);
       const current = new Map(locked.rows.map((r) => [String(r.orcid), Number(r.modified_at)]));
+      // Placeholders (open records mode) until their first change in this batch.
+      const placeholders = new Set(locked.rows.filter((r) => Number(r.placeholder) === 1).map((r) => String(r.orcid)));
       const result: ApplyChangesResult = { created: 0, changed: 0, ignored: 0, webhooksNotified: 0 };
       const inserts = new Map<string, number>();
       const updates = new Map<string, number>();
@@ -286,11 +290,12 @@ export class PostgresStore implements Store {
           continue;
         }
         const modified = ch.touch ? Math.max(ch.modifiedAt, cur + 1) : ch.modifiedAt;
-        if (modified <= cur) {
+        if (!isNewer(modified, cur, placeholders.has(ch.orcid))) {
           result.ignored++;
           continue;
         }
         current.set(ch.orcid, modified);
+        placeholders.delete(ch.orcid);
         (inserts.has(ch.orcid) ? inserts : updates).set(ch.orcid, modified);
         result.changed++;
         evOrcid.push(ch.orcid);
@@ -304,7 +309,7 @@ export class PostgresStore implements Store {
           ON CONFLICT (orcid) DO NOTHING
           RETURNING 1),
         upd AS (
-          UPDATE records r SET modified_at = u.modified
+          UPDATE records r SET modified_at = u.modified, placeholder = 0
           FROM unnest($3::text[], $4::bigint[]) AS u(orcid, modified)
           WHERE r.orcid = u.orcid
           RETURNING 1),
@@ -339,7 +344,7 @@ export class PostgresStore implements Store {
       // last place (FOR NO KEY UPDATE does not conflict with the foreign-key checks of inserts).
       if (input.maxPerClient !== undefined) await c.query('SELECT 1 FROM clients WHERE id = $1 FOR NO KEY UPDATE', [input.clientId]);
       for (let round = 0; round < 5; round++) {
-        const re = await c.query<Row>(`UPDATE webhooks SET enabled = 1, disabled_reason = NULL, disabled_at = NULL, failed_attempts = 0,
+        const re = await c.query<Row>(`UPDATE webhooks SET enabled = 1, disabled_reason = NULL, disabled_at = NULL, failed_attempts = 0, failing_since = NULL,
             due_at = CASE WHEN pending_since IS NOT NULL THEN $4::bigint ELSE NULL END
           WHERE client_id = $1 AND orcid = $2 AND url = $3 AND enabled = 0 RETURNING *`, [...key, input.now]);
         const reenabled = re.rows[0];
@@ -353,9 +358,10 @@ export class PostgresStore implements Store {
           const n = Number((await c.query<Row>('SELECT count(*) AS n FROM webhooks WHERE client_id = $1', [input.clientId])).rows[0]?.n);
           if (n >= input.maxPerClient) return { outcome: 'limit' };
         }
-        if (input.createRecord) {
-          await c.query('INSERT INTO records (orcid, modified_at, created_at) VALUES ($1, $2, $2) ON CONFLICT (orcid) DO NOTHING', [input.orcid, input.now]);
-        }
+        if (input.createRecord) await c.query(createPlaceholderSql({ orcid: '$1::text', now: '$2::bigint' }), [input.orcid, input.now]);
+        // Queue behind a change of this record being applied (it holds FOR NO KEY UPDATE), so that the
+        // change either sees this webhook or committed before it: ordered by the lock, not the clock.
+        await c.query('SELECT 1 FROM records WHERE orcid = $1 FOR SHARE', [input.orcid]);
         const ins = await c.query<Row>(`INSERT INTO webhooks (client_id, orcid, url, host, created_at) VALUES ($1, $2, $3, $4, $5)
           ON CONFLICT (client_id, orcid, url) DO NOTHING RETURNING *`, [...key, input.host, input.now]);
         if (ins.rows[0]) return { outcome: 'created', webhook: toWebhook(ins.rows[0]) };
@@ -367,7 +373,7 @@ export class PostgresStore implements Store {
 
   async enableWebhook(id: number, now: number): Promise<{ webhook: WebhookRow; reenabled: boolean } | null> {
     return this.tx(async (c) => {
-      const re = (await c.query<Row>(`UPDATE webhooks SET enabled = 1, disabled_reason = NULL, disabled_at = NULL, failed_attempts = 0,
+      const re = (await c.query<Row>(`UPDATE webhooks SET enabled = 1, disabled_reason = NULL, disabled_at = NULL, failed_attempts = 0, failing_since = NULL,
           due_at = CASE WHEN pending_since IS NOT NULL THEN $2::bigint ELSE NULL END
         WHERE id = $1 AND enabled = 0 RETURNING *`, [id, now])).rows[0];
       if (re) {
@@ -460,28 +466,58 @@ export class PostgresStore implements Store {
     if (o.limit <= 0) return [];
     // One statement: SKIP LOCKED lets concurrent claimers pass each other's rows; the CTE keeps
     // the previous lease_until, so "reclaimed" says whether a dead worker's lease was taken over.
-    // With a per-host limit the candidates are ranked within their host (window functions cannot
-    // share a SELECT with FOR UPDATE, hence two steps); candidates not picked stay unleased.
+    // With per-host and per-client limits the candidates are ranked within their host and their
+    // client (window functions cannot share a SELECT with FOR UPDATE, hence two steps); candidates
+    // not picked stay unleased. The lease is stamped with the database's clock.
     const rows = await this.query(`WITH cand AS MATERIALIZED (
-        SELECT id, host, due_at, lease_until AS prev FROM webhooks
+        SELECT id, host, client_id, due_at, lease_until AS prev FROM webhooks
         WHERE enabled = 1 AND due_at IS NOT NULL AND due_at <= $1
-          AND (lease_until IS NULL OR lease_until < $1)
+          AND ${claimableSql('postgres', '$10::bigint')}
           AND host <> ALL($2::text[])
-        ORDER BY due_at LIMIT $6
+          AND client_id <> ALL($11::text[])
+        -- id breaks ties (a bulk change makes thousands due at one instant): rows taken over from a
+        -- dead worker, claimed in id order before, come first instead of behind the whole backlog.
+        ORDER BY due_at, id LIMIT $6
         FOR UPDATE SKIP LOCKED),
       c AS (
         SELECT id, prev FROM (
-          SELECT id, prev, host, due_at, row_number() OVER (PARTITION BY host ORDER BY due_at, id) AS rank_in_host FROM cand) ranked
+          SELECT id, prev, host, client_id, due_at,
+            row_number() OVER (PARTITION BY host ORDER BY due_at, id) AS rank_in_host,
+            row_number() OVER (PARTITION BY client_id ORDER BY due_at, id) AS rank_in_client
+          FROM cand) ranked
         WHERE rank_in_host <= COALESCE((SELECT s.free FROM unnest($8::text[], $9::int[]) AS s(host, free) WHERE s.host = ranked.host), $7)
-        ORDER BY due_at LIMIT $3)
-      UPDATE webhooks w SET lease_owner = $4, lease_until = $5
+          AND rank_in_client <= COALESCE((SELECT s.free FROM unnest($13::text[], $14::int[]) AS s(client, free) WHERE s.client = ranked.client_id), $12)
+        ORDER BY due_at, id LIMIT $3)
+      UPDATE webhooks w SET lease_owner = $4, lease_worker = $15, lease_until = ${dbNowSql('postgres')} + $5::bigint
       FROM c WHERE w.id = c.id
-      RETURNING w.*, (c.prev IS NOT NULL) AS reclaimed`, [o.now, o.excludeHosts, o.limit, o.owner, o.now + o.leaseMs,
-      claimScanSize(o.limit, o.perHostLimit), o.perHostLimit ?? o.limit,
-      Object.keys(o.hostSlots ?? {}), Object.values(o.hostSlots ?? {})]);
+      RETURNING w.*, (c.prev IS NOT NULL) AS reclaimed`, [o.now, o.excludeHosts, o.limit, o.owner, o.leaseMs,
+      claimScanSize(o.limit, o.perHostLimit, o.perClientLimit), o.perHostLimit ?? o.limit,
+      Object.keys(o.hostSlots ?? {}), Object.values(o.hostSlots ?? {}), o.workerStaleMs ?? DEFAULT_WORKER_STALE_MS,
+      o.excludeClients ?? [], o.perClientLimit ?? o.limit, Object.keys(o.clientSlots ?? {}), Object.values(o.clientSlots ?? {}),
+      o.worker ?? null]);
     return rows
       .map((r) => ({ webhook: toWebhook(r), reclaimed: Boolean(r.reclaimed) }))
       .sort((a, b) => (a.webhook.dueAt ?? 0) - (b.webhook.dueAt ?? 0) || a.webhook.id - b.webhook.id);
+  }
+
+  async heartbeat(worker: string): Promise<void> {
+    await this.query(heartbeatSql('postgres', '$1::text'), [worker]);
+  }
+
+  async retireWorker(worker: string): Promise<void> {
+    await this.query('DELETE FROM workers WHERE id = $1', [worker]);
+    await this.query(pruneWorkersSql('postgres'));
+  }
+
+  async listWorkers(): Promise<WorkerRow[]> {
+    return (await this.query('SELECT * FROM workers ORDER BY started_at, id')).map(toWorker);
+  }
+
+  async expireLeases(workers: string[] | { allBut: string }): Promise<number> {
+    const res = Array.isArray(workers)
+      ? await this.pool.query(expireLeasesSql('= ANY($1::text[])'), [workers])
+      : await this.pool.query(expireLeasesSql('IS DISTINCT FROM $1::text'), [workers.allBut]);
+    return res.rowCount ?? 0;
   }
 
   async releaseClaims(owner: string, ids: number[]): Promise<void> {
@@ -521,7 +557,7 @@ export class PostgresStore implements Store {
     await this.tx(async (c) => {
       if (success.size) {
         await c.query(`UPDATE webhooks w SET
-            lease_owner = NULL, lease_until = NULL, failed_attempts = 0, last_sent_at = a.now, last_status = a.status,
+            lease_owner = NULL, lease_until = NULL, failed_attempts = 0, failing_since = NULL, last_sent_at = a.now, last_status = a.status,
             pending_since = CASE WHEN w.change_seq > a.claimed THEN (SELECT r.modified_at FROM records r WHERE r.orcid = w.orcid) ELSE NULL END,
             due_at = CASE WHEN w.change_seq > a.claimed THEN a.next_due ELSE NULL END,
             notify_seq = CASE WHEN w.change_seq > a.claimed THEN w.change_seq ELSE w.notify_seq END
@@ -531,7 +567,7 @@ export class PostgresStore implements Store {
       if (retry.size) {
         await c.query(`UPDATE webhooks w SET
             lease_owner = NULL, lease_until = NULL, failed_attempts = w.failed_attempts + 1, last_failed_at = a.now,
-            last_status = a.status, due_at = a.retry_at
+            failing_since = COALESCE(w.failing_since, a.now), last_status = a.status, due_at = a.retry_at
           FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[]) AS a(id, owner, now, status, retry_at)
           WHERE w.id = a.id AND w.lease_owner = a.owner`, retry.cols);
       }
@@ -539,7 +575,7 @@ export class PostgresStore implements Store {
         // Keeps pending_since: a re-enabled webhook still owes what it owed.
         await c.query(`UPDATE webhooks w SET
             lease_owner = NULL, lease_until = NULL, failed_attempts = w.failed_attempts + 1, last_failed_at = a.now,
-            last_status = a.status, enabled = 0, disabled_reason = a.reason, disabled_at = a.now, due_at = NULL
+            failing_since = COALESCE(w.failing_since, a.now), last_status = a.status, enabled = 0, disabled_reason = a.reason, disabled_at = a.now, due_at = NULL
           FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[]) AS a(id, owner, now, status, reason)
           WHERE w.id = a.id AND w.lease_owner = a.owner`, disable.cols);
       }

@@ -51,7 +51,7 @@ export const PAYLOAD_MODES: readonly PayloadMode[] = ['empty', 'json'];
  * A callback in flight sees change_seq moved on when it completes and this one follows it.
  */
 export function replaySetSql(now: string): string {
-  return `enabled = 1, disabled_reason = NULL, disabled_at = NULL, failed_attempts = 0,
+  return `enabled = 1, disabled_reason = NULL, disabled_at = NULL, failed_attempts = 0, failing_since = NULL,
     change_seq = change_seq + 1, notify_seq = change_seq + 1,
     pending_since = COALESCE(pending_since, (SELECT r.modified_at FROM records r WHERE r.orcid = webhooks.orcid)),
     due_at = ${now}`;

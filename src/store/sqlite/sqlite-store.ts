@@ -4,10 +4,12 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadMigrations } from '../migrations.ts';
-import { STATE_SQL, num, toAttempt, toClient, toWebhook } from '../rows.ts';
+import { STATE_SQL, num, toAttempt, toClient, toWebhook, toWorker } from '../rows.ts';
 import { BackgroundCheckpointer } from './checkpointer.ts';
 import { attemptStatsSql, toAttemptBuckets } from '../sql/attempt-stats.ts';
 import { backlogSql, failuresBySql, headersJson, sqliteParam, toBacklog, toFailureCounts } from '../sql/operator-stats.ts';
+import { createPlaceholderSql, isNewer } from '../sql/records.ts';
+import { claimableSql, dbNowSql, expireLeasesSql, heartbeatSql, pruneWorkersSql } from '../sql/leases.ts';
 import {
   deliverySettingsSql, recoverWhereSql, replaySetSql, setPayloadModeSql, setSigningSecretSql, toDeliverySettings,
 } from '../sql/client-features.ts';
@@ -15,10 +17,10 @@ import type { ClientDeliverySettings, DeliveryBacklog, FailureCount, PayloadMode
 import {
   claimLeadershipSql, initCursorSql, releaseLeadershipSql, saveErrorSql, saveProgressSql, toUpstreamState, upstreamStateSql, watchedOrcidsSql,
 } from '../sql/upstream.ts';
-import { claimScanSize } from '../types.ts';
+import { claimScanSize, DEFAULT_WORKER_STALE_MS } from '../types.ts';
 import type {
   ApplyChangesOptions, ClaimOptions, ApplyChangesResult, AttemptBucket, AttemptRecord, AttemptRow, Claim, ClientRow, NewClient, RecordChange,
-  RecordRow, RegisterResult, Store, TokenRow, WebhookCounts, WebhookFilter, WebhookRow,
+  RecordRow, RegisterResult, Store, TokenRow, WebhookCounts, WebhookFilter, WebhookRow, WorkerRow,
 } from '../types.ts';
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -167,9 +169,9 @@ export class SqliteStore implements Store {
   }
 
   async applyChanges(changes: RecordChange[], opts: ApplyChangesOptions): Promise<ApplyChangesResult> {
-    const get = this.q('SELECT modified_at FROM records WHERE orcid = ?');
+    const get = this.q('SELECT modified_at, placeholder FROM records WHERE orcid = ?');
     const ins = this.q('INSERT INTO records (orcid, modified_at, created_at) VALUES (?, ?, ?)');
-    const upd = this.q('UPDATE records SET modified_at = ? WHERE orcid = ?');
+    const upd = this.q('UPDATE records SET modified_at = ?, placeholder = 0 WHERE orcid = ?');
     const owe = this.q(OWE_SQL);
     const res = this.db.transaction(() => {
       const result: ApplyChangesResult = { created: 0, changed: 0, ignored: 0, webhooksNotified: 0 };
@@ -183,7 +185,7 @@ export class SqliteStore implements Store {
           continue;
         }
         const modified = c.touch ? Math.max(c.modifiedAt, Number(cur.modified_at) + 1) : c.modifiedAt;
-        if (modified <= Number(cur.modified_at)) {
+        if (!isNewer(modified, Number(cur.modified_at), Boolean(cur.placeholder))) {
           result.ignored++;
           continue;
         }
@@ -214,7 +216,7 @@ export class SqliteStore implements Store {
         if (n >= input.maxPerClient) return { outcome: 'limit' };
       }
       if (input.createRecord) {
-        this.q('INSERT INTO records (orcid, modified_at, created_at) VALUES (?, ?, ?) ON CONFLICT (orcid) DO NOTHING').run(input.orcid, input.now, input.now);
+        this.q(createPlaceholderSql({ orcid: '@orcid', now: '@now' })).run({ orcid: input.orcid, now: input.now });
       }
       const row = this.q(`INSERT INTO webhooks (client_id, orcid, url, host, created_at) VALUES (?, ?, ?, ?, ?) RETURNING *`)
         .get(input.clientId, input.orcid, input.url, input.host, input.now) as Row;
@@ -302,26 +304,58 @@ export class SqliteStore implements Store {
 
   async claimDue(o: ClaimOptions): Promise<Claim[]> {
     // One statement picks and leases the batch; SET sees the old lease_until, so lease_reclaimed
-    // records whether a dead worker's lease was taken over. With a per-host limit, the earliest due
-    // rows are ranked within their host and only the first perHostLimit of each are taken.
-    const rows = this.q(`UPDATE webhooks SET lease_owner = @owner, lease_until = @until, lease_reclaimed = (lease_until IS NOT NULL)
+    // records whether a dead worker's lease was taken over. With per-host and per-client limits,
+    // the earliest due rows are ranked within their host and their client, and only the first
+    // few of each are taken.
+    const rows = this.q(`UPDATE webhooks SET lease_owner = @owner, lease_worker = @worker, lease_until = ${dbNowSql('sqlite')} + @leaseMs,
+        lease_reclaimed = (lease_until IS NOT NULL)
       WHERE id IN (
         SELECT id FROM (
-          SELECT id, host, due_at, row_number() OVER (PARTITION BY host ORDER BY due_at, id) AS rank_in_host
+          SELECT id, host, client_id, due_at,
+            row_number() OVER (PARTITION BY host ORDER BY due_at, id) AS rank_in_host,
+            row_number() OVER (PARTITION BY client_id ORDER BY due_at, id) AS rank_in_client
           FROM (
-            SELECT id, host, due_at FROM webhooks
+            SELECT id, host, client_id, due_at FROM webhooks
             WHERE enabled = 1 AND due_at IS NOT NULL AND due_at <= @now
-              AND (lease_until IS NULL OR lease_until < @now)
+              AND ${claimableSql('sqlite', '@stale')}
               AND host NOT IN (SELECT value FROM json_each(@exclude))
-            ORDER BY due_at LIMIT @scan))
+              AND client_id NOT IN (SELECT value FROM json_each(@excludeClients))
+            ORDER BY due_at, id LIMIT @scan))
         WHERE rank_in_host <= COALESCE((SELECT value FROM json_each(@hostSlots) WHERE key = host), @perHost)
-        ORDER BY due_at LIMIT @limit)
+          AND rank_in_client <= COALESCE((SELECT value FROM json_each(@clientSlots) WHERE key = client_id), @perClient)
+        ORDER BY due_at, id LIMIT @limit)
       RETURNING *`).all({
-      owner: o.owner, until: o.now + o.leaseMs, now: o.now, limit: o.limit, exclude: JSON.stringify(o.excludeHosts),
-      perHost: o.perHostLimit ?? o.limit, scan: claimScanSize(o.limit, o.perHostLimit),
-      hostSlots: JSON.stringify(o.hostSlots ?? {}),
+      owner: o.owner, worker: o.worker ?? null, leaseMs: o.leaseMs, now: o.now, limit: o.limit, exclude: JSON.stringify(o.excludeHosts),
+      perHost: o.perHostLimit ?? o.limit, scan: claimScanSize(o.limit, o.perHostLimit, o.perClientLimit),
+      hostSlots: JSON.stringify(o.hostSlots ?? {}), stale: o.workerStaleMs ?? DEFAULT_WORKER_STALE_MS,
+      perClient: o.perClientLimit ?? o.limit, clientSlots: JSON.stringify(o.clientSlots ?? {}),
+      excludeClients: JSON.stringify(o.excludeClients ?? []),
     }) as Row[];
-    return rows.map((r) => ({ webhook: toWebhook(r), reclaimed: Boolean(r.lease_reclaimed) }));
+    return rows
+      .map((r) => ({ webhook: toWebhook(r), reclaimed: Boolean(r.lease_reclaimed) }))
+      .sort((a, b) => (a.webhook.dueAt ?? 0) - (b.webhook.dueAt ?? 0) || a.webhook.id - b.webhook.id);
+  }
+
+  async heartbeat(worker: string): Promise<void> {
+    this.q(heartbeatSql('sqlite', '?')).run(worker);
+  }
+
+  async retireWorker(worker: string): Promise<void> {
+    this.q('DELETE FROM workers WHERE id = ?').run(worker);
+    this.q(pruneWorkersSql('sqlite')).run();
+  }
+
+  async listWorkers(): Promise<WorkerRow[]> {
+    return (this.q('SELECT * FROM workers ORDER BY started_at, id').all() as Row[]).map(toWorker);
+  }
+
+  async expireLeases(workers: string[] | { allBut: string }): Promise<number> {
+    if (Array.isArray(workers)) {
+      if (workers.length === 0) return 0;
+      return this.q(expireLeasesSql('IN (SELECT value FROM json_each(?))')).run(JSON.stringify(workers)).changes;
+    }
+    // Leases from before heartbeats (no worker) are somebody else's too, on a single node.
+    return this.q(`${expireLeasesSql('IS NOT ?')}`).run(workers.allBut).changes;
   }
 
   async releaseClaims(owner: string, ids: number[]): Promise<void> {
@@ -429,13 +463,13 @@ const OWE_SQL = `UPDATE webhooks SET
     due_at = COALESCE(due_at, @due)
   WHERE orcid = @orcid AND created_at <= @modified`;
 
-const REENABLE_SQL = `UPDATE webhooks SET enabled = 1, disabled_reason = NULL, disabled_at = NULL, failed_attempts = 0,
+const REENABLE_SQL = `UPDATE webhooks SET enabled = 1, disabled_reason = NULL, disabled_at = NULL, failed_attempts = 0, failing_since = NULL,
     due_at = CASE WHEN pending_since IS NOT NULL THEN @now ELSE NULL END
   WHERE id = @id`;
 
 /** Success: owe nothing, unless a change landed while the callback was in flight. */
 const SUCCESS_SQL = `UPDATE webhooks SET
-    lease_owner = NULL, lease_until = NULL, failed_attempts = 0, last_sent_at = @now, last_status = @status,
+    lease_owner = NULL, lease_until = NULL, failed_attempts = 0, failing_since = NULL, last_sent_at = @now, last_status = @status,
     pending_since = CASE WHEN change_seq > @claimed THEN (SELECT modified_at FROM records r WHERE r.orcid = webhooks.orcid) ELSE NULL END,
     due_at = CASE WHEN change_seq > @claimed THEN @nextDue ELSE NULL END,
     notify_seq = CASE WHEN change_seq > @claimed THEN change_seq ELSE notify_seq END
@@ -443,13 +477,13 @@ const SUCCESS_SQL = `UPDATE webhooks SET
 
 const RETRY_SQL = `UPDATE webhooks SET
     lease_owner = NULL, lease_until = NULL, failed_attempts = failed_attempts + 1, last_failed_at = @now,
-    last_status = @status, due_at = @retryAt
+    failing_since = COALESCE(failing_since, @now), last_status = @status, due_at = @retryAt
   WHERE id = @id AND lease_owner = @owner`;
 
 /** Keeps pending_since: a re-enabled webhook still owes what it owed. */
 const DISABLE_SQL = `UPDATE webhooks SET
     lease_owner = NULL, lease_until = NULL, failed_attempts = failed_attempts + 1, last_failed_at = @now,
-    last_status = @status, enabled = 0, disabled_reason = @reason, disabled_at = @now, due_at = NULL
+    failing_since = COALESCE(failing_since, @now), last_status = @status, enabled = 0, disabled_reason = @reason, disabled_at = @now, due_at = NULL
   WHERE id = @id AND lease_owner = @owner`;
 
 const COUNTS_SQL = `SELECT count(*) AS total,
