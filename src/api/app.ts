@@ -14,6 +14,7 @@ import { errorHandler, sendOrcidError } from './errors.ts';
 import { oauthRoutes } from './oauth.ts';
 import { opsRoutes } from './ops.ts';
 import { orcidWebhookRoutes } from './orcid-webhooks.ts';
+import { redactUrl } from '../logger.ts';
 import { RateLimiter, clientRateLimit, tokenRateLimit } from './rate-limit.ts';
 
 export interface AppDeps {
@@ -83,7 +84,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(function notFound(req, reply) {
-    return sendOrcidError(req, reply, new OrcidApiError(9053, `No endpoint ${req.method} ${req.url.split('?')[0]}; webhooks live at PUT/DELETE /{orcid}/webhook/{url-encoded-callback}`));
+    return sendOrcidError(req, reply, new OrcidApiError(9053, `No endpoint ${req.method} ${redactUrl(req.url.split('?')[0]!)}; webhooks live at PUT/DELETE /{orcid}/webhook/{url-encoded-callback}`));
   });
 
   opsRoutes(app, { store: deps.store, metrics: deps.metrics, worker: deps.worker });

@@ -9,6 +9,7 @@ import { ClientDeliveryError, issueSigningSecret, recoverClientWebhooks, removeS
 import { clientView, createApiClient } from '../ops/clients.ts';
 import { importChanges } from '../ops/import.ts';
 import { openStore, startService } from '../service.ts';
+import { redactUserinfo } from '../logger.ts';
 import type { Store, WebhookRow, WebhookState } from '../store/types.ts';
 import { VERSION } from '../version.ts';
 import { runDemo } from './demo.ts';
@@ -109,7 +110,7 @@ export function buildCli(): Command {
     const cfg = resolveConfig(opts);
     const svc = await startService(cfg);
     const where = svc.adminTokenFile ? `stored in ${svc.adminTokenFile}` : 'from --admin-token / ORCID_WEBHOOKS_ADMIN_TOKEN';
-    svc.logger.info({ url: svc.url, db: cfg.db.replace(/\/\/[^@/]*@/, '//***@'), role: cfg.role, records: cfg.records }, `orcid-webhooks ${VERSION} listening on ${svc.url}`);
+    svc.logger.info({ url: svc.url, db: redactUserinfo(cfg.db), role: cfg.role, records: cfg.records }, `orcid-webhooks ${VERSION} listening on ${svc.url}`);
     svc.logger.info(`admin token ${where}`);
     if (process.stderr.isTTY) {
       // A person at a terminal gets the essentials in plain words; the JSON log lines stay on stdout.
