@@ -111,6 +111,8 @@ export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps)
   app.put('/:orcid/webhook/*', async function registerWebhook(req, reply) {
     const c = await caller(req);
     const t = parseTarget(req, deps);
+    const target = await deps.policy.checkRegistration(t.url);
+    if (!target.allowed) throw new OrcidApiError(9012, `Webhook uri: ${t.url.length > 200 ? `${t.url.slice(0, 200)}…` : t.url} is not allowed: ${target.reason}`);
     const known = (await deps.store.getRecord(t.orcid)) !== null;
     if (!known && deps.records === 'strict') throw new OrcidApiError(9011, `No record found for ORCID iD ${t.orcid}`);
     // Open mode: the record is created with the webhook, so a refused registration writes nothing.
