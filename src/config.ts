@@ -32,6 +32,9 @@ export interface Config {
   rateLimitPerMinute: number;
   tokenRateLimitPerMinute: number;
   signingRotationGraceMs: number;
+  httpRequestTimeoutMs: number;
+  httpHeadersTimeoutMs: number;
+  maxConnectionsPerIp: number;
 }
 
 export class ConfigError extends Error {}
@@ -102,6 +105,9 @@ export const SETTINGS = [
   spec({ key: 'rateLimitPerMinute', flag: 'rate-limit', env: 'ORCID_WEBHOOKS_RATE_LIMIT', default: '6000', help: 'ORCID API requests per client per minute (0 = unlimited)', parse: int(0, 100_000_000, 'a whole number') }),
   spec({ key: 'tokenRateLimitPerMinute', flag: 'token-rate-limit', env: 'ORCID_WEBHOOKS_TOKEN_RATE_LIMIT', default: '120', help: '/oauth/token requests per IP per minute (0 = unlimited)', parse: int(0, 100_000_000, 'a whole number') }),
   spec({ key: 'signingRotationGraceMs', flag: 'signing-rotation-grace', env: 'ORCID_WEBHOOKS_SIGNING_ROTATION_GRACE', default: '24h', help: 'after a signing secret is rotated, the old one keeps signing (beside the new) this long', parse: duration }),
+  spec({ key: 'httpRequestTimeoutMs', flag: 'http-request-timeout', env: 'ORCID_WEBHOOKS_HTTP_REQUEST_TIMEOUT', default: '30s', help: 'an incoming request (headers and body) must arrive within this, or it is answered 408 and closed', parse: duration }),
+  spec({ key: 'httpHeadersTimeoutMs', flag: 'http-headers-timeout', env: 'ORCID_WEBHOOKS_HTTP_HEADERS_TIMEOUT', default: '10s', help: 'an incoming request\'s headers must arrive within this (at most --http-request-timeout)', parse: duration }),
+  spec({ key: 'maxConnectionsPerIp', flag: 'max-connections-per-ip', env: 'ORCID_WEBHOOKS_MAX_CONNECTIONS_PER_IP', default: '256', help: 'open connections from one client address (0 = unlimited; behind a reverse proxy, all come from the proxy)', parse: int(0, 1_000_000, 'a whole number') }),
 ] as const;
 
 /** camelCase option name commander derives from a flag. */
@@ -135,6 +141,9 @@ export function resolveConfig(flags: Record<string, unknown> = {}, env: NodeJS.P
   const config = out as unknown as Config;
   if (config.leaseMs <= config.requestTimeoutMs) {
     throw new ConfigError(`Invalid setting --lease (ORCID_WEBHOOKS_LEASE): ${config.leaseMs} ms must exceed --request-timeout (${config.requestTimeoutMs} ms), or a slow callback could be delivered twice`);
+  }
+  if (config.httpHeadersTimeoutMs > config.httpRequestTimeoutMs || config.httpRequestTimeoutMs === 0) {
+    throw new ConfigError(`Invalid setting --http-headers-timeout (ORCID_WEBHOOKS_HTTP_HEADERS_TIMEOUT): ${config.httpHeadersTimeoutMs} ms must not exceed --http-request-timeout (${config.httpRequestTimeoutMs} ms), which must be above 0`);
   }
   return config;
 }

@@ -102,6 +102,7 @@ export async function startService(config: Config, opts: StartOptions = {}): Pro
     rateLimitPerMinute: config.rateLimitPerMinute, tokenRateLimitPerMinute: config.tokenRateLimitPerMinute,
     signingRotationGraceMs: config.signingRotationGraceMs,
     onClientSettingsChanged: (clientId) => requests.invalidate(clientId),
+    httpLimits: { requestTimeoutMs: config.httpRequestTimeoutMs, headersTimeoutMs: config.httpHeadersTimeoutMs, maxConnectionsPerAddress: config.maxConnectionsPerIp },
   });
 
   let url = '';

@@ -6,6 +6,7 @@ import type { TargetPolicy } from '../domain/ssrf.ts';
 import type { ApplyChangesResult, Store } from '../store/types.ts';
 import type { Metrics } from '../metrics.ts';
 import { adminRoutes } from './admin.ts';
+import { DEFAULT_HTTP_LIMITS, httpServerOptions, limitConnectionsPerAddress, type HttpLimits } from './connection-limits.ts';
 import { adminClientRoutes } from './admin-clients.ts';
 import { clientWebhookRoutes } from './client-webhooks.ts';
 import { adminDashboardRoutes } from './admin-dashboard.ts';
@@ -40,12 +41,16 @@ export interface AppDeps {
   signingRotationGraceMs?: number;
   /** A client's signing or payload settings changed through the admin API. */
   onClientSettingsChanged?: (clientId: string) => void;
+  /** Incoming connection timeouts and caps (defaults: DEFAULT_HTTP_LIMITS). */
+  httpLimits?: HttpLimits;
 }
 
 /** The HTTP API: ORCID's endpoints, the admin API, and one error handler in ORCID's format. */
 export function buildApp(deps: AppDeps): FastifyInstance {
   const now = deps.now ?? Date.now;
+  const limits = deps.httpLimits ?? DEFAULT_HTTP_LIMITS;
   const app = Fastify({
+    ...httpServerOptions(limits),
     loggerInstance: deps.logger as FastifyBaseLogger,
     // Callback URLs of up to 2,048 characters travel URL-encoded inside one path segment.
     routerOptions: { maxParamLength: 8192 },
@@ -62,6 +67,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         : new OrcidApiError(9052, err.message, { status: err.statusCode ?? 400 }));
     },
   });
+
+  limitConnectionsPerAddress(app.server, limits.maxConnectionsPerAddress);
 
   app.addHook('onSend', async function requestIdHeader(req, reply) {
     reply.header('x-request-id', req.id);
