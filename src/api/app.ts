@@ -6,6 +6,7 @@ import type { TargetPolicy } from '../domain/ssrf.ts';
 import type { ApplyChangesResult, Store } from '../store/types.ts';
 import type { Metrics } from '../metrics.ts';
 import { adminRoutes } from './admin.ts';
+import { MAX_BODY, MAX_JSON_DEPTH, bodyPolicy, jsonDepthExceeds, notFoundError } from './body-policy.ts';
 import { DEFAULT_HTTP_LIMITS, httpServerOptions, limitConnectionsPerAddress, type HttpLimits } from './connection-limits.ts';
 import { adminClientRoutes } from './admin-clients.ts';
 import { clientWebhookRoutes } from './client-webhooks.ts';
@@ -15,7 +16,6 @@ import { errorHandler, sendOrcidError } from './errors.ts';
 import { oauthRoutes } from './oauth.ts';
 import { opsRoutes } from './ops.ts';
 import { orcidWebhookRoutes } from './orcid-webhooks.ts';
-import { redactUrl } from '../logger.ts';
 import { RateLimiter, clientRateLimit, tokenRateLimit } from './rate-limit.ts';
 
 export interface AppDeps {
@@ -58,7 +58,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
     },
-    bodyLimit: 4 * 1024 * 1024,
+    bodyLimit: MAX_BODY,
     // Errors raised before routing (a malformed %-escape in the path) leave in ORCID's format too.
     frameworkErrors: function frameworkError(err, req, reply) {
       const inCallback = (req.url ?? '').includes('/webhook/');
@@ -79,6 +79,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.addContentTypeParser('application/json', { parseAs: 'string' }, function parseJson(_req, body, done) {
     const text = String(body);
     if (text.trim() === '') return done(null, undefined);
+    if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) return done(new OrcidApiError(9052, `The body nests arrays or objects more than ${MAX_JSON_DEPTH} deep`), undefined);
     try {
       done(null, JSON.parse(text));
     } catch (e) {
@@ -89,9 +90,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     done(null, body);
   });
 
+  // Before any route is added: the per-route limits are set as routes are registered.
+  bodyPolicy(app, { store: deps.store, now });
+
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(function notFound(req, reply) {
-    return sendOrcidError(req, reply, new OrcidApiError(9053, `No endpoint ${req.method} ${redactUrl(req.url.split('?')[0]!)}; webhooks live at PUT/DELETE /{orcid}/webhook/{url-encoded-callback}`));
+    return sendOrcidError(req, reply, notFoundError(req));
   });
 
   opsRoutes(app, { store: deps.store, metrics: deps.metrics, worker: deps.worker });
