@@ -98,7 +98,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return sendOrcidError(req, reply, notFoundError(req));
   });
 
-  opsRoutes(app, { store: deps.store, metrics: deps.metrics, worker: deps.worker });
+  opsRoutes(app, { store: deps.store, metrics: deps.metrics, worker: deps.worker, adminToken: deps.adminToken });
   if (deps.api === false) return app;
   // In this process's memory: with several API processes each one counts on its own.
   app.addHook('onRequest', tokenRateLimit(new RateLimiter(deps.tokenRateLimitPerMinute ?? 0, now)));

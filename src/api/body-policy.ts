@@ -57,13 +57,19 @@ export function bodyPolicy(app: FastifyInstance, deps: { store: Store; now: () =
     route.bodyLimit = limit || 1024;
   });
 
-  app.addHook('onRequest', async function bodyBeforeReading(req) {
+  app.addHook('onRequest', async function bodyBeforeReading(req, reply) {
     if (!sendsBody(req)) return;
-    if (req.is404) throw notFoundError(req);
-    const rule = bodyRule(req.routeOptions.url);
-    if (rule.auth === 'client') await authenticate(deps.store, req, deps.now());
-    // A Content-Length is checked now; a chunked body is counted against the route's bodyLimit as it arrives.
-    if (rule.limit === 0 && req.headers['content-length'] !== undefined) throw noBody(req);
+    try {
+      if (req.is404) throw notFoundError(req);
+      const rule = bodyRule(req.routeOptions.url);
+      if (rule.auth === 'client') await authenticate(deps.store, req, deps.now());
+      // A Content-Length is checked now; a chunked body is counted against the route's bodyLimit as it arrives.
+      if (rule.limit === 0 && req.headers['content-length'] !== undefined) throw noBody(req);
+    } catch (err) {
+      // Refused unread: close the connection rather than receive (and discard) the body to reuse it.
+      reply.header('connection', 'close');
+      throw err;
+    }
   });
 
   app.addHook('preValidation', async function noBodyWhereNoneIsTaken(req) {
