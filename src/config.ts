@@ -1,5 +1,6 @@
 import { parseDuration, parseRetrySchedule, type RetrySchedule } from './domain/retry-schedule.ts';
 import { parseCidrList } from './domain/ssrf.ts';
+import { parseKeyList } from './ops/secrets-key.ts';
 
 /**
  * Every setting has a CLI flag and an environment variable: flags win over env, env over defaults.
@@ -35,6 +36,7 @@ export interface Config {
   httpRequestTimeoutMs: number;
   httpHeadersTimeoutMs: number;
   maxConnectionsPerIp: number;
+  secretsKey: string | null;
 }
 
 export class ConfigError extends Error {}
@@ -107,6 +109,10 @@ export const SETTINGS = [
   spec({ key: 'signingRotationGraceMs', flag: 'signing-rotation-grace', env: 'ORCID_WEBHOOKS_SIGNING_ROTATION_GRACE', default: '24h', help: 'after a signing secret is rotated, the old one keeps signing (beside the new) this long', parse: duration }),
   spec({ key: 'httpRequestTimeoutMs', flag: 'http-request-timeout', env: 'ORCID_WEBHOOKS_HTTP_REQUEST_TIMEOUT', default: '30s', help: 'an incoming request (headers and body) must arrive within this, or it is answered 408 and closed', parse: duration }),
   spec({ key: 'httpHeadersTimeoutMs', flag: 'http-headers-timeout', env: 'ORCID_WEBHOOKS_HTTP_HEADERS_TIMEOUT', default: '10s', help: 'an incoming request\'s headers must arrive within this (at most --http-request-timeout)', parse: duration }),
+  spec({ key: 'secretsKey', flag: 'secrets-key', env: 'ORCID_WEBHOOKS_SECRETS_KEY', default: null, help: 'key(s) encrypting signing secrets at rest: 32 bytes in base64, several separated by commas during a rotation, the first encrypting (default: generated into the data directory\'s secrets-key file)', parse: (raw) => {
+    parseKeyList(raw, 'the value');
+    return raw;
+  } }),
   spec({ key: 'maxConnectionsPerIp', flag: 'max-connections-per-ip', env: 'ORCID_WEBHOOKS_MAX_CONNECTIONS_PER_IP', default: '256', help: 'open connections from one client address (0 = unlimited; behind a reverse proxy, all come from the proxy)', parse: int(0, 1_000_000, 'a whole number') }),
 ] as const;
 

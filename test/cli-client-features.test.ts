@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 import { SETTINGS } from '../src/config.ts';
+import { loadSecretBox } from '../src/ops/secrets-key.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -49,9 +50,9 @@ describe('CLI: signing secrets, payload mode, replay and recover', { concurrency
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  /** Reads the store the CLI wrote (closed again at once). */
+  /** Reads the store the CLI wrote (closed again at once), with the secrets key it generated beside it. */
   async function withStore<T>(fn: (s: SqliteStore) => Promise<T>): Promise<T> {
-    const s = new SqliteStore(join(dir, 'x.db'));
+    const s = new SqliteStore(join(dir, 'x.db'), { secrets: loadSecretBox(null, dir).box });
     try {
       return await fn(s);
     } finally {

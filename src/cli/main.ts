@@ -8,7 +8,9 @@ import { parseIsoTime } from '../domain/time.ts';
 import { ClientDeliveryError, issueSigningSecret, recoverClientWebhooks, removeSigningSecret, setPayloadMode } from '../ops/client-delivery.ts';
 import { clientView, createApiClient } from '../ops/clients.ts';
 import { importChanges } from '../ops/import.ts';
-import { openStore, startService } from '../service.ts';
+import { rotateKeyFile } from '../ops/secrets-key.ts';
+import { openStore, secretsKeys, startService } from '../service.ts';
+import { createStore } from '../store/index.ts';
 import { redactUserinfo } from '../logger.ts';
 import type { Store, WebhookRow, WebhookState } from '../store/types.ts';
 import { VERSION } from '../version.ts';
@@ -40,7 +42,7 @@ function table(rows: Record<string, string | number | boolean | null>[], empty: 
 }
 
 /** The settings the store commands use; the rest (ports, timeouts...) belong to `serve`. */
-const STORE_COMMAND_SETTINGS = ['db', 'poolSize', 'statementTimeoutMs', 'notifyDelayMs', 'signingRotationGraceMs'] as const;
+const STORE_COMMAND_SETTINGS = ['db', 'poolSize', 'statementTimeoutMs', 'notifyDelayMs', 'signingRotationGraceMs', 'secretsKey'] as const;
 
 function config(opts: Opts, only: readonly (keyof Config)[] = STORE_COMMAND_SETTINGS): Config {
   return resolveConfig(opts, process.env, only);
@@ -286,6 +288,33 @@ export function buildCli(): Command {
       print(opts, { client: opts.client, since: new Date(since).toISOString(), recovered }, () =>
         `${recovered} webhook(s) of client ${String(opts.client)} re-enabled, each owing one notification now`);
     }));
+
+  const secrets = program.command('secrets').description('the key that encrypts signing secrets at rest');
+  common(secrets.command('reseal').description('encrypt every signing secret with the current key (the first of --secrets-key, or of the key file); serve also does it at start'))
+    .option('--secrets-key <keys>', 'key(s), the first encrypting (env ORCID_WEBHOOKS_SECRETS_KEY; default: the data directory\'s secrets-key file)')
+    .action(async (opts: Opts) => withStore(opts, async (store) => {
+      const resealed = await store.resealSigningSecrets();
+      print(opts, { resealed }, () => `${resealed} client(s)' signing secrets re-encrypted with the current key`);
+    }));
+  common(secrets.command('rotate-key').description('replace the key in the data directory\'s secrets-key file with a new one and re-encrypt every signing secret with it (restart running servers after)'))
+    .action(async (opts: Opts) => {
+      const cfg = config(opts);
+      const loaded = secretsKeys(cfg);
+      if (!loaded.file) {
+        throw new CliError('the keys come from --secrets-key (ORCID_WEBHOOKS_SECRETS_KEY): set it to "NEW,OLD" (a new key from `openssl rand -base64 32` first), run `orcid-webhooks secrets reseal`, restart the servers with it, then drop OLD', 2);
+      }
+      const result = await rotateKeyFile(loaded.file, async (box) => {
+        const store = await createStore(cfg.db, { poolSize: cfg.poolSize, statementTimeoutMs: cfg.statementTimeoutMs, secrets: box });
+        try {
+          await store.migrate();
+          return await store.resealSigningSecrets();
+        } finally {
+          await store.close();
+        }
+      });
+      print(opts, { file: loaded.file, ...result }, () =>
+        `new key ${result.newKeyId} in ${loaded.file}; ${result.resealed} client(s)' signing secrets re-encrypted; dropped key(s) ${result.dropped.join(', ')}. Restart running servers so they read the new key.`);
+    });
 
   return program;
 }

@@ -276,6 +276,12 @@ export interface Store {
    * false when there is no such client.
    */
   setSigningSecret(clientId: string, secret: string | null, opts: { previousUntil: number | null; now: number }): Promise<boolean>;
+  /**
+   * Re-encrypts every stored signing secret not sealed with the current secrets key (plain ones
+   * from before encryption, or sealed with an older key), in one transaction; returns how many
+   * clients' rows changed. 0 when the store has no secrets key.
+   */
+  resealSigningSecrets(): Promise<number>;
   /** false when there is no such client. */
   setPayloadMode(clientId: string, mode: PayloadMode, now: number): Promise<boolean>;
   /**

@@ -5,9 +5,10 @@ import { fileURLToPath } from 'node:url';
 import { loadMigrations } from '../migrations.ts';
 import { attemptStatsSql, toAttemptBuckets } from '../sql/attempt-stats.ts';
 import {
-  deliverySettingsSql, recoverWhereSql, replaySetSql, setPayloadModeSql, setSigningSecretSql, toDeliverySettings,
+  deliverySettingsSql, recoverWhereSql, replaySetSql, resealRow, setPayloadModeSql, setSigningSecretSql, STORED_SECRETS_SQL, toDeliverySettings, updateStoredSecretsSql,
 } from '../sql/client-features.ts';
 import { claimScanSize } from '../types.ts';
+import type { SecretBox } from '../../domain/secret-box.ts';
 import type { ClaimOptions, ClientDeliverySettings, PayloadMode, ReplayResult } from '../types.ts';
 import { STATE_SQL, toAttempt, toClient, toWebhook } from '../rows.ts';
 import type {
@@ -25,6 +26,8 @@ const MIGRATION_LOCK_KEY = '7305151201437713';
 type Row = Record<string, unknown>;
 
 export interface PostgresStoreOptions {
+  /** Seals signing secrets at rest; unset: stored as given (tests, tools). */
+  secrets?: SecretBox;
   /** Maximum connections of the pool (default 10). */
   poolSize?: number;
   /**
@@ -94,7 +97,10 @@ export class PostgresStore implements Store {
   private readonly subscriptions = new Set<WakeupSubscription>();
   private closed = false;
 
+  private readonly secrets: SecretBox | null;
+
   constructor(url: string, opts: PostgresStoreOptions = {}) {
+    this.secrets = opts.secrets ?? null;
     this.onError = opts.onError ?? noop;
     this.clientConfig = { connectionString: pgConnectionString(url), keepAlive: true, types };
     const statementTimeoutMs = opts.statementTimeoutMs ?? 30_000;
@@ -420,12 +426,27 @@ export class PostgresStore implements Store {
 
   async getClientDeliverySettings(clientId: string): Promise<ClientDeliverySettings | null> {
     const [r] = await this.query(deliverySettingsSql('$1'), [clientId]);
-    return r ? toDeliverySettings(r) : null;
+    return r ? toDeliverySettings(r, (v) => this.secrets?.open(v) ?? v) : null;
   }
 
   async setSigningSecret(clientId: string, secret: string | null, opts: { previousUntil: number | null; now: number }): Promise<boolean> {
     const sql = setSigningSecretSql({ clientId: '$1::text', secret: '$2::text', keepUntil: '$3::bigint', now: '$4::bigint' });
-    return ((await this.pool.query(sql, [clientId, secret, opts.previousUntil, opts.now])).rowCount ?? 0) > 0;
+    const stored = secret === null || !this.secrets ? secret : this.secrets.seal(secret);
+    return ((await this.pool.query(sql, [clientId, stored, opts.previousUntil, opts.now])).rowCount ?? 0) > 0;
+  }
+
+  async resealSigningSecrets(): Promise<number> {
+    const box = this.secrets;
+    if (!box) return 0;
+    return this.tx(async (c) => {
+      let n = 0;
+      const update = updateStoredSecretsSql({ clientId: '$1::text', secret: '$2::text', previous: '$3::text' });
+      for (const r of (await c.query<Row>(`${STORED_SECRETS_SQL} FOR UPDATE`)).rows) {
+        const next = resealRow(r, box);
+        if (next) n += (await c.query(update, [r.client_id, next.secret, next.previous])).rowCount ?? 0;
+      }
+      return n;
+    });
   }
 
   async setPayloadMode(clientId: string, mode: PayloadMode, now: number): Promise<boolean> {
