@@ -19,7 +19,7 @@ test('the demo registers with ORCID\'s exact requests, shows the callback, and l
   assert.match(text, /-> 201 Created, Location: http:\/\/127\.0\.0\.1:\d+\/0000-0002-7465-2162\/webhook\/http%3A%2F%2F127\.0\.0\.1%3A\d+%2F0000-0002-7465-2162%2Fupdated/);
   assert.match(text, /POST \/0000-0002-7465-2162\/updated/);
   assert.match(text, /content-length: 0/);
-  assert.match(text, /webhook-id: msg_\d+_\d+/);
+  assert.match(text, /webhook-id: msg_wh_[0-9a-f]{32}_\d+/);
   assert.deepEqual(demoDirs(), before, 'the temporary database is removed');
 });
 

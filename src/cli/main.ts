@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, SETTINGS, resolveConfig, type Config } from '../config.ts';
 import { notificationId } from '../delivery/worker.ts';
 import { checkOrcid, mintOrcid } from '../domain/orcid-id.ts';
+import { isWebhookPublicId } from '../domain/public-id.ts';
 import { WEBHOOK_STATES, webhookStateOf } from '../domain/webhook-state.ts';
 import { parseIsoTime } from '../domain/time.ts';
 import { ClientDeliveryError, issueSigningSecret, recoverClientWebhooks, removeSigningSecret, setPayloadMode } from '../ops/client-delivery.ts';
@@ -71,6 +72,17 @@ const positiveInt = (name: string) => (v: string) => {
   return Number(v);
 };
 
+const webhookIdArg = (name: string) => (v: string) => {
+  if (!isWebhookPublicId(v)) throw new CliError(`${name} must be a webhook id such as wh_0123456789abcdef0123456789abcdef (see "webhooks list"), got "${v}"`, 2);
+  return v;
+};
+
+async function webhookByPublicId(store: Store, id: string): Promise<WebhookRow> {
+  const w = await store.getWebhookByPublicId(id);
+  if (!w) throw new CliError(`No webhook with id ${id} (see "orcid-webhooks webhooks list")`);
+  return w;
+}
+
 function dbOption(): Option {
   return new Option('--db <url>', 'database: sqlite:PATH, a file path, or postgres://... (env DATABASE_URL)');
 }
@@ -81,7 +93,7 @@ function common(cmd: Command): Command {
 
 function webhookView(w: WebhookRow) {
   return {
-    id: w.id, client: w.clientId, orcid: w.orcid, url: w.url,
+    id: w.publicId, client: w.clientId, orcid: w.orcid, url: w.url,
     state: webhookStateOf(w),
     enabled: w.enabled, created: iso(w.createdAt), lastSent: iso(w.lastSentAt) || null, lastFailed: iso(w.lastFailedAt) || null,
     failedAttempts: w.failedAttempts, nextAttempt: w.enabled && w.dueAt !== null ? iso(w.dueAt) : null,
@@ -257,21 +269,21 @@ export function buildCli(): Command {
     .option('--client <id>', 'only this client')
     .addOption(new Option('--state <state>', 'only this state').choices([...WEBHOOK_STATES]))
     .option('--limit <n>', 'at most this many', positiveInt('--limit'), 100)
-    .option('--after <id>', 'start after this webhook id (pagination)', positiveInt('--after'))
+    .option('--after <id>', 'start after this webhook id (pagination)', webhookIdArg('--after'))
     .action(async (opts: Opts) => withStore(opts, async (store) => {
       const rows = (await store.listWebhooks({
         limit: Number(opts.limit),
         ...(opts.orcid ? { orcid: String(opts.orcid) } : {}),
         ...(opts.client ? { clientId: String(opts.client) } : {}),
         ...(opts.state ? { state: opts.state as WebhookState } : {}),
-        ...(opts.after ? { afterId: Number(opts.after) } : {}),
+        ...(opts.after ? { afterId: (await webhookByPublicId(store, String(opts.after))).id } : {}),
       })).map(webhookView);
       print(opts, rows, () => table(rows.map((r) => ({ id: r.id, client: r.client, orcid: r.orcid, state: r.state, failures: r.failedAttempts, 'last sent': r.lastSent, url: r.url })), 'no webhooks match'));
     }));
   common(webhooks.command('replay').description("send a webhook's notification again now, with a new webhook-id; a disabled webhook is re-enabled")
-    .argument('<id>', 'webhook id (see "webhooks list")', positiveInt('the webhook id')))
-    .action(async (id: number, opts: Opts) => withStore(opts, async (store) => {
-      const r = await store.replayWebhook(id, Date.now());
+    .argument('<id>', 'webhook id (see "webhooks list")', webhookIdArg('the webhook id')))
+    .action(async (id: string, opts: Opts) => withStore(opts, async (store) => {
+      const r = await store.replayWebhook((await webhookByPublicId(store, id)).id, Date.now());
       if (!r) throw new CliError(`No webhook with id ${id} (see "orcid-webhooks webhooks list")`);
       const nid = notificationId(r.webhook);
       print(opts, { id, notificationId: nid, reenabled: r.reenabled }, () =>

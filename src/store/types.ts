@@ -28,7 +28,10 @@ export interface RecordRow {
 }
 
 export interface WebhookRow {
+  /** Internal key; never shown outside the store and the worker (see publicId). */
   id: number;
+  /** `wh_` + 32 random hex digits: the id clients, the dashboard and the CLI see and send. */
+  publicId: string;
   clientId: string;
   orcid: string;
   url: string;
@@ -265,6 +268,7 @@ export interface Store {
   deleteWebhook(clientId: string, orcid: string, url: string): Promise<boolean>;
   findWebhook(clientId: string, orcid: string, url: string): Promise<WebhookRow | null>;
   getWebhook(id: number): Promise<WebhookRow | null>;
+  getWebhookByPublicId(publicId: string): Promise<WebhookRow | null>;
   listWebhooks(filter: WebhookFilter): Promise<WebhookRow[]>;
   countWebhooks(): Promise<WebhookCounts>;
 

@@ -8,6 +8,7 @@ import {
   deliverySettingsSql, recoverWhereSql, replaySetSql, resealRow, setPayloadModeSql, setSigningSecretSql, STORED_SECRETS_SQL, toDeliverySettings, updateStoredSecretsSql,
 } from '../sql/client-features.ts';
 import { claimScanSize } from '../types.ts';
+import { newWebhookPublicId } from '../../domain/public-id.ts';
 import type { SecretBox } from '../../domain/secret-box.ts';
 import type { ClaimOptions, ClientDeliverySettings, PayloadMode, ReplayResult } from '../types.ts';
 import { STATE_SQL, toAttempt, toClient, toWebhook } from '../rows.ts';
@@ -358,8 +359,8 @@ export class PostgresStore implements Store {
         if (input.createRecord) {
           await c.query('INSERT INTO records (orcid, modified_at, created_at) VALUES ($1, $2, $2) ON CONFLICT (orcid) DO NOTHING', [input.orcid, input.now]);
         }
-        const ins = await c.query<Row>(`INSERT INTO webhooks (client_id, orcid, url, host, created_at) VALUES ($1, $2, $3, $4, $5)
-          ON CONFLICT (client_id, orcid, url) DO NOTHING RETURNING *`, [...key, input.host, input.now]);
+        const ins = await c.query<Row>(`INSERT INTO webhooks (client_id, orcid, url, host, created_at, public_id) VALUES ($1, $2, $3, $4, $5, $6)
+          ON CONFLICT (client_id, orcid, url) DO NOTHING RETURNING *`, [...key, input.host, input.now, newWebhookPublicId()]);
         if (ins.rows[0]) return { outcome: 'created', webhook: toWebhook(ins.rows[0]) };
         // A concurrent registration inserted it after our look-up: go round and answer 'exists'.
       }
@@ -393,6 +394,11 @@ export class PostgresStore implements Store {
 
   async getWebhook(id: number): Promise<WebhookRow | null> {
     const [r] = await this.query('SELECT * FROM webhooks WHERE id = $1', [id]);
+    return r ? toWebhook(r) : null;
+  }
+
+  async getWebhookByPublicId(publicId: string): Promise<WebhookRow | null> {
+    const [r] = await this.query('SELECT * FROM webhooks WHERE public_id = $1', [publicId]);
     return r ? toWebhook(r) : null;
   }
 

@@ -10,6 +10,7 @@ import { attemptStatsSql, toAttemptBuckets } from '../sql/attempt-stats.ts';
 import {
   deliverySettingsSql, recoverWhereSql, replaySetSql, resealRow, setPayloadModeSql, setSigningSecretSql, STORED_SECRETS_SQL, toDeliverySettings, updateStoredSecretsSql,
 } from '../sql/client-features.ts';
+import { newWebhookPublicId } from '../../domain/public-id.ts';
 import type { SecretBox } from '../../domain/secret-box.ts';
 import type { ClientDeliverySettings, PayloadMode, ReplayResult } from '../types.ts';
 import { claimScanSize } from '../types.ts';
@@ -227,8 +228,8 @@ export class SqliteStore implements Store {
       if (input.createRecord) {
         this.q('INSERT INTO records (orcid, modified_at, created_at) VALUES (?, ?, ?) ON CONFLICT (orcid) DO NOTHING').run(input.orcid, input.now, input.now);
       }
-      const row = this.q(`INSERT INTO webhooks (client_id, orcid, url, host, created_at) VALUES (?, ?, ?, ?, ?) RETURNING *`)
-        .get(input.clientId, input.orcid, input.url, input.host, input.now) as Row;
+      const row = this.q(`INSERT INTO webhooks (client_id, orcid, url, host, created_at, public_id) VALUES (?, ?, ?, ?, ?, ?) RETURNING *`)
+        .get(input.clientId, input.orcid, input.url, input.host, input.now, newWebhookPublicId()) as Row;
       return { outcome: 'created', webhook: toWebhook(row) };
     }).immediate();
   }
@@ -256,6 +257,11 @@ export class SqliteStore implements Store {
 
   async getWebhook(id: number): Promise<WebhookRow | null> {
     const r = this.q('SELECT * FROM webhooks WHERE id = ?').get(id) as Row | undefined;
+    return r ? toWebhook(r) : null;
+  }
+
+  async getWebhookByPublicId(publicId: string): Promise<WebhookRow | null> {
+    const r = this.q('SELECT * FROM webhooks WHERE public_id = ?').get(publicId) as Row | undefined;
     return r ? toWebhook(r) : null;
   }
 
