@@ -157,7 +157,7 @@ describe('signed callbacks and payloads, end to end', () => {
     assert.notEqual(recovered!.headers['webhook-id'], first.headers['webhook-id']);
     await eventually(async () => (await h.store.getWebhook(w.id))?.dueAt === null, 2000, 'delivered');
 
-    const replay = await admin('POST', `/admin/api/webhooks/${w.id}/replay`);
+    const replay = await admin('POST', `/admin/api/webhooks/${w.publicId}/replay`);
     assert.equal(replay.statusCode, 202);
     const [, , replayed] = await rx.waitFor(3, 3000);
     assert.equal(replayed!.headers['webhook-id'], replay.json().notificationId);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { SEED_ENCODED, SEED_ORCID, startHarness, type Harness } from './helpers/harness.ts';
+import { ADMIN_TOKEN, SEED_ORCID, startHarness, type Harness } from './helpers/harness.ts';
 
 /** Opens a connection and collects what the server sends until it closes it. */
 function open(url: string): Promise<{ socket: Socket; received: () => string; closed: Promise<number> }> {
@@ -32,8 +32,9 @@ describe('slow requests and connections per address', () => {
 
   test('a connection dripping a body is answered 408 and closed when the request timeout runs out', async () => {
     const c = await open(h.svc.url);
-    c.socket.write(`PUT /${SEED_ORCID}/webhook/${SEED_ENCODED} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${h.token}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n[`);
-    const drip = setInterval(() => { if (!c.socket.destroyed) c.socket.write('['); }, 100);
+    // A route that takes a body (ORCID's PUT refuses one before reading it): the bulk change list.
+    c.socket.write(`POST /admin/api/changes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"changes":[`);
+    const drip = setInterval(() => { if (!c.socket.destroyed) c.socket.write(' '); }, 100);
     try {
       const ms = await closedWithin(c.closed, 8000);
       assert.notEqual(ms, null, 'the dripping connection was still open after 8 s');
