@@ -2,6 +2,7 @@ import { parseDuration, parseRetrySchedule, type RetrySchedule } from './domain/
 import { parseCidrList } from './domain/ssrf.ts';
 import { parseDatabaseUrl } from './store/database-url.ts';
 import { parseIsoTime } from './domain/time.ts';
+import { parseKeyList } from './ops/secrets-key.ts';
 
 /**
  * Every setting has a CLI flag and an environment variable: flags win over env, env over defaults.
@@ -40,6 +41,10 @@ export interface Config {
   tokenRateLimitPerMinute: number;
   signingRotationGraceMs: number;
   compat: 'none' | 'orcid';
+  httpRequestTimeoutMs: number;
+  httpHeadersTimeoutMs: number;
+  maxConnectionsPerIp: number;
+  secretsKey: string | null;
   /** Watch a real ORCID registry (src/upstream/): null (off), or its public API. */
   upstream: UpstreamTarget | null;
   upstreamClientId: string | null;
@@ -167,6 +172,13 @@ export const SETTINGS = [
     return t;
   } }),
   spec({ key: 'upstreamOverlapMs', flag: 'upstream-overlap', env: 'ORCID_WEBHOOKS_UPSTREAM_OVERLAP', default: '10m', help: 'each search reaches this far back before the cursor: must exceed the upstream indexing delay', parse: duration }),
+  spec({ key: 'httpRequestTimeoutMs', flag: 'http-request-timeout', env: 'ORCID_WEBHOOKS_HTTP_REQUEST_TIMEOUT', default: '30s', help: 'an incoming request (headers and body) must arrive within this, or it is answered 408 and closed', parse: duration }),
+  spec({ key: 'httpHeadersTimeoutMs', flag: 'http-headers-timeout', env: 'ORCID_WEBHOOKS_HTTP_HEADERS_TIMEOUT', default: '10s', help: 'an incoming request\'s headers must arrive within this (at most --http-request-timeout)', parse: duration }),
+  spec({ key: 'secretsKey', flag: 'secrets-key', env: 'ORCID_WEBHOOKS_SECRETS_KEY', default: null, help: 'key(s) encrypting signing secrets at rest: 32 bytes in base64, several separated by commas during a rotation, the first encrypting (default: generated into the data directory\'s secrets-key file)', parse: (raw) => {
+    parseKeyList(raw, 'the value');
+    return raw;
+  } }),
+  spec({ key: 'maxConnectionsPerIp', flag: 'max-connections-per-ip', env: 'ORCID_WEBHOOKS_MAX_CONNECTIONS_PER_IP', default: '256', help: 'open connections from one client address (0 = unlimited; behind a reverse proxy, all come from the proxy)', parse: int(0, 1_000_000, 'a whole number') }),
 ] as const;
 
 /** camelCase option name commander derives from a flag. */
@@ -211,6 +223,9 @@ export function resolveConfig(flags: Record<string, unknown> = {}, env: NodeJS.P
     config.upstreamTokenUrl ??= config.upstream.tokenUrl ?? `${new URL(config.upstream.apiUrl).origin}/oauth/token`;
   } else if (config.records === 'upstream' && (!only || only.includes('records'))) {
     throw new ConfigError('Invalid setting --records (ORCID_WEBHOOKS_RECORDS): "upstream" needs --upstream (ORCID_WEBHOOKS_UPSTREAM) to ask');
+  }
+  if (config.httpHeadersTimeoutMs > config.httpRequestTimeoutMs || config.httpRequestTimeoutMs === 0) {
+    throw new ConfigError(`Invalid setting --http-headers-timeout (ORCID_WEBHOOKS_HTTP_HEADERS_TIMEOUT): ${config.httpHeadersTimeoutMs} ms must not exceed --http-request-timeout (${config.httpRequestTimeoutMs} ms), which must be above 0`);
   }
   return config;
 }

@@ -1,12 +1,33 @@
 import pino, { type Logger } from 'pino';
 
+const ORCID_SEGMENT = /^\d{4}-\d{4}-\d{4}-\d{3}[\dXx]$/;
+/** First path segments of this service's own routes: their paths carry no callback. */
+const OWN_ROUTES = new Set(['', 'admin', 'oauth', 'webhooks', 'dashboard', 'health', 'ready', 'metrics', 'docs', 'openapi.json', 'favicon.ico']);
+
 /**
- * Callback URLs may carry the integrator's own secrets: log the path up to the callback only (and
- * nothing after it: an unencoded callback's own query would follow).
+ * Callback URLs may carry the integrator's own secrets, in the path segment after the iD or in a
+ * query string, under any spelling of `webhook` (a near-miss path too). By rule: query values are
+ * always replaced; on a path that is not one of this service's own routes, only the first segment
+ * (the iD) and a plain word after it (`webhook`, `Webhook`...) are kept, everything after is
+ * `[redacted]`.
  */
 export function redactUrl(url: string): string {
-  // Bearer tokens may come in the access_token query parameter, as on ORCID.
-  return url.replace(/(\/webhook\/).+$/, '$1[callback]').replace(/([?&]access_token=)[^&#]*/gi, '$1[token]');
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  const query = q < 0 ? '' : `?${url.slice(q + 1).split('&').map((kv) => `${kv.split('=')[0]!.slice(0, 40)}=[redacted]`).join('&')}`;
+  const segments = path.split('/');
+  // segments[0] is '' (the path starts with '/'); segments[1] is the first segment.
+  const first = segments[1] ?? '';
+  if (OWN_ROUTES.has(first) && !ORCID_SEGMENT.test(first)) return `${path}${query}`;
+  const keep = ['', ORCID_SEGMENT.test(first) || /^[\w.-]{0,40}$/.test(first) ? first : '[redacted]'];
+  if (segments.length > 2 && /^[a-z]{1,20}$/i.test(segments[2]!)) keep.push(segments[2]!);
+  const redacted = segments.length > keep.length;
+  return `${keep.join('/')}${redacted ? '/[redacted]' : ''}${query}`;
+}
+
+/** `scheme://user:password@host` → `scheme://[redacted]@host`, up to the last `@` (a password may contain `@`). */
+export function redactUserinfo(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/?#]*@/gi, '$1[redacted]@');
 }
 
 /**
@@ -30,6 +51,18 @@ export function createLogger(level: string, destination?: pino.DestinationStream
         url: redactUrl(req.url),
         remoteAddress: req.ip ?? req.socket?.remoteAddress,
       }),
+      err: (err: Error) => {
+        const out = pino.stdSerializers.err(err);
+        out.message = redactUserinfo(out.message);
+        if (out.stack) out.stack = redactUserinfo(out.stack);
+        return out;
+      },
+    },
+    hooks: {
+      // Messages may quote a database URL (a connection error): its password never reaches the log.
+      logMethod(args, method) {
+        method.apply(this, args.map((a) => (typeof a === 'string' ? redactUserinfo(a) : a)) as Parameters<typeof method>);
+      },
     },
   }, destination);
 }

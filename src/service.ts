@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './api/app.ts';
@@ -8,7 +8,9 @@ import type { Config } from './config.ts';
 import { CallbackRequestBuilder } from './delivery/request-builder.ts';
 import { createSender } from './delivery/sender.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
+import { SecretBox, newKey, parseKey } from './domain/secret-box.ts';
 import { TargetPolicy } from './domain/ssrf.ts';
+import { SECRETS_KEY_FILE, loadSecretBox, type LoadedKeys } from './ops/secrets-key.ts';
 import { createLogger } from './logger.ts';
 import { Metrics } from './metrics.ts';
 import { explainDatabaseError } from './store/database-errors.ts';
@@ -49,21 +51,50 @@ export function resolveAdminToken(config: Config): { token: string; file: string
   if (config.adminToken) return { token: config.adminToken, file: null };
   const dir = dataDir(config.db);
   const file = join(dir, 'admin-token');
-  if (existsSync(file)) return { token: readFileSync(file, 'utf8').trim(), file };
-  mkdirSync(dir, { recursive: true });
+  if (existsSync(file)) {
+    chmodSync(file, 0o600);
+    return { token: readFileSync(file, 'utf8').trim(), file };
+  }
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const token = `owa_${randomBytes(32).toString('base64url')}`;
   writeFileSync(file, `${token}\n`, { mode: 0o600 });
   chmodSync(file, 0o600);
   return { token, file };
 }
 
+/**
+ * The data directory readable by the service's user only (0700): made so when created, and tightened
+ * when it holds nothing but the service's own files (a directory shared with anything else, such as
+ * /tmp, is left as it is).
+ */
+export function secureDataDir(config: Config): void {
+  const dir = dataDir(config.db);
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return;
+  }
+  const db = isPostgresUrl(config.db) ? null : basename(sqlitePath(config.db));
+  const ours = (name: string) => name === 'admin-token' || name.startsWith(SECRETS_KEY_FILE) || (db !== null && name.startsWith(db));
+  const st = statSync(dir);
+  if ((st.mode & 0o077) !== 0 && st.uid === process.getuid?.() && (st.mode & 0o1000) === 0 && readdirSync(dir).every(ours)) chmodSync(dir, 0o700);
+}
+
+/** The key sealing signing secrets: the setting, or the key file in the data directory (an in-memory database gets a throw-away key). */
+export function secretsKeys(config: Config): LoadedKeys {
+  if (!config.secretsKey && !isPostgresUrl(config.db) && sqlitePath(config.db) === ':memory:') {
+    const key = newKey();
+    return { box: new SecretBox([parseKey(key, 'generated')]), file: null, keys: [key] };
+  }
+  return loadSecretBox(config.secretsKey, dataDir(config.db));
+}
+
 export async function openStore(config: Config): Promise<Store> {
-  return createStore(config.db, { poolSize: config.poolSize, statementTimeoutMs: config.statementTimeoutMs });
+  return createStore(config.db, { poolSize: config.poolSize, statementTimeoutMs: config.statementTimeoutMs, secrets: secretsKeys(config).box });
 }
 
 /** The store of a long-running server: SQLite checkpoints move off the event loop. */
 export async function openServiceStore(config: Config): Promise<Store> {
-  return createStore(config.db, { poolSize: config.poolSize, statementTimeoutMs: config.statementTimeoutMs, backgroundCheckpoint: true });
+  return createStore(config.db, { poolSize: config.poolSize, statementTimeoutMs: config.statementTimeoutMs, backgroundCheckpoint: true, secrets: secretsKeys(config).box });
 }
 
 export interface StartOptions {
@@ -75,12 +106,16 @@ export interface StartOptions {
 
 export async function startService(config: Config, opts: StartOptions = {}): Promise<Service> {
   const logger = opts.logger ?? createLogger(config.logLevel, undefined, config.logFormat);
+  if (!opts.store) secureDataDir(config);
   const store = opts.store ?? (await openServiceStore(config).catch((e: unknown) => { throw explainDatabaseError(e, config.db); }));
   const applied = await store.migrate().catch(async (e: unknown) => {
     if (!opts.store) await store.close().catch(() => undefined);
     throw explainDatabaseError(e, config.db);
   });
   if (applied.length) logger.info({ applied }, 'applied database migrations');
+  // Secrets stored before encryption, or under a key being rotated out, are sealed with the current key.
+  const resealed = await store.resealSigningSecrets();
+  if (resealed) logger.info({ clients: resealed }, 'signing secrets encrypted with the current secrets key');
   const { token: adminToken, file: adminTokenFile } = resolveAdminToken(config);
   const policy = new TargetPolicy({ allowedCidrs: config.allowedTargets, httpsOnly: config.httpsOnly });
 
@@ -122,6 +157,7 @@ export async function startService(config: Config, opts: StartOptions = {}): Pro
     rateLimitPerMinute: config.rateLimitPerMinute, tokenRateLimitPerMinute: config.tokenRateLimitPerMinute,
     signingRotationGraceMs: config.signingRotationGraceMs,
     onClientSettingsChanged: (clientId) => requests.invalidate(clientId),
+    httpLimits: { requestTimeoutMs: config.httpRequestTimeoutMs, headersTimeoutMs: config.httpHeadersTimeoutMs, maxConnectionsPerAddress: config.maxConnectionsPerIp },
   });
 
   let url = '';

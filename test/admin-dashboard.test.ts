@@ -68,7 +68,7 @@ for (const { backend, skip } of await backends()) describe(`admin dashboard API 
     const claim = claims.find((c) => c.webhook.id === webhook.id) ?? assert.fail(`webhook ${webhook.id} not due`);
     await h.store.releaseClaims('test', claims.filter((c) => c !== claim).map((c) => c.webhook.id));
     await h.store.completeAttempts([{
-      webhookId: webhook.id, owner: 'test', claimedSeq: claim.webhook.changeSeq, notificationId: `msg_${webhook.id}_${claim.webhook.notifySeq}`,
+      webhookId: webhook.id, owner: 'test', claimedSeq: claim.webhook.changeSeq, notificationId: `msg_${webhook.publicId}_${claim.webhook.notifySeq}`,
       startedAt: now, durationMs: 12, statusCode: outcome.kind === 'success' ? 200 : 500, error: null, responseSnippet: 'ok', latencyMs: 40,
       outcome, nextDueAt: now, ...over,
     }]);
@@ -194,7 +194,7 @@ for (const { backend, skip } of await backends()) describe(`admin dashboard API 
 
     test('lists every webhook by id, with its client and state, never lease internals', async () => {
       const r = await list();
-      assert.deepEqual(ids(r), [w.a.id, w.b.id, w.c.id, w.d.id, w.e.id]);
+      assert.deepEqual(ids(r), [w.a.publicId, w.b.publicId, w.c.publicId, w.d.publicId, w.e.publicId]);
       assert.equal(r.nextCursor, null);
       const [a, b, c, d, e] = r.webhooks;
       assert.deepEqual(a!.client, { id: h.clientId, name: 'Test premium' });
@@ -213,30 +213,30 @@ for (const { backend, skip } of await backends()) describe(`admin dashboard API 
 
     test('pages with a cursor', async () => {
       const p1 = await list('?limit=2');
-      assert.deepEqual(ids(p1), [w.a.id, w.b.id]);
-      assert.equal(p1.nextCursor, String(w.b.id));
+      assert.deepEqual(ids(p1), [w.a.publicId, w.b.publicId]);
+      assert.equal(p1.nextCursor, w.b.publicId);
       const p2 = await list(`?limit=2&cursor=${p1.nextCursor}`);
-      assert.deepEqual(ids(p2), [w.c.id, w.d.id]);
+      assert.deepEqual(ids(p2), [w.c.publicId, w.d.publicId]);
       const p3 = await list(`?limit=2&cursor=${p2.nextCursor}`);
-      assert.deepEqual(ids(p3), [w.e.id]);
+      assert.deepEqual(ids(p3), [w.e.publicId]);
       assert.equal(p3.nextCursor, null);
       const exact = await list('?limit=5');
       assert.equal(exact.nextCursor, null, 'no next page when the last one is exactly full');
     });
 
     test('searches by iD, client id or part of the callback URL; filters by state, client and iD', async () => {
-      assert.deepEqual(ids(await list(`?search=${ORCIDS[0]}`)), [w.a.id, w.c.id]);
-      assert.deepEqual(ids(await list('?search=other.example')), [w.c.id, w.e.id]);
-      assert.deepEqual(ids(await list('?search=HOOKS.EXAMPLE.ORG%2Fb')), [w.b.id]);
-      assert.deepEqual(ids(await list(`?search=${otherClient}`)), [w.c.id, w.e.id]);
+      assert.deepEqual(ids(await list(`?search=${ORCIDS[0]}`)), [w.a.publicId, w.c.publicId]);
+      assert.deepEqual(ids(await list('?search=other.example')), [w.c.publicId, w.e.publicId]);
+      assert.deepEqual(ids(await list('?search=HOOKS.EXAMPLE.ORG%2Fb')), [w.b.publicId]);
+      assert.deepEqual(ids(await list(`?search=${otherClient}`)), [w.c.publicId, w.e.publicId]);
       assert.deepEqual(ids(await list('?search=nothing-like-this')), []);
-      assert.deepEqual(ids(await list('?state=disabled')), [w.d.id]);
-      assert.deepEqual(ids(await list('?state=failing')), [w.e.id]);
-      assert.deepEqual(ids(await list('?state=pending')), [w.b.id, w.c.id, w.e.id]);
-      assert.deepEqual(ids(await list('?state=enabled')), [w.a.id, w.b.id, w.c.id, w.e.id]);
-      assert.deepEqual(ids(await list(`?client=${otherClient}`)), [w.c.id, w.e.id]);
-      assert.deepEqual(ids(await list(`?orcid=${ORCIDS[0]}&client=${otherClient}`)), [w.c.id]);
-      assert.deepEqual(ids(await list('?search=&state=&client=')), [w.a.id, w.b.id, w.c.id, w.d.id, w.e.id], 'empty parameters mean none');
+      assert.deepEqual(ids(await list('?state=disabled')), [w.d.publicId]);
+      assert.deepEqual(ids(await list('?state=failing')), [w.e.publicId]);
+      assert.deepEqual(ids(await list('?state=pending')), [w.b.publicId, w.c.publicId, w.e.publicId]);
+      assert.deepEqual(ids(await list('?state=enabled')), [w.a.publicId, w.b.publicId, w.c.publicId, w.e.publicId]);
+      assert.deepEqual(ids(await list(`?client=${otherClient}`)), [w.c.publicId, w.e.publicId]);
+      assert.deepEqual(ids(await list(`?orcid=${ORCIDS[0]}&client=${otherClient}`)), [w.c.publicId]);
+      assert.deepEqual(ids(await list('?search=&state=&client=')), [w.a.publicId, w.b.publicId, w.c.publicId, w.d.publicId, w.e.publicId], 'empty parameters mean none');
     });
 
     test('bad parameters: 400 naming the parameter', async () => {
@@ -253,28 +253,29 @@ for (const { backend, skip } of await backends()) describe(`admin dashboard API 
 
   describe('GET /admin/api/webhooks/{id}', () => {
     test('answers the webhook and its attempts, newest first', async () => {
-      const res = await call('GET', `/admin/api/webhooks/${w.d.id}`);
+      const res = await call('GET', `/admin/api/webhooks/${w.d.publicId}`);
       assert.equal(res.statusCode, 200);
       const r = res.json();
-      assert.equal(r.webhook.id, w.d.id);
+      assert.equal(r.webhook.id, w.d.publicId);
       assert.equal(r.webhook.state, 'disabled');
       assert.equal(r.webhook.client.name, 'Test premium');
       assert.equal(r.attempts.length, 1);
       assert.deepEqual({ ...r.attempts[0], id: 0, at: '' }, {
-        id: 0, at: '', notificationId: `msg_${w.d.id}_1`, durationMs: 12, statusCode: 410, error: null, responseSnippet: 'ok', latencyMs: 40, ok: false,
+        id: 0, at: '', notificationId: `msg_${w.d.publicId}_1`, durationMs: 12, statusCode: 410, error: null, responseSnippet: 'ok', latencyMs: 40, ok: false,
         requestHeaders: null, responseHeaders: null,
       });
-      const a = (await call('GET', `/admin/api/webhooks/${w.a.id}?attempts=1`)).json();
+      const a = (await call('GET', `/admin/api/webhooks/${w.a.publicId}?attempts=1`)).json();
       assert.equal(a.attempts.length, 1);
       assert.equal(a.attempts[0].ok, true);
-      assert.equal((await call('GET', `/admin/api/webhooks/${w.b.id}`)).json().attempts.length, 0);
+      assert.equal((await call('GET', `/admin/api/webhooks/${w.b.publicId}`)).json().attempts.length, 0);
     });
 
     test('unknown id: 404 (9028); malformed id or parameters: 400', async () => {
-      await refused('GET', '/admin/api/webhooks/999999', 404, 9028, /No webhook with id 999999/);
+      await refused('GET', '/admin/api/webhooks/wh_00000000000000000000000000000000', 404, 9028, /No webhook with id wh_00000000000000000000000000000000/);
+      await refused('GET', `/admin/api/webhooks/${w.a.id}`, 400, 9052, /id: must be a webhook id/);
       await refused('GET', '/admin/api/webhooks/abc', 400, 9052, /id: must be a webhook id/);
       await refused('GET', '/admin/api/webhooks/0', 400, 9052, /id/);
-      await refused('GET', `/admin/api/webhooks/${w.a.id}?attempts=0`, 400, 9052, /attempts/);
+      await refused('GET', `/admin/api/webhooks/${w.a.publicId}?attempts=0`, 400, 9052, /attempts/);
     });
   });
 
@@ -338,7 +339,7 @@ for (const { backend, skip } of await backends()) describe(`admin dashboard API 
   describe('POST /admin/api/webhooks/{id}/enable', () => {
     test('re-enables a disabled webhook; the notification it owed is due now', async () => {
       const t0 = Date.now();
-      const res = await call('POST', `/admin/api/webhooks/${w.d.id}/enable`);
+      const res = await call('POST', `/admin/api/webhooks/${w.d.publicId}/enable`);
       assert.equal(res.statusCode, 200, res.body);
       const r = res.json();
       assert.equal(r.reenabled, true);
@@ -354,14 +355,14 @@ for (const { backend, skip } of await backends()) describe(`admin dashboard API 
 
     test('an enabled webhook is left as it is', async () => {
       const before = await snapshot(h.store);
-      const res = await call('POST', `/admin/api/webhooks/${w.a.id}/enable`);
+      const res = await call('POST', `/admin/api/webhooks/${w.a.publicId}/enable`);
       assert.equal(res.statusCode, 200);
       assert.equal(res.json().reenabled, false);
       assert.deepEqual(await snapshot(h.store), before);
     });
 
     test('unknown or malformed id: 404 / 400, nothing changed', async () => {
-      await refused('POST', '/admin/api/webhooks/999999/enable', 404, 9028, /999999/);
+      await refused('POST', '/admin/api/webhooks/wh_00000000000000000000000000000000/enable', 404, 9028, /wh_00000000000000000000000000000000/);
       await refused('POST', '/admin/api/webhooks/1x/enable', 400, 9052, /id/);
     });
   });
@@ -371,12 +372,12 @@ for (const { backend, skip } of await backends()) describe(`admin dashboard API 
       const victim = await register(otherClient, ORCIDS[1]!, 'https://delete.example.org/me');
       await h.store.applyChanges([{ orcid: ORCIDS[1]!, modifiedAt: Date.now(), touch: true }], { create: false, now: Date.now(), notifyDelayMs: 0 });
       await deliver(victim, { kind: 'success' });
-      const res = await call('DELETE', `/admin/api/webhooks/${victim.id}`);
+      const res = await call('DELETE', `/admin/api/webhooks/${victim.publicId}`);
       assert.equal(res.statusCode, 204);
       assert.equal(res.body, '');
       assert.equal(await h.store.getWebhook(victim.id), null);
       assert.deepEqual(await h.store.listAttempts(victim.id, 10), []);
-      await refused('DELETE', `/admin/api/webhooks/${victim.id}`, 404, 9028, /No webhook/);
+      await refused('DELETE', `/admin/api/webhooks/${victim.publicId}`, 404, 9028, /No webhook/);
     });
 
     test('malformed id: 400, nothing changed', async () => {

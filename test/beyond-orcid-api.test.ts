@@ -63,7 +63,7 @@ describe('client read endpoints, replay and admin client features', () => {
     const c = claims.find((x) => x.webhook.id === w.id) ?? assert.fail('not claimed');
     await h.store.releaseClaims('test', claims.filter((x) => x.webhook.id !== w.id).map((x) => x.webhook.id));
     await h.store.completeAttempts([{
-      webhookId: w.id, owner: 'test', claimedSeq: c.webhook.changeSeq, notificationId: `msg_${w.id}_${c.webhook.notifySeq}`,
+      webhookId: w.id, owner: 'test', claimedSeq: c.webhook.changeSeq, notificationId: `msg_${w.publicId}_${c.webhook.notifySeq}`,
       startedAt: now + 1, durationMs: 42, statusCode, error, responseSnippet: null, latencyMs: 5, outcome, nextDueAt: now + 1,
     }]);
   };
@@ -106,7 +106,7 @@ describe('client read endpoints, replay and admin client features', () => {
       assert.deepEqual(Object.keys(failing.recent_attempts![0]!), ['at', 'notification_id', 'status_code', 'error', 'duration_ms']);
       assert.equal(failing.recent_attempts![0]!.status_code, 503);
       assert.equal(failing.recent_attempts![0]!.duration_ms, 42);
-      assert.match(failing.recent_attempts![0]!.notification_id, /^msg_\d+_\d+$/);
+      assert.match(failing.recent_attempts![0]!.notification_id, /^msg_wh_[0-9a-f]{32}_\d+$/);
 
       await attemptOn(await find(A, url), { kind: 'disable', reason: 'schedule exhausted after 2 failed attempts' }, null, 'timeout: no answer');
       const disabled = await get();
@@ -181,7 +181,7 @@ describe('client read endpoints, replay and admin client features', () => {
       assert.equal((await find(C, url)).dueAt, null, 'the other client\'s replay did not touch it');
       // The admin API is not open to client tokens.
       const w = await find(C, url);
-      const adm = await call('POST', `/admin/api/webhooks/${w.id}/replay`, other.token);
+      const adm = await call('POST', `/admin/api/webhooks/${w.publicId}/replay`, other.token);
       assert.equal(adm.statusCode, 401);
       assert.equal((await find(C, url)).dueAt, null);
     });
@@ -283,8 +283,8 @@ describe('client read endpoints, replay and admin client features', () => {
       assert.deepEqual(Object.keys(body), ['notification_id', 'reenabled', 'webhook']);
       assert.equal(body.reenabled, true);
       assert.equal(body.webhook.state, 'pending');
-      assert.notEqual(body.notification_id, `msg_${before.id}_${before.notifySeq}`);
-      assert.equal(body.notification_id, `msg_${before.id}_${before.changeSeq + 1}`);
+      assert.notEqual(body.notification_id, `msg_${before.publicId}_${before.notifySeq}`);
+      assert.equal(body.notification_id, `msg_${before.publicId}_${before.changeSeq + 1}`);
       const w = await find(A, url);
       assert.ok(w.enabled && w.dueAt !== null && w.dueAt <= Date.now());
     });
@@ -293,18 +293,19 @@ describe('client read endpoints, replay and admin client features', () => {
       const url = 'https://example.org/admin-replay';
       await register(B, url);
       const w = await find(B, url);
-      const res = await admin('POST', `/admin/api/webhooks/${w.id}/replay`);
+      const res = await admin('POST', `/admin/api/webhooks/${w.publicId}/replay`);
       assert.equal(res.statusCode, 202, res.body);
       const body = res.json();
       assert.equal(body.reenabled, false);
-      assert.equal(body.notificationId, `msg_${w.id}_${w.changeSeq + 1}`);
-      assert.equal(body.webhook.id, w.id);
+      assert.equal(body.notificationId, `msg_${w.publicId}_${w.changeSeq + 1}`);
+      assert.equal(body.webhook.id, w.publicId);
       assert.equal((await find(B, url)).dueAt !== null, true);
-      const unknown = await admin('POST', '/admin/api/webhooks/999999/replay');
+      const unknown = await admin('POST', '/admin/api/webhooks/wh_00000000000000000000000000000000/replay');
       assert.equal(unknown.statusCode, 404);
       assert.equal(unknown.json()['error-code'], 9028);
       assert.equal((await admin('POST', '/admin/api/webhooks/abc/replay')).statusCode, 400);
-      const noAuth = await h.svc.app.inject({ method: 'POST', url: `/admin/api/webhooks/${w.id}/replay` });
+      assert.equal((await admin('POST', `/admin/api/webhooks/${w.id}/replay`)).statusCode, 400, 'the internal integer id is not accepted');
+      const noAuth = await h.svc.app.inject({ method: 'POST', url: `/admin/api/webhooks/${w.publicId}/replay` });
       assert.equal(noAuth.statusCode, 401);
     });
 

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 import { SETTINGS } from '../src/config.ts';
+import { loadSecretBox } from '../src/ops/secrets-key.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -49,9 +50,9 @@ describe('CLI: signing secrets, payload mode, replay and recover', { concurrency
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  /** Reads the store the CLI wrote (closed again at once). */
+  /** Reads the store the CLI wrote (closed again at once), with the secrets key it generated beside it. */
   async function withStore<T>(fn: (s: SqliteStore) => Promise<T>): Promise<T> {
-    const s = new SqliteStore(join(dir, 'x.db'));
+    const s = new SqliteStore(join(dir, 'x.db'), { secrets: loadSecretBox(null, dir).box });
     try {
       return await fn(s);
     } finally {
@@ -115,12 +116,14 @@ describe('CLI: signing secrets, payload mode, replay and recover', { concurrency
   });
 
   test('webhooks replay ID and webhooks recover --client --since', async () => {
+    const publicIds: string[] = [];
     const ids = await withStore(async (s) => {
       await s.addRecords([ORCID], Date.now() - 60_000);
       const out: number[] = [];
       for (const u of ['https://cli.example/1', 'https://cli.example/2']) {
         const r = await s.registerWebhook({ clientId, orcid: ORCID, url: u, host: 'cli.example', now: Date.now() - 30_000 });
         if (r.outcome === 'created') out.push(r.webhook.id);
+        if (r.outcome === 'created') publicIds.push(r.webhook.publicId);
       }
       // The second one fails until it is disabled.
       const now = Date.now();
@@ -133,15 +136,16 @@ describe('CLI: signing secrets, payload mode, replay and recover', { concurrency
       return out;
     });
 
-    const replay = await json<{ id: number; notificationId: string; reenabled: boolean }>(['webhooks', 'replay', String(ids[0]), '--db', db]);
-    assert.equal(replay.id, ids[0]);
-    assert.match(replay.notificationId, new RegExp(`^msg_${ids[0]}_\\d+$`));
+    const replay = await json<{ id: string; notificationId: string; reenabled: boolean }>(['webhooks', 'replay', publicIds[0]!, '--db', db]);
+    assert.equal(replay.id, publicIds[0]);
+    assert.match(replay.notificationId, new RegExp(`^msg_${publicIds[0]}_\\d+$`));
     assert.equal(replay.reenabled, false);
     await withStore(async (s) => assert.notEqual((await s.getWebhook(ids[0]!))?.dueAt, null));
-    const missing = await cli(['webhooks', 'replay', '999999', '--db', db]);
+    const missing = await cli(['webhooks', 'replay', 'wh_00000000000000000000000000000000', '--db', db]);
     assert.equal(missing.code, 1);
-    assert.match(missing.stderr, /No webhook with id 999999/);
+    assert.match(missing.stderr, /No webhook with id wh_0{32}/);
     assert.equal((await cli(['webhooks', 'replay', 'abc', '--db', db])).code, 2);
+    assert.equal((await cli(['webhooks', 'replay', String(ids[0]), '--db', db])).code, 2, 'the internal integer id is not accepted');
 
     const since = new Date(Date.now() - 3_600_000).toISOString();
     const recovered = await json<{ recovered: number }>(['webhooks', 'recover', '--client', clientId, '--since', since, '--db', db]);

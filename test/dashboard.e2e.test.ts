@@ -31,7 +31,7 @@ describe('dashboard in Chromium', { skip, timeout: 300_000 }, () => {
   let h: Harness;
   let rx: Receiver;
   let browser: Browser;
-  let webhookId: number;
+  let webhookId: string;
   let callback: string;
 
   before(async () => {
@@ -44,7 +44,7 @@ describe('dashboard in Chromium', { skip, timeout: 300_000 }, () => {
       const res = await h.svc.app.inject({ method: 'PUT', url: webhookPath(orcid, url), headers: { authorization: `Bearer ${h.token}` } });
       assert.equal(res.statusCode, 201, res.body);
     }
-    webhookId = (await h.store.findWebhook(h.clientId, ORCID, callback))!.id;
+    webhookId = (await h.store.findWebhook(h.clientId, ORCID, callback))!.publicId;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'],
@@ -198,10 +198,10 @@ describe('dashboard in Chromium', { skip, timeout: 300_000 }, () => {
     await h.store.addRecords([GONE_ORCID], Date.now() - 60_000);
     const reg = await h.svc.app.inject({ method: 'PUT', url: webhookPath(GONE_ORCID, gone), headers: { authorization: `Bearer ${h.token}` } });
     assert.equal(reg.statusCode, 201, reg.body);
-    const id = (await h.store.findWebhook(h.clientId, GONE_ORCID, gone))!.id;
+    const id = (await h.store.findWebhook(h.clientId, GONE_ORCID, gone))!.publicId;
     await h.store.applyChanges([{ orcid: GONE_ORCID, modifiedAt: Date.now(), touch: true }], { create: false, now: Date.now(), notifyDelayMs: 0 });
     h.svc.worker!.notify();
-    await eventually(async () => (await h.store.getWebhook(id))?.enabled === false, 5000, 'disabled by 410');
+    await eventually(async () => (await h.store.getWebhookByPublicId(id))?.enabled === false, 5000, 'disabled by 410');
 
     const { context, page, problems } = await open();
     try {
@@ -225,11 +225,11 @@ describe('dashboard in Chromium', { skip, timeout: 300_000 }, () => {
 
       await page.click('button:has-text("Delete")');
       await page.locator('#confirm').getByRole('button', { name: 'Cancel' }).click();
-      assert.ok(await h.store.getWebhook(id), 'cancel keeps it');
+      assert.ok(await h.store.getWebhookByPublicId(id), 'cancel keeps it');
       await page.click('button:has-text("Delete")');
       await page.locator('#confirm').getByRole('button', { name: 'Delete webhook' }).click();
       await page.getByRole('heading', { name: 'Webhooks' }).waitFor();
-      assert.equal(await h.store.getWebhook(id), null);
+      assert.equal(await h.store.getWebhookByPublicId(id), null);
       assert.deepEqual(problems, []);
     } finally {
       rx.behave((_r, res) => { res.writeHead(200).end('ok'); });

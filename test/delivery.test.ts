@@ -57,7 +57,7 @@ for (const { backend, skip } of await backends()) {
       assert.equal(r!.body, '');
       assert.equal(r!.headers['content-length'], '0');
       assert.equal(r!.headers['user-agent'], `orcid-webhooks/${VERSION}`);
-      assert.match(String(r!.headers['webhook-id']), /^msg_\d+_\d+$/);
+      assert.match(String(r!.headers['webhook-id']), /^msg_wh_[0-9a-f]{32}_\d+$/);
       assert.ok(Math.abs(Number(r!.headers['webhook-timestamp']) - Date.now() / 1000) < 5);
       const w = await eventually(async () => { const w = await webhook(ORCIDS[0]!, url); return w?.lastSentAt ? w : null; }, 2000, 'lastSentAt');
       assert.equal(w.pendingSince, null);

@@ -41,15 +41,19 @@ describe('health, readiness, metrics, logs', () => {
     try {
       store.db.prepare("INSERT INTO schema_migrations (name, applied_at) VALUES ('999_future', 0)").run();
       store.db.prepare("DELETE FROM schema_migrations WHERE name = '001_init'").run();
-      const pending = await svc.app.inject({ url: '/ready' });
+      const pending = await svc.app.inject({ url: '/ready', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
       assert.equal(pending.statusCode, 503);
       assert.deepEqual(pending.json().failing, ['migrations']);
       assert.equal(pending.json().checks.worker, undefined, 'an api-only node has no worker check');
       store.db.close();
-      const down = await svc.app.inject({ url: '/ready' });
+      const down = await svc.app.inject({ url: '/ready', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
       assert.equal(down.statusCode, 503);
       assert.ok(down.json().failing.includes('store'));
       assert.match(down.json().checks.store, /unreachable/);
+      // Without the admin token: the status and the names of the failing checks, not the database's error text.
+      const anonymous = await svc.app.inject({ url: '/ready' });
+      assert.equal(anonymous.statusCode, 503);
+      assert.deepEqual(anonymous.json(), { status: 'not ready', failing: down.json().failing });
     } finally {
       await svc.app.close();
     }
@@ -74,7 +78,7 @@ describe('health, readiness, metrics, logs', () => {
     await h.svc.app.inject({ method: 'PUT', url: `/admin/api/records/${ORCID}`, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     await rx.waitFor(2, 3000);
     const text = await eventually(async () => {
-      const t = (await h.svc.app.inject({ url: '/metrics' })).body;
+      const t = (await h.svc.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).body;
       return /orcid_webhooks_callbacks_total\{outcome="success"\} 1/.test(t) ? t : null;
     }, 3000, 'success counted');
     assert.match(text, /orcid_webhooks_registrations_total\{outcome="created"\} 1/);
@@ -84,6 +88,13 @@ describe('health, readiness, metrics, logs', () => {
     assert.match(text, /orcid_webhooks_webhooks\{state="enabled"\} 1/);
     assert.match(text, /orcid_webhooks_record_changes_total\{result="changed"\} 1/);
     assert.doesNotMatch(text, /0000-0002-1825-0097|127\.0\.0\.1/, 'no iD or URL labels');
+    for (const authorization of [undefined, 'Bearer wrong-token-0123456789', `Bearer ${h.token}`]) {
+      const res = await h.svc.app.inject({ url: '/metrics', headers: authorization ? { authorization } : {} });
+      assert.equal(res.statusCode, 401, 'metrics need the admin token');
+      assert.equal(res.json().error, 'invalid_token');
+      assert.doesNotMatch(res.body, /orcid_webhooks_/);
+    }
+    assert.equal((await h.svc.app.inject({ url: '/health' })).statusCode, 200, '/health stays open');
   });
 
   test('/openapi.json covers the ORCID API, admin and operations; /docs renders it offline', async () => {

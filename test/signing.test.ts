@@ -157,7 +157,7 @@ describe('signed callbacks and payloads, end to end', () => {
     assert.notEqual(recovered!.headers['webhook-id'], first.headers['webhook-id']);
     await eventually(async () => (await h.store.getWebhook(w.id))?.dueAt === null, 2000, 'delivered');
 
-    const replay = await admin('POST', `/admin/api/webhooks/${w.id}/replay`);
+    const replay = await admin('POST', `/admin/api/webhooks/${w.publicId}/replay`);
     assert.equal(replay.statusCode, 202);
     const [, , replayed] = await rx.waitFor(3, 3000);
     assert.equal(replayed!.headers['webhook-id'], replay.json().notificationId);
@@ -215,7 +215,7 @@ describe('signing secret rotation', () => {
 
 describe('CallbackRequestBuilder', () => {
   const webhook = (clientId: string, over: Partial<WebhookRow> = {}): WebhookRow => ({
-    id: 7, clientId, orcid: '0000-0002-1825-0097', url: 'https://example.org/cb', host: 'example.org', createdAt: 0, enabled: true,
+    id: 7, publicId: 'wh_00000000000000000000000000000007', clientId, orcid: '0000-0002-1825-0097', url: 'https://example.org/cb', host: 'example.org', createdAt: 0, enabled: true,
     disabledReason: null, disabledAt: null, pendingSince: 1_700_000_000_000, dueAt: 1, changeSeq: 3, notifySeq: 3, failedAttempts: 0,
     lastSentAt: null, lastFailedAt: null, lastStatus: null, leaseOwner: 'w', leaseUntil: 2, ...over,
   });

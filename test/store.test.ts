@@ -15,7 +15,7 @@ const T0 = 1_700_000_000_000;
 const A = '0000-0001-0000-0001';
 const B = '0000-0001-0000-0002';
 const C = '0000-0001-0000-0003';
-const MIGRATIONS = ['001_init', '002_client_features', '004_delivery_hardening', '005_upstream', '006_attempt_headers'];
+const MIGRATIONS = ['001_init', '002_client_features', '003_webhook_public_ids', '004_delivery_hardening', '005_upstream', '006_attempt_headers'];
 
 const orcidN = (i: number): string => `0000-0002-${String(Math.floor(i / 10000)).padStart(4, '0')}-${String(i % 10000).padStart(4, '0')}`;
 
@@ -318,15 +318,18 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.equal(r1.outcome, 'created');
         if (r1.outcome !== 'created') return;
         const w = r1.webhook;
+        assert.match(w.publicId, /^wh_[0-9a-f]{32}$/, 'a random public id');
         assert.deepEqual(
-          { ...w, id: 0 },
+          { ...w, id: 0, publicId: '' },
           {
-            id: 0, clientId: 'c1', orcid: A, url: 'https://Hook.example/x', host: 'hook.example', createdAt: T0 + 7, enabled: true,
+            id: 0, publicId: '', clientId: 'c1', orcid: A, url: 'https://Hook.example/x', host: 'hook.example', createdAt: T0 + 7, enabled: true,
             disabledReason: null, disabledAt: null, pendingSince: null, dueAt: null, changeSeq: 0, notifySeq: 0, failedAttempts: 0,
             failingSince: null, lastSentAt: null, lastFailedAt: null, lastStatus: null, leaseOwner: null, leaseUntil: null,
           },
         );
         assert.equal(typeof w.id, 'number');
+        assert.deepEqual(await store.getWebhookByPublicId(w.publicId), w);
+        assert.equal(await store.getWebhookByPublicId('wh_00000000000000000000000000000000'), null);
         const r2 = await store.registerWebhook({ clientId: 'c1', orcid: A, url: 'https://Hook.example/x', host: 'hook.example', now: T0 + 9 });
         assert.deepEqual(r2, { outcome: 'exists', webhook: w, reenabled: false });
         assert.deepEqual(await store.findWebhook('c1', A, 'https://Hook.example/x'), w);

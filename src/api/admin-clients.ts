@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { notificationId } from '../delivery/worker.ts';
 import { OrcidApiError } from '../domain/errors.ts';
+import { PUBLIC_ID_PATTERN } from '../domain/public-id.ts';
 import { parseIsoTime } from '../domain/time.ts';
 import {
   ClientDeliveryError, deliverySettingsView, issueSigningSecret, recoverClientWebhooks, removeSigningSecret, setPayloadMode,
@@ -36,7 +37,7 @@ export const recoverBody = z.object({
   since: isoTime.describe('Webhooks disabled, or still failing with a failure, at or after this time'),
 }).strict();
 
-const webhookIdParam = z.string().regex(/^[1-9]\d{0,14}$/, 'must be a webhook id (a positive integer)');
+const webhookIdParam = z.string().regex(PUBLIC_ID_PATTERN, 'must be a webhook id: wh_ and 32 hexadecimal digits');
 
 const settingsSchema = z.object({
   client: z.string(),
@@ -120,8 +121,9 @@ export function adminClientRoutes(app: FastifyInstance, deps: AdminClientRouteDe
     admin.addHook('onRequest', adminAuth(deps.adminToken));
 
     admin.post('/webhooks/:id/replay', async function replayWebhook(req, reply) {
-      const id = Number(parse(webhookIdParam, (req.params as { id: string }).id));
-      const r = await store.replayWebhook(id, deps.now());
+      const id = parse(webhookIdParam, (req.params as { id: string }).id);
+      const w = await store.getWebhookByPublicId(id);
+      const r = w && (await store.replayWebhook(w.id, deps.now()));
       if (!r) throw new OrcidApiError(9028, `No webhook with id ${id}: it may have been deleted`);
       const client = await store.getClient(r.webhook.clientId);
       return reply.code(202).send({ webhook: webhookView(r.webhook, client), reenabled: r.reenabled, notificationId: notificationId(r.webhook) });

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { OrcidApiError } from '../domain/errors.ts';
 import type { RecordedHeaders } from '../domain/attempt-headers.ts';
+import { PUBLIC_ID_PATTERN } from '../domain/public-id.ts';
 import { clientView, createApiClient } from '../ops/clients.ts';
 import type { AttemptBucket, AttemptRow, ClientRow, FailureCount, RecordRow, Store, WebhookRow } from '../store/types.ts';
 import { ADMIN_ERRORS, adminAuth, invalid, validOrcid } from './admin.ts';
@@ -26,7 +27,7 @@ const iso = (t: number | null): string | null => (t === null ? null : new Date(t
 
 // --- Schemas: they validate the requests and describe the operations in /openapi.json. ---------
 
-const webhookParams = z.object({ id: z.string().regex(/^[1-9]\d{0,14}$/, 'must be a webhook id (a positive integer)') });
+const webhookParams = z.object({ id: z.string().regex(PUBLIC_ID_PATTERN, 'must be a webhook id: wh_ and 32 hexadecimal digits') });
 
 export const webhookStates = ['enabled', 'disabled', 'pending', 'failing'] as const;
 
@@ -35,7 +36,7 @@ export const listWebhooksQuery = z.object({
   state: z.enum(webhookStates).optional().describe('enabled, disabled, pending (owes a callback), failing (in backoff after failures)'),
   client: z.string().max(200).optional().describe('Only this client id'),
   orcid: z.string().optional().describe('Only this ORCID iD'),
-  cursor: z.string().regex(/^\d{1,15}$/, 'must be the nextCursor of a previous page').optional().describe('nextCursor of the previous page'),
+  cursor: z.string().regex(PUBLIC_ID_PATTERN, 'must be the nextCursor of a previous page').optional().describe('nextCursor of the previous page'),
   limit: z.string().regex(/^\d+$/, 'must be a whole number').transform(Number).pipe(z.number().int().min(1).max(500)).optional().describe('Page size, 1 to 500 (default 50)'),
 }).strict();
 
@@ -55,7 +56,7 @@ export const createClientBody = z.object({
 }).strict();
 
 const webhookSchema = z.object({
-  id: z.number().int(), orcid: z.string(), url: z.string(), host: z.string(),
+  id: z.string().describe('wh_ and 32 hexadecimal digits (random)'), orcid: z.string(), url: z.string(), host: z.string(),
   client: z.object({ id: z.string(), name: z.string().nullable() }),
   state: z.enum(['ok', 'pending', 'failing', 'disabled']),
   enabled: z.boolean(), disabledReason: z.string().nullable(), disabled: z.string().nullable(), created: z.string(),
@@ -161,7 +162,7 @@ export function webhookState(w: WebhookRow): 'ok' | 'pending' | 'failing' | 'dis
 /** What the dashboard shows of a webhook: explicit fields only, never lease internals or secrets. */
 export function webhookView(w: WebhookRow, client: ClientRow | null | undefined): z.infer<typeof webhookSchema> {
   return {
-    id: w.id, orcid: w.orcid, url: w.url, host: w.host,
+    id: w.publicId, orcid: w.orcid, url: w.url, host: w.host,
     client: { id: w.clientId, name: client?.name ?? null },
     state: webhookState(w), enabled: w.enabled, disabledReason: w.disabledReason, disabled: iso(w.disabledAt),
     created: iso(w.createdAt)!, pendingSince: iso(w.pendingSince), due: iso(w.dueAt), failedAttempts: w.failedAttempts,
@@ -212,11 +213,11 @@ function query(q: unknown): Record<string, unknown> {
   return Object.fromEntries(Object.entries((q ?? {}) as Record<string, unknown>).filter(([, v]) => v !== ''));
 }
 
-function webhookId(params: unknown): number {
-  return Number(parse(webhookParams, params).id);
+function webhookId(params: unknown): string {
+  return parse(webhookParams, params).id;
 }
 
-const noWebhook = (id: number) => new OrcidApiError(9028, `No webhook with id ${id}: it may have been deleted`);
+const noWebhook = (id: string) => new OrcidApiError(9028, `No webhook with id ${id}: it may have been deleted`);
 
 export function adminDashboardRoutes(app: FastifyInstance, deps: DashboardApiDeps): void {
   describeAll();
@@ -226,10 +227,17 @@ export function adminDashboardRoutes(app: FastifyInstance, deps: DashboardApiDep
     return new Map((await store.listClients()).map((c) => [c.id, c]));
   }
 
-  async function loadWebhook(id: number): Promise<WebhookRow> {
-    const w = await store.getWebhook(id);
+  async function loadWebhook(id: string): Promise<WebhookRow> {
+    const w = await store.getWebhookByPublicId(id);
     if (!w) throw noWebhook(id);
     return w;
+  }
+
+  /** A page cursor is the public id of the previous page's last webhook. */
+  async function afterIdOf(cursor: string): Promise<number> {
+    const w = await store.getWebhookByPublicId(cursor);
+    if (!w) throw new OrcidApiError(9052, 'cursor: the webhook it names was deleted; start again from the first page');
+    return w.id;
   }
 
   app.register(async function adminDashboardApi(admin) {
@@ -283,13 +291,13 @@ export function adminDashboardRoutes(app: FastifyInstance, deps: DashboardApiDep
         ...(q.state && { state: q.state }),
         ...(q.client !== undefined && { clientId: q.client }),
         ...(q.orcid !== undefined && { orcid: q.orcid }),
-        ...(q.cursor !== undefined && { afterId: Number(q.cursor) }),
+        ...(q.cursor !== undefined && { afterId: await afterIdOf(q.cursor) }),
       });
       const page = rows.slice(0, limit);
       const clients = await clientsById();
       return {
         webhooks: page.map((w) => webhookView(w, clients.get(w.clientId))),
-        nextCursor: rows.length > limit ? String(page[page.length - 1]!.id) : null,
+        nextCursor: rows.length > limit ? page[page.length - 1]!.publicId : null,
       };
     });
 
@@ -297,13 +305,13 @@ export function adminDashboardRoutes(app: FastifyInstance, deps: DashboardApiDep
       const id = webhookId(req.params);
       const q = parse(webhookQuery, query(req.query));
       const w = await loadWebhook(id);
-      const [client, attempts] = await Promise.all([store.getClient(w.clientId), store.listAttempts(id, q.attempts ?? 100)]);
+      const [client, attempts] = await Promise.all([store.getClient(w.clientId), store.listAttempts(w.id, q.attempts ?? 100)]);
       return { webhook: webhookView(w, client), attempts: attempts.map(attemptView) };
     });
 
     admin.post('/webhooks/:id/enable', async function enableWebhook(req) {
       const id = webhookId(req.params);
-      const r = await store.enableWebhook(id, deps.now());
+      const r = await store.enableWebhook((await loadWebhook(id)).id, deps.now());
       if (!r) throw noWebhook(id);
       return { webhook: webhookView(r.webhook, await store.getClient(r.webhook.clientId)), reenabled: r.reenabled };
     });

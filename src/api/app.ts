@@ -8,6 +8,8 @@ import type { Metrics } from '../metrics.ts';
 import { createChangeSink, type ChangeSink } from '../changes/source.ts';
 import { adminRoutes } from './admin.ts';
 import { adminUpstreamRoutes, type UpstreamView } from './admin-upstream.ts';
+import { MAX_BODY, MAX_JSON_DEPTH, bodyPolicy, jsonDepthExceeds, notFoundError } from './body-policy.ts';
+import { DEFAULT_HTTP_LIMITS, httpServerOptions, limitConnectionsPerAddress, type HttpLimits } from './connection-limits.ts';
 import { adminClientRoutes } from './admin-clients.ts';
 import { clientWebhookRoutes } from './client-webhooks.ts';
 import { adminDashboardRoutes } from './admin-dashboard.ts';
@@ -49,12 +51,16 @@ export interface AppDeps {
   signingRotationGraceMs?: number;
   /** A client's signing or payload settings changed through the admin API. */
   onClientSettingsChanged?: (clientId: string) => void;
+  /** Incoming connection timeouts and caps (defaults: DEFAULT_HTTP_LIMITS). */
+  httpLimits?: HttpLimits;
 }
 
 /** The HTTP API: ORCID's endpoints, the admin API, and one error handler in ORCID's format. */
 export function buildApp(deps: AppDeps): FastifyInstance {
   const now = deps.now ?? Date.now;
+  const limits = deps.httpLimits ?? DEFAULT_HTTP_LIMITS;
   const app = Fastify({
+    ...httpServerOptions(limits),
     loggerInstance: deps.logger as FastifyBaseLogger,
     // Callback URLs of up to 2,048 characters travel URL-encoded inside one path segment.
     routerOptions: { maxParamLength: 8192 },
@@ -62,7 +68,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
     },
-    bodyLimit: 4 * 1024 * 1024,
+    bodyLimit: MAX_BODY,
     // Errors raised before routing (a malformed %-escape in the path) leave in ORCID's format too.
     frameworkErrors: function frameworkError(err, req, reply) {
       const inCallback = (req.url ?? '').includes('/webhook/');
@@ -73,6 +79,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
 
   deps.metrics.observeHttp(app);
+  limitConnectionsPerAddress(app.server, limits.maxConnectionsPerAddress);
+
   app.addHook('onSend', async function requestIdHeader(req, reply) {
     reply.header('x-request-id', req.id);
   });
@@ -82,6 +90,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.addContentTypeParser('application/json', { parseAs: 'string' }, function parseJson(_req, body, done) {
     const text = String(body);
     if (text.trim() === '') return done(null, undefined);
+    if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) return done(new OrcidApiError(9052, `The body nests arrays or objects more than ${MAX_JSON_DEPTH} deep`), undefined);
     try {
       done(null, JSON.parse(text));
     } catch (e) {
@@ -92,12 +101,15 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     done(null, body);
   });
 
+  // Before any route is added: the per-route limits are set as routes are registered.
+  bodyPolicy(app, { store: deps.store, now });
+
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(function notFound(req, reply) {
-    return sendOrcidError(req, reply, new OrcidApiError(9053, `No endpoint ${req.method} ${req.url.split('?')[0]}; webhooks live at PUT/DELETE /{orcid}/webhook/{url-encoded-callback}`));
+    return sendOrcidError(req, reply, notFoundError(req));
   });
 
-  opsRoutes(app, { store: deps.store, metrics: deps.metrics, worker: deps.worker });
+  opsRoutes(app, { store: deps.store, metrics: deps.metrics, worker: deps.worker, adminToken: deps.adminToken });
   if (deps.api === false) return app;
   // In this process's memory: with several API processes each one counts on its own.
   app.addHook('onRequest', tokenRateLimit(new RateLimiter(deps.tokenRateLimitPerMinute ?? 0, now)));

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { notificationId } from '../delivery/worker.ts';
 import { OrcidApiError, webhookNotFound } from '../domain/errors.ts';
 import { checkOrcid } from '../domain/orcid-id.ts';
+import { isWebhookPublicId } from '../domain/public-id.ts';
 import type { AttemptRow, Store, WebhookRow } from '../store/types.ts';
 import { invalid } from './admin.ts';
 import { authenticate, requireWebhookScope, type Caller } from './auth.ts';
@@ -38,7 +39,7 @@ const attemptSchema = z.object({
 });
 
 export const webhookStatusSchema = z.object({
-  id: z.number().int(),
+  id: z.string().describe('wh_ and 32 hexadecimal digits (random)'),
   orcid: z.string(),
   callback: z.string().describe('The callback URL as registered'),
   state: z.enum(CLIENT_WEBHOOK_STATES).describe('disabled; failing (retrying after failures); pending (a callback is owed); enabled (nothing owed)'),
@@ -76,7 +77,7 @@ export const clientWebhookState = webhookStateOf;
 
 export function webhookStatus(w: WebhookRow): z.infer<typeof webhookStatusSchema> {
   return {
-    id: w.id, orcid: w.orcid, callback: w.url, state: clientWebhookState(w), enabled: w.enabled,
+    id: w.publicId, orcid: w.orcid, callback: w.url, state: clientWebhookState(w), enabled: w.enabled,
     disabled_reason: w.disabledReason, disabled_at: iso(w.disabledAt), created_at: iso(w.createdAt)!,
     last_sent_at: iso(w.lastSentAt), last_failed_at: iso(w.lastFailedAt), last_status: w.lastStatus,
     consecutive_failures: w.failedAttempts, next_attempt_at: w.enabled ? iso(w.dueAt) : null,
@@ -87,15 +88,9 @@ function attemptView(a: AttemptRow): z.infer<typeof attemptSchema> {
   return { at: iso(a.at)!, notification_id: a.notificationId, status_code: a.statusCode, error: a.error, duration_ms: a.durationMs };
 }
 
-/** Cursors are opaque to clients: today the last id of the page, which may change. */
-export function encodeCursor(lastId: number): string {
-  return Buffer.from(`id:${lastId}`).toString('base64url');
-}
-
-export function decodeCursor(cursor: string): number {
-  const m = /^id:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!m) throw new OrcidApiError(9052, `cursor: "${cursor}" is not a cursor this server gave out; pass next_cursor from the previous page unchanged`);
-  return Number(m[1]);
+/** Cursors are opaque to clients: today the public id of the page's last webhook, which may change. */
+export function encodeCursor(last: WebhookRow): string {
+  return last.publicId;
 }
 
 /** The iD and the callback (decoded once) to look up; unlike PUT, no policy check: any stored webhook can be seen. */
@@ -170,6 +165,13 @@ export function clientWebhookRoutes(app: FastifyInstance, deps: ClientWebhookRou
     return reply.code(202).send({ notification_id: notificationId(r.webhook), reenabled: r.reenabled, webhook: webhookStatus(r.webhook) } satisfies z.infer<typeof replaySchema>);
   });
 
+  /** The cursor names the previous page's last webhook, one of the caller's own. */
+  async function decodeCursor(cursor: string, clientId: string): Promise<number> {
+    const w = isWebhookPublicId(cursor) ? await deps.store.getWebhookByPublicId(cursor) : null;
+    if (!w || w.clientId !== clientId) throw new OrcidApiError(9052, `cursor: "${cursor.slice(0, 80)}" is not a cursor this server gave you, or its webhook was deleted; pass next_cursor from the previous page unchanged, or start again`);
+    return w.id;
+  }
+
   app.get('/webhooks', async function listWebhooks(req) {
     const c = await caller(req);
     const parsed = listQuery.safeParse(givenQuery(req.query));
@@ -184,12 +186,12 @@ export function clientWebhookRoutes(app: FastifyInstance, deps: ClientWebhookRou
       clientId: c.client.id, limit: limit + 1,
       ...(q.orcid !== undefined && { orcid: q.orcid }),
       ...(q.state !== undefined && { state: q.state }),
-      ...(q.cursor !== undefined && { afterId: decodeCursor(q.cursor) }),
+      ...(q.cursor !== undefined && { afterId: await decodeCursor(q.cursor, c.client.id) }),
     });
     const page = rows.slice(0, limit);
     return {
       webhooks: page.map(webhookStatus),
-      next_cursor: rows.length > limit ? encodeCursor(page[page.length - 1]!.id) : null,
+      next_cursor: rows.length > limit ? encodeCursor(page[page.length - 1]!) : null,
     } satisfies z.infer<typeof listSchema>;
   });
 }

@@ -1,9 +1,10 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Metrics } from '../metrics.ts';
 import type { Store } from '../store/types.ts';
 import { VERSION } from '../version.ts';
-import { describeOperation, openApiDocument } from './openapi.ts';
+import { requireAdmin } from './auth.ts';
+import { describeOperation, oauthErrorSchema, openApiDocument } from './openapi.ts';
 import { docsPage } from './docs-page.ts';
 
 export interface OpsDeps {
@@ -11,15 +12,27 @@ export interface OpsDeps {
   metrics: Metrics;
   /** Whether this process should be delivering, and whether it is. */
   worker: { expected: boolean; running: () => boolean };
+  /** /metrics and the texts of /ready's checks (which may quote a database error) need it. */
+  adminToken: string;
 }
 
 const readySchema = z.object({
   status: z.enum(['ready', 'not ready']),
   failing: z.array(z.string()),
-  checks: z.record(z.string(), z.string()),
+  checks: z.record(z.string(), z.string()).optional().describe('What each check found; only with the admin token (a database error may be quoted)'),
 });
 
-/** Health, readiness, metrics and API documentation: unauthenticated, on every node. */
+/** Whether the request carries the admin token (no error: the public answer is just shorter). */
+function isAdmin(req: FastifyRequest, adminToken: string): boolean {
+  try {
+    requireAdmin(req, adminToken);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Health, readiness, metrics and API documentation, on every node: /metrics and /ready's details need the admin token. */
 export function opsRoutes(app: FastifyInstance, deps: OpsDeps): void {
   describeOperation({ method: 'get', path: '/health', tag: 'Operations', security: 'none', summary: 'The process is alive', responses: { 200: { description: 'Alive', schema: z.object({ status: z.literal('ok'), version: z.string() }) } } });
   app.get('/health', async function health() {
@@ -28,10 +41,10 @@ export function opsRoutes(app: FastifyInstance, deps: OpsDeps): void {
 
   describeOperation({
     method: 'get', path: '/ready', tag: 'Operations', security: 'none',
-    summary: 'Ready to serve: store reachable, migrations current, worker running (when this node delivers)',
+    summary: 'Ready to serve: store reachable, migrations current, worker running (when this node delivers); the checks\' texts only with the admin token',
     responses: { 200: { description: 'Ready', schema: readySchema }, 503: { description: 'Not ready: the failing checks are named', schema: readySchema } },
   });
-  app.get('/ready', async function ready(_req, reply) {
+  app.get('/ready', async function ready(req, reply) {
     const checks: Record<string, string> = {};
     try {
       await deps.store.ping();
@@ -44,11 +57,13 @@ export function opsRoutes(app: FastifyInstance, deps: OpsDeps): void {
     }
     if (deps.worker.expected) checks.worker = deps.worker.running() ? 'ok' : 'not running';
     const failing = Object.entries(checks).filter(([, v]) => v !== 'ok').map(([k]) => k);
-    return reply.code(failing.length ? 503 : 200).send({ status: failing.length ? 'not ready' : 'ready', failing, checks });
+    const status = failing.length ? 'not ready' : 'ready';
+    return reply.code(failing.length ? 503 : 200).send(isAdmin(req, deps.adminToken) ? { status, failing, checks } : { status, failing });
   });
 
-  describeOperation({ method: 'get', path: '/metrics', tag: 'Operations', security: 'none', summary: 'Prometheus metrics (text format)', responses: { 200: { description: 'Prometheus text exposition format' } } });
-  app.get('/metrics', async function metrics(_req, reply) {
+  describeOperation({ method: 'get', path: '/metrics', tag: 'Operations', security: 'admin', summary: 'Prometheus metrics (text format); the admin token as bearer token', responses: { 200: { description: 'Prometheus text exposition format' }, 401: { description: 'Missing or wrong admin token', schema: oauthErrorSchema } } });
+  app.get('/metrics', async function metrics(req, reply) {
+    requireAdmin(req, deps.adminToken);
     return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { validateCallbackUrl } from '../domain/callback-url.ts';
+import { deliveryUrl, validateCallbackUrl } from '../domain/callback-url.ts';
 import { OrcidApiError, incorrectWebhookUri, jaxRsError, recordNotFound, webhookNotFound } from '../domain/errors.ts';
 import { checkOrcid } from '../domain/orcid-id.ts';
 import type { TargetPolicy } from '../domain/ssrf.ts';
@@ -172,6 +172,9 @@ export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps)
     const { c, segment } = await caller(req);
     const orcid = (req.params as { orcid: string }).orcid;
     const t = checkCallback(decodeCallback(segment), deps);
+    // Ours (not ORCID's): a name that is loopback by definition or resolves to a refused address now.
+    const target = await deps.policy.checkRegistration(deliveryUrl(t.url));
+    if (!target.allowed) throw new OrcidApiError(9012, `Webhook uri: ${t.url.length > 200 ? `${t.url.slice(0, 200)}…` : t.url} is not allowed: ${target.reason}`);
     const createRecord = await requireRecord(orcid, true);
     // Open mode: the record is created with the webhook, so a refused registration writes nothing.
     const res = await deps.store.registerWebhook({

@@ -22,7 +22,7 @@ interface Callback {
  * A guided tour: a throw-away server, client, record and local receiver, then ORCID's own
  * registration steps as curl commands, a record change, and the callback as it arrives.
  */
-export async function runDemo(out: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<{ latencyMs: number }> {
+export async function runDemo(out: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<{ latencyMs: number; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'orcid-webhooks-demo-'));
   const callbacks: Callback[] = [];
   let onCallback: (() => void) | null = null;
@@ -83,7 +83,7 @@ export async function runDemo(out: (line: string) => void = (l) => process.stdou
     for (const h of ['content-length', 'user-agent', 'webhook-id', 'webhook-timestamp']) out(`   ${h}: ${String(cb.headers[h])}`);
     out(`   (empty body, as ORCID sends: the receiver now fetches the record to see what changed)\n`);
     out(`Done. Nothing was left behind. Start your own server with "npx orcid-webhooks serve" (see README.md).`);
-    return { latencyMs };
+    return { latencyMs, dir };
   } finally {
     await svc.close();
     receiver.closeAllConnections();

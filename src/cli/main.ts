@@ -3,11 +3,13 @@ import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, SETTINGS, resolveConfig, type Config } from '../config.ts';
 import { notificationId } from '../delivery/worker.ts';
 import { checkOrcid, mintOrcid } from '../domain/orcid-id.ts';
+import { isWebhookPublicId } from '../domain/public-id.ts';
 import { WEBHOOK_STATES, webhookStateOf } from '../domain/webhook-state.ts';
 import { parseIsoTime } from '../domain/time.ts';
 import { ClientDeliveryError, issueSigningSecret, recoverClientWebhooks, removeSigningSecret, setPayloadMode } from '../ops/client-delivery.ts';
 import { clientView, createApiClient } from '../ops/clients.ts';
 import { importChanges } from '../ops/import.ts';
+import { redactUserinfo } from '../logger.ts';
 import type { Store, WebhookRow, WebhookState } from '../store/types.ts';
 import { VERSION } from '../version.ts';
 import { progressReporter } from './progress.ts';
@@ -38,7 +40,7 @@ function table(rows: Record<string, string | number | boolean | null>[], empty: 
 }
 
 /** The settings the store commands use; the rest (ports, timeouts...) belong to `serve`. */
-const STORE_COMMAND_SETTINGS = ['db', 'poolSize', 'statementTimeoutMs', 'notifyDelayMs', 'signingRotationGraceMs'] as const;
+const STORE_COMMAND_SETTINGS = ['db', 'poolSize', 'statementTimeoutMs', 'notifyDelayMs', 'signingRotationGraceMs', 'secretsKey'] as const;
 
 function config(opts: Opts, only: readonly (keyof Config)[] = STORE_COMMAND_SETTINGS): Config {
   return resolveConfig(opts, process.env, only);
@@ -90,6 +92,17 @@ const httpStatus = (v: string) => {
   return Number(v);
 };
 
+const webhookIdArg = (name: string) => (v: string) => {
+  if (!isWebhookPublicId(v)) throw new CliError(`${name} must be a webhook id such as wh_0123456789abcdef0123456789abcdef (see "webhooks list"), got "${v}"`, 2);
+  return v;
+};
+
+async function webhookByPublicId(store: Store, id: string): Promise<WebhookRow> {
+  const w = await store.getWebhookByPublicId(id);
+  if (!w) throw new CliError(`No webhook with id ${id} (see "orcid-webhooks webhooks list")`);
+  return w;
+}
+
 function dbOption(): Option {
   return new Option('--db <url>', 'database: sqlite:PATH, a file path, or postgres://... (env DATABASE_URL)');
 }
@@ -100,7 +113,7 @@ function common(cmd: Command): Command {
 
 function webhookView(w: WebhookRow) {
   return {
-    id: w.id, client: w.clientId, orcid: w.orcid, url: w.url,
+    id: w.publicId, client: w.clientId, orcid: w.orcid, url: w.url,
     state: webhookStateOf(w),
     enabled: w.enabled, created: iso(w.createdAt), lastSent: iso(w.lastSentAt) || null, lastFailed: iso(w.lastFailedAt) || null,
     failedAttempts: w.failedAttempts, nextAttempt: w.enabled && w.dueAt !== null ? iso(w.dueAt) : null,
@@ -132,7 +145,7 @@ export function buildCli(): Command {
     const { startService } = await import('../service.ts');
     const svc = await startService(cfg);
     const where = svc.adminTokenFile ? `stored in ${svc.adminTokenFile}` : 'from --admin-token / ORCID_WEBHOOKS_ADMIN_TOKEN';
-    svc.logger.info({ url: svc.url, db: cfg.db.replace(/\/\/[^@/]*@/, '//***@'), role: cfg.role, records: cfg.records }, `orcid-webhooks ${VERSION} listening on ${svc.url}`);
+    svc.logger.info({ url: svc.url, db: redactUserinfo(cfg.db), role: cfg.role, records: cfg.records }, `orcid-webhooks ${VERSION} listening on ${svc.url}`);
     svc.logger.info(`admin token ${where}`);
     if (process.stderr.isTTY) {
       // A person at a terminal gets the essentials in plain words; the log lines stay on stdout.
@@ -298,21 +311,21 @@ export function buildCli(): Command {
     .option('--client <id>', 'only this client')
     .addOption(new Option('--state <state>', 'only this state').choices([...WEBHOOK_STATES]))
     .option('--limit <n>', 'at most this many', positiveInt('--limit'), 100)
-    .option('--after <id>', 'start after this webhook id (pagination)', positiveInt('--after'))
+    .option('--after <id>', 'start after this webhook id (pagination)', webhookIdArg('--after'))
     .action(async (opts: Opts) => withStore(opts, async (store) => {
       const rows = (await store.listWebhooks({
         limit: Number(opts.limit),
         ...(opts.orcid ? { orcid: String(opts.orcid) } : {}),
         ...(opts.client ? { clientId: String(opts.client) } : {}),
         ...(opts.state ? { state: opts.state as WebhookState } : {}),
-        ...(opts.after ? { afterId: Number(opts.after) } : {}),
+        ...(opts.after ? { afterId: (await webhookByPublicId(store, String(opts.after))).id } : {}),
       })).map(webhookView);
       print(opts, rows, () => table(rows.map((r) => ({ id: r.id, client: r.client, orcid: r.orcid, state: r.state, failures: r.failedAttempts, 'last sent': r.lastSent, url: r.url })), 'no webhooks match'));
     }));
   common(webhooks.command('replay').description("send a webhook's notification again now, with a new webhook-id; a disabled webhook is re-enabled")
-    .argument('<id>', 'webhook id (see "webhooks list")', positiveInt('the webhook id')))
-    .action(async (id: number, opts: Opts) => withStore(opts, async (store) => {
-      const r = await store.replayWebhook(id, Date.now());
+    .argument('<id>', 'webhook id (see "webhooks list")', webhookIdArg('the webhook id')))
+    .action(async (id: string, opts: Opts) => withStore(opts, async (store) => {
+      const r = await store.replayWebhook((await webhookByPublicId(store, id)).id, Date.now());
       if (!r) throw new CliError(`No webhook with id ${id} (see "orcid-webhooks webhooks list")`);
       const nid = notificationId(r.webhook);
       print(opts, { id, notificationId: nid, reenabled: r.reenabled }, () =>
@@ -331,6 +344,35 @@ export function buildCli(): Command {
     }));
 
   upstreamCommands(program, { common, withStore, print });
+
+  const secrets = program.command('secrets').description('the key that encrypts signing secrets at rest');
+  common(secrets.command('reseal').description('encrypt every signing secret with the current key (the first of --secrets-key, or of the key file); serve also does it at start'))
+    .option('--secrets-key <keys>', 'key(s), the first encrypting (env ORCID_WEBHOOKS_SECRETS_KEY; default: the data directory\'s secrets-key file)')
+    .action(async (opts: Opts) => withStore(opts, async (store) => {
+      const resealed = await store.resealSigningSecrets();
+      print(opts, { resealed }, () => `${resealed} client(s)' signing secrets re-encrypted with the current key`);
+    }));
+  common(secrets.command('rotate-key').description('replace the key in the data directory\'s secrets-key file with a new one and re-encrypt every signing secret with it (restart running servers after)'))
+    .action(async (opts: Opts) => {
+      const cfg = config(opts);
+      const [{ secretsKeys }, { rotateKeyFile }, { createStore }] = await Promise.all([import('../service.ts'), import('../ops/secrets-key.ts'), import('../store/index.ts')]);
+      const loaded = secretsKeys(cfg);
+      if (!loaded.file) {
+        throw new CliError('the keys come from --secrets-key (ORCID_WEBHOOKS_SECRETS_KEY): set it to "NEW,OLD" (a new key from `openssl rand -base64 32` first), run `orcid-webhooks secrets reseal`, restart the servers with it, then drop OLD', 2);
+      }
+      const result = await rotateKeyFile(loaded.file, async (box) => {
+        const store = await createStore(cfg.db, { poolSize: cfg.poolSize, statementTimeoutMs: cfg.statementTimeoutMs, secrets: box });
+        try {
+          await store.migrate();
+          return await store.resealSigningSecrets();
+        } finally {
+          await store.close();
+        }
+      });
+      print(opts, { file: loaded.file, ...result }, () =>
+        `new key ${result.newKeyId} in ${loaded.file}; ${result.resealed} client(s)' signing secrets re-encrypted; dropped key(s) ${result.dropped.join(', ')}. Restart running servers so they read the new key.`);
+    });
+
   return program;
 }
 

@@ -60,9 +60,9 @@ export interface AttemptEvent {
   latencyMs: number | null;
 }
 
-/** `msg_<webhook id>_<seq>`: the same across every retry of one notification. */
+/** `msg_<webhook public id>_<seq>`: the same across every retry of one notification. */
 export function notificationId(w: WebhookRow): string {
-  return `msg_${w.id}_${w.notifySeq}`;
+  return `msg_${w.publicId}_${w.notifySeq}`;
 }
 
 export const defaultRequest: RequestBuilder = (w, id, ts) => ({

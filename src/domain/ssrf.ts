@@ -1,4 +1,8 @@
+import { lookup } from 'node:dns/promises';
 import ipaddr from 'ipaddr.js';
+
+/** Resolves a host name to its addresses (node:dns lookup with all: true), injectable for tests. */
+export type Resolver = (hostname: string) => Promise<string[]>;
 
 /**
  * Server-side request forgery policy: which IP addresses a callback may reach. Pure; the sender
@@ -39,10 +43,43 @@ const IPV6_GLOBAL_UNICAST = ipaddr.IPv6.parseCIDR('2000::/3');
 export class TargetPolicy {
   readonly httpsOnly: boolean;
   private readonly allowed: Cidr[];
+  private readonly resolve: Resolver | null;
+  private readonly resolveTimeoutMs: number;
 
-  constructor(opts: { allowedCidrs?: string[]; httpsOnly?: boolean }) {
+  constructor(opts: { allowedCidrs?: string[]; httpsOnly?: boolean; resolver?: Resolver | null; resolveTimeoutMs?: number }) {
     this.httpsOnly = opts.httpsOnly ?? false;
     this.allowed = (opts.allowedCidrs ?? []).map(parseCidr);
+    this.resolve = opts.resolver === undefined ? systemResolver : opts.resolver;
+    this.resolveTimeoutMs = opts.resolveTimeoutMs ?? 2000;
+  }
+
+  /**
+   * Checks made at registration beyond the URL's syntax: port 0, names that are loopback by
+   * definition (RFC 6761 `localhost` and `*.localhost`, and the usual /etc/hosts aliases), and
+   * what the name resolves to now. A resolver failure or timeout is not a refusal: the name may
+   * resolve later, and delivery checks every address again at connect time.
+   */
+  async checkRegistration(rawUrl: string): Promise<AddressCheck> {
+    let url: URL;
+    try {
+      url = new URL(rawUrl);
+    } catch {
+      return { allowed: true }; // syntax is the URL validator's business
+    }
+    if (url.port === '0') return { allowed: false, reason: 'port 0 cannot be called' };
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    if (ipaddr.isValid(host) || host === '') return { allowed: true }; // literal IPs are checked with the syntax
+    if (isLoopbackName(host)) {
+      const check = this.checkAddress('127.0.0.1');
+      return check.allowed ? check : { allowed: false, reason: `${host} is a loopback address` };
+    }
+    if (!this.resolve) return { allowed: true };
+    const addresses = await withTimeout(this.resolve(host), this.resolveTimeoutMs).catch(() => null);
+    for (const a of addresses ?? []) {
+      const check = this.checkAddress(a);
+      if (!check.allowed) return { allowed: false, reason: `${host} resolves to ${check.reason}` };
+    }
+    return { allowed: true };
   }
 
   checkAddress(ip: string): AddressCheck {
@@ -72,6 +109,22 @@ export class TargetPolicy {
     }
     return false;
   }
+}
+
+const LOOPBACK_NAMES = new Set(['localhost', 'localhost.localdomain', 'ip6-localhost', 'ip6-loopback', 'loopback']);
+
+/** Loopback by definition, whatever a resolver says: `localhost`, `*.localhost`, the usual aliases, with or without the trailing dot. */
+export function isLoopbackName(hostname: string): boolean {
+  const name = hostname.toLowerCase().replace(/\.$/, '');
+  return LOOPBACK_NAMES.has(name) || name.endsWith('.localhost');
+}
+
+const systemResolver: Resolver = async (hostname) => (await lookup(hostname, { all: true, verbatim: true })).map((a) => a.address);
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error('timeout')), ms); })])
+    .finally(() => clearTimeout(timer));
 }
 
 /** null when the address is public unicast, otherwise what it is, e.g. "a loopback address". */

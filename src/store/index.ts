@@ -1,3 +1,4 @@
+import type { SecretBox } from '../domain/secret-box.ts';
 import type { Store } from './types.ts';
 import { parseDatabaseUrl } from './database-url.ts';
 import { SqliteStore, sqlitePath } from './sqlite/sqlite-store.ts';
@@ -11,6 +12,8 @@ export interface StoreOptions {
   statementTimeoutMs?: number;
   /** SQLite: WAL checkpoints on a background thread (for long-running services). */
   backgroundCheckpoint?: boolean;
+  /** Seals signing secrets at rest (AES-256-GCM, key outside the database). */
+  secrets?: SecretBox;
 }
 
 export function isPostgresUrl(url: string): boolean {
@@ -24,5 +27,5 @@ export async function createStore(url: string, opts: StoreOptions = {}): Promise
     const { PostgresStore } = await import('./postgres/postgres-store.ts');
     return new PostgresStore(url, opts);
   }
-  return new SqliteStore(sqlitePath(url), { backgroundCheckpoint: opts.backgroundCheckpoint ?? false });
+  return new SqliteStore(sqlitePath(url), { backgroundCheckpoint: opts.backgroundCheckpoint ?? false, ...(opts.secrets && { secrets: opts.secrets }) });
 }

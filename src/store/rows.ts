@@ -18,7 +18,7 @@ export function toClient(r: Row): ClientRow {
 
 export function toWebhook(r: Row): WebhookRow {
   return {
-    id: Number(r.id), clientId: String(r.client_id), orcid: String(r.orcid), url: String(r.url), host: String(r.host),
+    id: Number(r.id), publicId: String(r.public_id), clientId: String(r.client_id), orcid: String(r.orcid), url: String(r.url), host: String(r.host),
     createdAt: Number(r.created_at), enabled: Boolean(r.enabled),
     disabledReason: (r.disabled_reason as string | null) ?? null, disabledAt: num(r.disabled_at),
     pendingSince: num(r.pending_since), dueAt: num(r.due_at), changeSeq: Number(r.change_seq), notifySeq: Number(r.notify_seq),

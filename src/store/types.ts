@@ -30,7 +30,10 @@ export interface RecordRow {
 }
 
 export interface WebhookRow {
+  /** Internal key; never shown outside the store and the worker (see publicId). */
   id: number;
+  /** `wh_` + 32 random hex digits: the id clients, the dashboard and the CLI see and send. */
+  publicId: string;
   clientId: string;
   orcid: string;
   url: string;
@@ -325,6 +328,7 @@ export interface Store {
   deleteWebhook(clientId: string, orcid: string, url: string): Promise<boolean>;
   findWebhook(clientId: string, orcid: string, url: string): Promise<WebhookRow | null>;
   getWebhook(id: number): Promise<WebhookRow | null>;
+  getWebhookByPublicId(publicId: string): Promise<WebhookRow | null>;
   listWebhooks(filter: WebhookFilter): Promise<WebhookRow[]>;
   countWebhooks(): Promise<WebhookCounts>;
 
@@ -336,6 +340,12 @@ export interface Store {
    * false when there is no such client.
    */
   setSigningSecret(clientId: string, secret: string | null, opts: { previousUntil: number | null; now: number }): Promise<boolean>;
+  /**
+   * Re-encrypts every stored signing secret not sealed with the current secrets key (plain ones
+   * from before encryption, or sealed with an older key), in one transaction; returns how many
+   * clients' rows changed. 0 when the store has no secrets key.
+   */
+  resealSigningSecrets(): Promise<number>;
   /** false when there is no such client. */
   setPayloadMode(clientId: string, mode: PayloadMode, now: number): Promise<boolean>;
   /**

@@ -6,7 +6,7 @@ import { loadMigrations } from '../migrations.ts';
 import { attemptStatsSql, toAttemptBuckets } from '../sql/attempt-stats.ts';
 import { backlogSql, failuresBySql, headersJson, postgresParam, toBacklog, toFailureCounts } from '../sql/operator-stats.ts';
 import {
-  deliverySettingsSql, recoverWhereSql, replaySetSql, setPayloadModeSql, setSigningSecretSql, toDeliverySettings,
+  deliverySettingsSql, recoverWhereSql, replaySetSql, resealRow, setPayloadModeSql, setSigningSecretSql, STORED_SECRETS_SQL, toDeliverySettings, updateStoredSecretsSql,
 } from '../sql/client-features.ts';
 import { claimScanSize, DEFAULT_WORKER_STALE_MS } from '../types.ts';
 import { claimableSql, dbNowSql, expireLeasesSql, heartbeatSql, pruneWorkersSql } from '../sql/leases.ts';
@@ -16,6 +16,8 @@ import {
   claimLeadershipSql, initCursorSql, releaseLeadershipSql, saveErrorSql, saveProgressSql, toUpstreamState, upstreamStateSql, watchedOrcidsSql,
 } from '../sql/upstream.ts';
 import { STATE_SQL, toAttempt, toClient, toWebhook, toWorker } from '../rows.ts';
+import { newWebhookPublicId } from '../../domain/public-id.ts';
+import type { SecretBox } from '../../domain/secret-box.ts';
 import type {
   ApplyChangesOptions, ApplyChangesResult, AttemptBucket, AttemptRecord, AttemptRow, Claim, ClientRow, NewClient, RecordChange,
   RecordRow, RegisterResult, Store, TokenRow, WebhookCounts, WebhookFilter, WebhookRow, WorkerRow,
@@ -31,6 +33,8 @@ const MIGRATION_LOCK_KEY = '7305151201437713';
 type Row = Record<string, unknown>;
 
 export interface PostgresStoreOptions {
+  /** Seals signing secrets at rest; unset: stored as given (tests, tools). */
+  secrets?: SecretBox;
   /** Maximum connections of the pool (default 10). */
   poolSize?: number;
   /**
@@ -100,7 +104,10 @@ export class PostgresStore implements Store {
   private readonly subscriptions = new Set<WakeupSubscription>();
   private closed = false;
 
+  private readonly secrets: SecretBox | null;
+
   constructor(url: string, opts: PostgresStoreOptions = {}) {
+    this.secrets = opts.secrets ?? null;
     this.onError = opts.onError ?? noop;
     this.clientConfig = { connectionString: pgConnectionString(url), keepAlive: true, types };
     const statementTimeoutMs = opts.statementTimeoutMs ?? 30_000;
@@ -362,8 +369,8 @@ export class PostgresStore implements Store {
         // Queue behind a change of this record being applied (it holds FOR NO KEY UPDATE), so that the
         // change either sees this webhook or committed before it: ordered by the lock, not the clock.
         await c.query('SELECT 1 FROM records WHERE orcid = $1 FOR SHARE', [input.orcid]);
-        const ins = await c.query<Row>(`INSERT INTO webhooks (client_id, orcid, url, host, created_at) VALUES ($1, $2, $3, $4, $5)
-          ON CONFLICT (client_id, orcid, url) DO NOTHING RETURNING *`, [...key, input.host, input.now]);
+        const ins = await c.query<Row>(`INSERT INTO webhooks (client_id, orcid, url, host, created_at, public_id) VALUES ($1, $2, $3, $4, $5, $6)
+          ON CONFLICT (client_id, orcid, url) DO NOTHING RETURNING *`, [...key, input.host, input.now, newWebhookPublicId()]);
         if (ins.rows[0]) return { outcome: 'created', webhook: toWebhook(ins.rows[0]) };
         // A concurrent registration inserted it after our look-up: go round and answer 'exists'.
       }
@@ -400,6 +407,11 @@ export class PostgresStore implements Store {
     return r ? toWebhook(r) : null;
   }
 
+  async getWebhookByPublicId(publicId: string): Promise<WebhookRow | null> {
+    const [r] = await this.query('SELECT * FROM webhooks WHERE public_id = $1', [publicId]);
+    return r ? toWebhook(r) : null;
+  }
+
   async listWebhooks(f: WebhookFilter): Promise<WebhookRow[]> {
     const params: unknown[] = [];
     const p = (v: unknown): string => {
@@ -430,12 +442,27 @@ export class PostgresStore implements Store {
 
   async getClientDeliverySettings(clientId: string): Promise<ClientDeliverySettings | null> {
     const [r] = await this.query(deliverySettingsSql('$1'), [clientId]);
-    return r ? toDeliverySettings(r) : null;
+    return r ? toDeliverySettings(r, (v) => this.secrets?.open(v) ?? v) : null;
   }
 
   async setSigningSecret(clientId: string, secret: string | null, opts: { previousUntil: number | null; now: number }): Promise<boolean> {
     const sql = setSigningSecretSql({ clientId: '$1::text', secret: '$2::text', keepUntil: '$3::bigint', now: '$4::bigint' });
-    return ((await this.pool.query(sql, [clientId, secret, opts.previousUntil, opts.now])).rowCount ?? 0) > 0;
+    const stored = secret === null || !this.secrets ? secret : this.secrets.seal(secret);
+    return ((await this.pool.query(sql, [clientId, stored, opts.previousUntil, opts.now])).rowCount ?? 0) > 0;
+  }
+
+  async resealSigningSecrets(): Promise<number> {
+    const box = this.secrets;
+    if (!box) return 0;
+    return this.tx(async (c) => {
+      let n = 0;
+      const update = updateStoredSecretsSql({ clientId: '$1::text', secret: '$2::text', previous: '$3::text' });
+      for (const r of (await c.query<Row>(`${STORED_SECRETS_SQL} FOR UPDATE`)).rows) {
+        const next = resealRow(r, box);
+        if (next) n += (await c.query(update, [r.client_id, next.secret, next.previous])).rowCount ?? 0;
+      }
+      return n;
+    });
   }
 
   async setPayloadMode(clientId: string, mode: PayloadMode, now: number): Promise<boolean> {

@@ -11,12 +11,14 @@ export function deliverySettingsSql(clientId: string): string {
     FROM clients c LEFT JOIN client_delivery d ON d.client_id = c.id WHERE c.id = ${clientId}`;
 }
 
-export function toDeliverySettings(r: Record<string, unknown>): ClientDeliverySettings {
+/** `open` turns a stored secret into the secret (decryption; see domain/secret-box.ts). */
+export function toDeliverySettings(r: Record<string, unknown>, open: (stored: string) => string = (s) => s): ClientDeliverySettings {
+  const secret = (v: unknown) => (v === null || v === undefined ? null : open(String(v)));
   return {
     clientId: String(r.client_id),
     payloadMode: r.payload_mode === 'json' ? 'json' : 'empty',
-    signingSecret: (r.signing_secret as string | null | undefined) ?? null,
-    previousSigningSecret: (r.previous_secret as string | null | undefined) ?? null,
+    signingSecret: secret(r.signing_secret),
+    previousSigningSecret: secret(r.previous_secret),
     previousSecretUntil: r.previous_until === null || r.previous_until === undefined ? null : Number(r.previous_until),
   };
 }
@@ -61,4 +63,24 @@ export function replaySetSql(now: string): string {
 export function recoverWhereSql(p: { clientId: string; since: string }): string {
   return `client_id = ${p.clientId}
     AND ((enabled = 0 AND disabled_at >= ${p.since}) OR (enabled = 1 AND failed_attempts > 0 AND last_failed_at >= ${p.since}))`;
+}
+
+/** Every stored signing secret (for re-encryption), locked by the caller's transaction where it can. */
+export const STORED_SECRETS_SQL = `SELECT client_id, signing_secret, previous_secret FROM client_delivery
+  WHERE signing_secret IS NOT NULL OR previous_secret IS NOT NULL ORDER BY client_id`;
+
+export function updateStoredSecretsSql(p: { clientId: string; secret: string; previous: string }): string {
+  return `UPDATE client_delivery SET signing_secret = ${p.secret}, previous_secret = ${p.previous} WHERE client_id = ${p.clientId}`;
+}
+
+/**
+ * The new values of a stored row when it is re-sealed with the box's current key (plain secrets
+ * from before encryption, or sealed with an older key); null when it is current already.
+ */
+export function resealRow(r: Record<string, unknown>, box: { open(s: string): string; seal(s: string): string; isCurrent(s: string): boolean }): { secret: string | null; previous: string | null } | null {
+  const one = (v: unknown) => (v === null || v === undefined ? null : String(v));
+  const [secret, previous] = [one(r.signing_secret), one(r.previous_secret)];
+  if ([secret, previous].every((v) => v === null || box.isCurrent(v))) return null;
+  const redo = (v: string | null) => (v === null || box.isCurrent(v) ? v : box.seal(box.open(v)));
+  return { secret: redo(secret), previous: redo(previous) };
 }

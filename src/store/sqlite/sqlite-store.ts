@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { EventEmitter } from 'node:events';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadMigrations } from '../migrations.ts';
@@ -11,13 +11,15 @@ import { backlogSql, failuresBySql, headersJson, sqliteParam, toBacklog, toFailu
 import { createPlaceholderSql, isNewer } from '../sql/records.ts';
 import { claimableSql, dbNowSql, expireLeasesSql, heartbeatSql, pruneWorkersSql } from '../sql/leases.ts';
 import {
-  deliverySettingsSql, recoverWhereSql, replaySetSql, setPayloadModeSql, setSigningSecretSql, toDeliverySettings,
+  deliverySettingsSql, recoverWhereSql, replaySetSql, resealRow, setPayloadModeSql, setSigningSecretSql, STORED_SECRETS_SQL, toDeliverySettings, updateStoredSecretsSql,
 } from '../sql/client-features.ts';
 import type { ClientDeliverySettings, DeliveryBacklog, FailureCount, PayloadMode, ReplayResult, UpstreamState } from '../types.ts';
 import {
   claimLeadershipSql, initCursorSql, releaseLeadershipSql, saveErrorSql, saveProgressSql, toUpstreamState, upstreamStateSql, watchedOrcidsSql,
 } from '../sql/upstream.ts';
 import { claimScanSize, DEFAULT_WORKER_STALE_MS } from '../types.ts';
+import { newWebhookPublicId } from '../../domain/public-id.ts';
+import type { SecretBox } from '../../domain/secret-box.ts';
 import type {
   ApplyChangesOptions, ClaimOptions, ApplyChangesResult, AttemptBucket, AttemptRecord, AttemptRow, Claim, ClientRow, NewClient, RecordChange,
   RecordRow, RegisterResult, Store, TokenRow, WebhookCounts, WebhookFilter, WebhookRow, WorkerRow,
@@ -35,6 +37,11 @@ export function sqlitePath(url: string): string {
 }
 
 
+/** The database and its -wal and -shm files readable by the service's user only (they hold tokens' hashes and secrets). */
+export function restrictDatabaseFiles(path: string): void {
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+}
+
 export class SqliteStore implements Store {
   readonly dialect = 'sqlite' as const;
   readonly db: Database.Database;
@@ -44,8 +51,17 @@ export class SqliteStore implements Store {
   readonly checkpointer: BackgroundCheckpointer | null = null;
 
   /** backgroundCheckpoint: run WAL checkpoints on a thread, off the event loop (see checkpointer.ts). */
-  constructor(path: string, opts: { backgroundCheckpoint?: boolean } = {}) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  /** Seals signing secrets at rest; null: stored as given (tests, tools). */
+  private readonly secrets: SecretBox | null;
+
+  constructor(path: string, opts: { backgroundCheckpoint?: boolean; secrets?: SecretBox } = {}) {
+    this.secrets = opts.secrets ?? null;
+    if (path !== ':memory:') {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      // Created 0600 before SQLite opens it: SQLite gives the -wal and -shm files the database's mode.
+      closeSync(openSync(path, 'a', 0o600));
+      restrictDatabaseFiles(path);
+    }
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     // NORMAL is durable across process crashes in WAL mode (only an OS crash can lose the last commits).
@@ -218,8 +234,8 @@ export class SqliteStore implements Store {
       if (input.createRecord) {
         this.q(createPlaceholderSql({ orcid: '@orcid', now: '@now' })).run({ orcid: input.orcid, now: input.now });
       }
-      const row = this.q(`INSERT INTO webhooks (client_id, orcid, url, host, created_at) VALUES (?, ?, ?, ?, ?) RETURNING *`)
-        .get(input.clientId, input.orcid, input.url, input.host, input.now) as Row;
+      const row = this.q(`INSERT INTO webhooks (client_id, orcid, url, host, created_at, public_id) VALUES (?, ?, ?, ?, ?, ?) RETURNING *`)
+        .get(input.clientId, input.orcid, input.url, input.host, input.now, newWebhookPublicId()) as Row;
       return { outcome: 'created', webhook: toWebhook(row) };
     }).immediate();
   }
@@ -250,6 +266,11 @@ export class SqliteStore implements Store {
     return r ? toWebhook(r) : null;
   }
 
+  async getWebhookByPublicId(publicId: string): Promise<WebhookRow | null> {
+    const r = this.q('SELECT * FROM webhooks WHERE public_id = ?').get(publicId) as Row | undefined;
+    return r ? toWebhook(r) : null;
+  }
+
   async listWebhooks(f: WebhookFilter): Promise<WebhookRow[]> {
     const where: string[] = ['id > @afterId'];
     if (f.clientId !== undefined) where.push('client_id = @clientId');
@@ -272,12 +293,27 @@ export class SqliteStore implements Store {
 
   async getClientDeliverySettings(clientId: string): Promise<ClientDeliverySettings | null> {
     const r = this.q(deliverySettingsSql('?')).get(clientId) as Row | undefined;
-    return r ? toDeliverySettings(r) : null;
+    return r ? toDeliverySettings(r, (v) => this.secrets?.open(v) ?? v) : null;
   }
 
   async setSigningSecret(clientId: string, secret: string | null, opts: { previousUntil: number | null; now: number }): Promise<boolean> {
     const sql = setSigningSecretSql({ clientId: '@clientId', secret: '@secret', keepUntil: '@keepUntil', now: '@now' });
-    return this.q(sql).run({ clientId, secret, keepUntil: opts.previousUntil, now: opts.now }).changes > 0;
+    const stored = secret === null || !this.secrets ? secret : this.secrets.seal(secret);
+    return this.q(sql).run({ clientId, secret: stored, keepUntil: opts.previousUntil, now: opts.now }).changes > 0;
+  }
+
+  async resealSigningSecrets(): Promise<number> {
+    const box = this.secrets;
+    if (!box) return 0;
+    return this.db.transaction(() => {
+      let n = 0;
+      const update = this.q(updateStoredSecretsSql({ clientId: '@clientId', secret: '@secret', previous: '@previous' }));
+      for (const r of this.q(STORED_SECRETS_SQL).all() as Row[]) {
+        const next = resealRow(r, box);
+        if (next) n += update.run({ clientId: r.client_id, ...next }).changes;
+      }
+      return n;
+    }).immediate();
   }
 
   async setPayloadMode(clientId: string, mode: PayloadMode, now: number): Promise<boolean> {

@@ -1,0 +1,97 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { OrcidApiError } from '../domain/errors.ts';
+import { redactUrl } from '../logger.ts';
+import type { Store } from '../store/types.ts';
+import { authenticate } from './auth.ts';
+
+/**
+ * What each route may receive as a body, decided before a byte of it is read (issue 11: a 4 MB
+ * nested JSON body sent without a token cost seconds of CPU). ORCID's PUT/DELETE and every read
+ * take none; the admin API takes small JSON documents, its bulk change list up to 4 MB; the token
+ * endpoint a small form. Admin routes authenticate in their own onRequest hook, which also runs
+ * before the body is read.
+ */
+export const BODY_LIMITS = {
+  none: 0,
+  form: 16 * 1024,
+  admin: 64 * 1024,
+  /** POST /admin/api/changes: 10,000 changes of about 80 bytes, with room for whitespace. */
+  bulk: 4 * 1024 * 1024,
+} as const;
+
+/** The largest body any route takes (fastify's global limit; each route has its own below it). */
+export const MAX_BODY = BODY_LIMITS.bulk;
+
+/** JSON nested deeper than this is refused before it is parsed; the API's own documents nest 3 deep. */
+export const MAX_JSON_DEPTH = 32;
+
+type Auth = 'client' | 'admin' | 'none';
+
+export function bodyRule(url: string | undefined): { limit: number; auth: Auth } {
+  if (url === '/oauth/token') return { limit: BODY_LIMITS.form, auth: 'none' };
+  if (url === '/admin/api/changes') return { limit: BODY_LIMITS.bulk, auth: 'admin' };
+  if (url?.startsWith('/admin/api/')) return { limit: BODY_LIMITS.admin, auth: 'admin' };
+  if (url === '/:orcid/webhook/*' || url === '/webhooks') return { limit: BODY_LIMITS.none, auth: 'client' };
+  return { limit: BODY_LIMITS.none, auth: 'none' };
+}
+
+const sendsBody = (req: FastifyRequest): boolean => {
+  const length = req.headers['content-length'];
+  if (length !== undefined) return length !== '0' && !/^0+$/.test(length.trim());
+  return req.headers['transfer-encoding'] !== undefined;
+};
+
+/** The answer to an unknown endpoint (the path redacted: it may hold a callback URL). */
+export function notFoundError(req: FastifyRequest): OrcidApiError {
+  return new OrcidApiError(9053, `No endpoint ${req.method} ${redactUrl(req.url.split('?')[0]!)}; webhooks live at PUT/DELETE /{orcid}/webhook/{url-encoded-callback}`);
+}
+
+const noBody = (req: FastifyRequest) =>
+  new OrcidApiError(9052, `${req.method} ${req.routeOptions.url ?? 'this endpoint'} takes no request body: send none (Content-Length: 0)`);
+
+/** Installs the per-route body limits and the checks that run before any body is read. */
+export function bodyPolicy(app: FastifyInstance, deps: { store: Store; now: () => number }): void {
+  app.addHook('onRoute', function routeBodyLimit(route) {
+    const { limit } = bodyRule(route.url);
+    // fastify has no "no body" limit: a body-less route keeps a small one, and the hooks refuse any body.
+    route.bodyLimit = limit || 1024;
+  });
+
+  app.addHook('onRequest', async function bodyBeforeReading(req, reply) {
+    if (!sendsBody(req)) return;
+    try {
+      if (req.is404) throw notFoundError(req);
+      const rule = bodyRule(req.routeOptions.url);
+      if (rule.auth === 'client') await authenticate(deps.store, req, deps.now());
+      // A Content-Length is checked now; a chunked body is counted against the route's bodyLimit as it arrives.
+      if (rule.limit === 0 && req.headers['content-length'] !== undefined) throw noBody(req);
+    } catch (err) {
+      // Refused unread: close the connection rather than receive (and discard) the body to reuse it.
+      reply.header('connection', 'close');
+      throw err;
+    }
+  });
+
+  app.addHook('preValidation', async function noBodyWhereNoneIsTaken(req) {
+    if (bodyRule(req.routeOptions.url).limit !== 0) return;
+    const body = req.body as unknown;
+    if (body !== undefined && body !== null && !(typeof body === 'string' && body.trim() === '')) throw noBody(req);
+  });
+}
+
+/** Deepest nesting of arrays and objects in a JSON text, counted without parsing it (strings skipped). */
+export function jsonDepthExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) {
+      if (++depth > max) return true;
+    } else if (c === 93 || c === 125) depth--;
+  }
+  return false;
+}

@@ -1,0 +1,55 @@
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
+
+/** Timeouts and caps of incoming connections (issue 11: slow bodies). */
+export interface HttpLimits {
+  /** The whole request (headers and body) must arrive within this; a slower one gets 408 and is closed. */
+  requestTimeoutMs: number;
+  /** The headers must arrive within this (at most requestTimeoutMs). */
+  headersTimeoutMs: number;
+  /** Open connections from one remote address; further ones are refused (0: unlimited). */
+  maxConnectionsPerAddress: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, maxConnectionsPerAddress: 256 };
+
+/** Options of Node's http server that enforce the limits (fastify's `http`, `requestTimeout`, `connectionTimeout`). */
+export function httpServerOptions(limits: HttpLimits) {
+  const headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
+  return {
+    requestTimeout: limits.requestTimeoutMs,
+    // A socket silent this long (no request, no byte of one) is closed; keep-alive idles end sooner.
+    connectionTimeout: limits.requestTimeoutMs * 2,
+    http: {
+      headersTimeout,
+      requestTimeout: limits.requestTimeoutMs,
+      // Node checks the two timeouts on this interval (default 30 s): check often enough that a
+      // timeout ends within a quarter of itself, and at least every second.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersTimeout / 4))),
+    },
+  };
+}
+
+const REFUSED_BODY = JSON.stringify({ error: 'too_many_connections', error_description: 'Too many open connections from this address: reuse a keep-alive connection or wait' });
+const REFUSED = `HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Type: application/json;charset=UTF-8\r\nContent-Length: ${Buffer.byteLength(REFUSED_BODY)}\r\n\r\n${REFUSED_BODY}`;
+
+/** Refuses a connection beyond `max` open ones from the same remote address. */
+export function limitConnectionsPerAddress(server: Server, max: number): void {
+  if (max <= 0) return;
+  const open = new Map<string, number>();
+  server.on('connection', function countConnection(socket: Socket) {
+    const addr = socket.remoteAddress ?? '';
+    const n = (open.get(addr) ?? 0) + 1;
+    if (n > max) {
+      socket.end(REFUSED);
+      socket.destroySoon();
+      return;
+    }
+    open.set(addr, n);
+    socket.once('close', () => {
+      const left = (open.get(addr) ?? 1) - 1;
+      if (left <= 0) open.delete(addr);
+      else open.set(addr, left);
+    });
+  });
+}

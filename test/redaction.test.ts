@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { describe, test } from 'node:test';
+import { buildApp } from '../src/api/app.ts';
+import { TargetPolicy } from '../src/domain/ssrf.ts';
+import { createLogger, redactUrl, redactUserinfo } from '../src/logger.ts';
+import { ADMIN_TOKEN, SEED_ORCID, startHarness } from './helpers/harness.ts';
+
+const SECRET = 's3cr3tK3y';
+const cb = `https://example.org/hook?key=${SECRET}&x=1`;
+const NEAR_MISSES = [
+  `/${SEED_ORCID}/webhook/${encodeURIComponent(cb)}`,
+  `/${SEED_ORCID}/Webhook/${encodeURIComponent(cb)}`,
+  `/${SEED_ORCID}/WEBHOOK/${encodeURIComponent(cb)}`,
+  `/${SEED_ORCID}/webhook%2F${encodeURIComponent(cb)}`,
+  `/${SEED_ORCID}/webhooks/${encodeURIComponent(cb)}`,
+  `/${SEED_ORCID}/webhook/https://example.org/${SECRET}/x?token=${SECRET}`,
+  `/${SEED_ORCID}/webhooks/https://example.org/hook?key=${SECRET}`,
+  `/${SEED_ORCID}/${SECRET}`,
+  `/0000-0002-7465-216X/webhook/${SECRET}`,
+  `/not-an-id/${SECRET}/more`,
+  `/webhooks?cursor=${SECRET}`,
+];
+
+describe('redaction by rule', () => {
+  test('any path segment after the iD and every query value are redacted', () => {
+    for (const url of NEAR_MISSES) {
+      const r = redactUrl(url);
+      assert.ok(!r.includes(SECRET), `${url} → ${r}`);
+      assert.ok(!r.includes('example.org'), `${url} → ${r}`);
+    }
+    assert.equal(redactUrl(`/${SEED_ORCID}/Webhook/${encodeURIComponent(cb)}`), `/${SEED_ORCID}/Webhook/[redacted]`);
+    assert.equal(redactUrl(`/${SEED_ORCID}/webhook%2F${encodeURIComponent(cb)}`), `/${SEED_ORCID}/[redacted]`);
+    assert.equal(redactUrl('/admin/webhooks?state=failing'), '/admin/webhooks?state=[redacted]');
+    assert.equal(redactUrl('/health'), '/health');
+  });
+
+  test('userinfo is redacted up to the last @, a password containing @ included', () => {
+    for (const url of [`postgres://app:p@ss@word${SECRET}@db.internal:5432/x`, `postgresql://app:${SECRET}@db/x`, `postgres://${SECRET}@db/x`]) {
+      const r = redactUserinfo(`connect to ${url} failed`);
+      assert.ok(!r.includes(SECRET) && !r.includes('ss@word'), r);
+      assert.match(r, /postgres(ql)?:\/\/\[redacted\]@db/);
+    }
+  });
+
+  test('logs and error messages of near-miss paths carry no part of the callback', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } });
+    const h = await startHarness();
+    try {
+      // A second app on the same store, logging to the sink.
+      const app = buildApp({
+        store: h.store, policy: new TargetPolicy({}),
+        logger: createLogger('info', sink), records: 'strict', baseUrl: null, adminToken: ADMIN_TOKEN, notifyDelayMs: 0,
+        maxWebhooksPerClient: 100, metrics: h.svc.metrics, worker: { expected: false, running: () => false },
+      });
+      for (const url of NEAR_MISSES) {
+        for (const method of ['PUT', 'DELETE', 'GET', 'POST'] as const) {
+          const res = await app.inject({ method, url, headers: { authorization: `Bearer ${h.token}`, accept: 'application/json' } });
+          assert.ok(res.statusCode >= 200 && res.statusCode < 500, `${method} ${url}: ${res.statusCode}`);
+          if (res.statusCode === 404 && res.json()['error-code'] === 9053) assert.ok(!res.body.includes(SECRET), `${method} ${url}: ${res.body}`);
+        }
+      }
+      app.log.error({ err: new Error(`connect ECONNREFUSED postgres://u:p@ss${SECRET}@db/x`) }, `pool error on postgres://u:${SECRET}@db/x`);
+      await app.close();
+      const log = lines.join('');
+      assert.ok(log.length > 0);
+      assert.ok(!log.includes(SECRET), log.split('\n').filter((l) => l.includes(SECRET)).join('\n'));
+      assert.ok(!log.includes('example.org'));
+    } finally {
+      await h.close();
+    }
+  });
+});
