@@ -284,10 +284,10 @@ for (const { backend, skip } of await backends()) describe(`admin dashboard API 
       const x = await register(h.clientId, ORCIDS[1]!, 'https://headers.example.org/x');
       await h.store.applyChanges([{ orcid: ORCIDS[1]!, modifiedAt: Date.now(), touch: true }], { create: false, now: Date.now(), notifyDelayMs: 0 });
       try {
-        const requestHeaders = { 'webhook-id': `msg_${x.id}_1`, 'webhook-signature': '[redacted]', 'user-agent': 'orcid-webhooks/test' };
+        const requestHeaders = { 'webhook-id': `msg_${x.publicId}_1`, 'webhook-signature': '[redacted]', 'user-agent': 'orcid-webhooks/test' };
         await deliver(x, { kind: 'retry', retryAt: Date.now() + MINUTE }, { statusCode: 503, requestHeaders, responseHeaders: { 'retry-after': '60', 'set-cookie': '[redacted]' } });
         await deliver(x, { kind: 'retry', retryAt: Date.now() + MINUTE }, { statusCode: null, error: 'timeout: no answer', requestHeaders, responseHeaders: null });
-        const r = (await call('GET', `/admin/api/webhooks/${x.id}`)).json();
+        const r = (await call('GET', `/admin/api/webhooks/${x.publicId}`)).json();
         assert.deepEqual(r.attempts.map((a: { requestHeaders: unknown; responseHeaders: unknown }) => [a.requestHeaders, a.responseHeaders]), [
           [requestHeaders, null],
           [requestHeaders, { 'retry-after': '60', 'set-cookie': '[redacted]' }],

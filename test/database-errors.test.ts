@@ -74,7 +74,7 @@ describe('SQLite errors name the file, the setting and what to check', () => {
     const sub = mkdtempSync(join(dir, 'a-directory-'));
     const r = await cli(['serve', '--port', '0', '--db', `sqlite:${sub}`]);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, new RegExp(`Cannot use the SQLite database ${sub} \\(set by --db or DATABASE_URL\\): unable to open database file\\. Check that`));
+    assert.match(r.stderr, new RegExp(`Cannot use the SQLite database ${sub} \\(set by --db or DATABASE_URL\\): (unable to open database file|EISDIR: illegal operation on a directory, open '[^']+')\\. Check that`));
     assert.match(r.stderr, /names a file, not a directory/);
   });
 

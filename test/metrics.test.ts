@@ -16,7 +16,7 @@ const ORCIDS = ['0000-0002-1825-0097', '0000-0002-7465-2162', '0000-0001-5109-37
 const MINUTE = 60_000;
 
 const scrape = async (h: Harness): Promise<string> => {
-  const res = await h.svc.app.inject({ url: '/metrics' });
+  const res = await h.svc.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
   assert.equal(res.statusCode, 200);
   return res.body;
 };

@@ -61,7 +61,7 @@ test('receive --json: each callback with method, path, headers and latency; exac
   assert.equal(empty.status, 204);
   assert.equal(empty.body, '');
   assert.equal(empty.headers['content-length'], '0');
-  assert.match(empty.headers['webhook-id'], /^msg_\d+_\d+$/);
+  assert.match(empty.headers['webhook-id'], /^msg_wh_[0-9a-f]{32}_\d+$/);
   assert.match(empty.headers['user-agent'], /^orcid-webhooks\//);
   assert.equal(empty.latencyFrom, 'webhook-timestamp');
 
@@ -84,7 +84,7 @@ test('receive --status 503 (text): the service records the failure and retries; 
   while (!block.some((l) => l.includes('latency:'))) block.push(await rx.next());
   const text = block.join('\n');
   assert.match(text, new RegExp(`\\d\\d:\\d\\d:\\d\\d\\.\\d{3}  POST /${SEED_ORCID}/failing  from 127\\.0\\.0\\.1  -> 503`));
-  assert.match(text, /^ {2}webhook-id: msg_\d+_\d+$/m);
+  assert.match(text, /^ {2}webhook-id: msg_wh_[0-9a-f]{32}_\d+$/m);
   assert.match(text, /^ {2}content-length: 0$/m);
   assert.match(text, /\(empty body\)/);
   assert.match(text, /latency: about [\d.]+ s after sending/);

@@ -89,7 +89,7 @@ for (const { backend, skip } of await backends()) {
       assert.equal(callbacksFor(rx).get(fakeOrcidId(500)), 2);
       assert.equal(rx.received.length, 5);
 
-      const metrics = (await h.svc.app.inject({ method: 'GET', url: '/metrics' })).body;
+      const metrics = (await h.svc.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${h.svc.adminToken}` } })).body;
       assert.match(metrics, /orcid_webhooks_upstream_records_changed_total 5/);
       assert.match(metrics, /orcid_webhooks_upstream_requests_total\{outcome="ok"\} \d+/);
       assert.match(metrics, /orcid_webhooks_upstream_lag_seconds \d/);
