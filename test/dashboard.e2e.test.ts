@@ -272,10 +272,11 @@ describe('dashboard in Chromium', { skip, timeout: 300_000 }, () => {
     await h.store.addRecords([FAIL_ORCID], Date.now() - 60_000);
     const reg = await h.svc.app.inject({ method: 'PUT', url: webhookPath(FAIL_ORCID, failing), headers: { authorization: `Bearer ${h.token}` } });
     assert.equal(reg.statusCode, 201, reg.body);
-    const id = (await h.store.findWebhook(h.clientId, FAIL_ORCID, failing))!.id;
+    const found = (await h.store.findWebhook(h.clientId, FAIL_ORCID, failing))!;
+    const id = found.publicId;
     await h.store.applyChanges([{ orcid: FAIL_ORCID, modifiedAt: Date.now(), touch: true }], { create: false, now: Date.now(), notifyDelayMs: 0 });
     h.svc.worker!.notify();
-    await eventually(async () => ((await h.store.getWebhook(id))?.failedAttempts ?? 0) >= 1, 10_000, 'a failed attempt');
+    await eventually(async () => ((await h.store.getWebhook(found.id))?.failedAttempts ?? 0) >= 1, 10_000, 'a failed attempt');
     const sent = rx.received.find((r) => r.path === '/orcid/failing')!;
     const signature = String(sent.headers['webhook-signature']);
     assert.match(signature, /^v1,/, 'the callback was signed');
@@ -329,7 +330,7 @@ describe('dashboard in Chromium', { skip, timeout: 300_000 }, () => {
     const { context, page, problems } = await open();
     try {
       await signIn(page);
-      for (const [id, reason] of [['987654321', /may have been deleted/], ['not-an-id', /not a webhook id|may have been deleted/]] as const) {
+      for (const [id, reason] of [['wh_00000000000000000000000000000000', /may have been deleted/], ['987654321', /not a webhook id/]] as const) {
         await go(page, `#/webhooks/${id}`);
         const panel = page.locator('[data-testid="webhook-not-found"]');
         await panel.filter({ hasText: `No webhook #${id}` }).waitFor();
@@ -383,10 +384,11 @@ describe('dashboard in Chromium', { skip, timeout: 300_000 }, () => {
     const longUrl = rx.url(`/orcid/${'a-very-long-path-segment-'.repeat(12)}end?token=${'x'.repeat(80)}`);
     const reg = await h.svc.app.inject({ method: 'PUT', url: webhookPath(ORCID, longUrl), headers: { authorization: `Bearer ${h.token}` } });
     assert.equal(reg.statusCode, 201, reg.body);
-    const longId = (await h.store.findWebhook(h.clientId, ORCID, longUrl))!.id;
+    const long = (await h.store.findWebhook(h.clientId, ORCID, longUrl))!;
+    const longId = long.publicId;
     await h.store.applyChanges([{ orcid: ORCID, modifiedAt: Date.now(), touch: true }], { create: false, now: Date.now(), notifyDelayMs: 0 });
     h.svc.worker!.notify();
-    await eventually(async () => (await h.store.listAttempts(longId, 1)).length === 1, 10_000, 'an attempt of the long-URL webhook');
+    await eventually(async () => (await h.store.listAttempts(long.id, 1)).length === 1, 10_000, 'an attempt of the long-URL webhook');
 
     const pages: [string, string, string][] = [
       ['overview', '#/overview', '.chart canvas'],

@@ -81,7 +81,8 @@ export async function render(view, params) {
   function row(w) {
     const href = `#/webhooks/${w.id}`;
     return h('tr', { class: 'row-link', dataset: { id: String(w.id) }, onclick: (e) => { if (!e.target.closest('a')) location.hash = href; } },
-      h('td', { class: 'num col-wide' }, h('a', { href }, `#${w.id}`)),
+      // Public ids are long (wh_ + 32 hex): the list shows their start, the full id on hover and on the webhook's page.
+      h('td', { class: 'num col-wide mono' }, h('a', { href, title: w.id }, `${String(w.id).slice(0, 11)}…`)),
       h('td', { class: 'url' },
         h('a', { class: 'mono cell-line', href, title: w.url }, w.url),
         h('span', { class: 'mono small muted cell-line' }, w.orcid)),
