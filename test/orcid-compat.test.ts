@@ -154,6 +154,16 @@ for (const { backend, skip } of await backends()) describe(`ORCID's webhook API,
         'ORCID could not process the data, because they were invalid.'));
       assert.deepEqual(await snapshot(h.store), before);
     });
+    test('no callback at all (`/{orcid}/webhook`, with or without a slash) is the same 404 / 9001, XML by default', async () => {
+      for (const method of ['PUT', 'DELETE'] as const) {
+        for (const path of [`/${KNOWN}/webhook`, `/${KNOWN}/webhook/`]) {
+          const res = await req(method, path, {});
+          assert.equal(res.statusCode, 404, `${method} ${path}`);
+          assert.equal(res.headers['content-type'], 'application/vnd.orcid+xml');
+          assert.match(res.body, /<error-code>9001<\/error-code>/);
+        }
+      }
+    });
     test('one trailing slash is matched (Jersey); Location is the path as sent, without the query (uriInfo.getAbsolutePath)', async () => {
       const path = `${webhookPath(KNOWN, 'https://example.org/trailing?x=1')}/`;
       const res = await req('PUT', `${path}?access_token=${h.token}`, JSON_ACCEPT, null);

@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { OrcidApiError } from '../domain/errors.ts';
+import { OrcidApiError, jaxRsError } from '../domain/errors.ts';
 import { redactUrl } from '../logger.ts';
 import type { Store } from '../store/types.ts';
 import { authenticate } from './auth.ts';
+import { isOrcidEndpoint } from './errors.ts';
 
 /**
  * What each route may receive as a body, decided before a byte of it is read (issue 11: a 4 MB
@@ -43,6 +44,8 @@ const sendsBody = (req: FastifyRequest): boolean => {
 
 /** The answer to an unknown endpoint (the path redacted: it may hold a callback URL). */
 export function notFoundError(req: FastifyRequest): OrcidApiError {
+  // `/{orcid}/webhook` with no callback after it: no route on ORCID either, Jersey's 404 as ORCID answers it.
+  if (isOrcidEndpoint(req)) return jaxRsError(404);
   return new OrcidApiError(9053, `No endpoint ${req.method} ${redactUrl(req.url.split('?')[0]!)}; webhooks live at PUT/DELETE /{orcid}/webhook/{url-encoded-callback}`);
 }
 

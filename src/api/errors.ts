@@ -12,7 +12,7 @@ const ACCEPT_FILTER_TYPES = ['application/vnd.orcid+xml; qs=0.5', 'application/o
 
 /** ORCID's own endpoints (WebhooksService: PUT and DELETE, and what Jersey answers on that path); GET and POST there are ours. */
 export function isOrcidEndpoint(req: FastifyRequest): boolean {
-  return !['GET', 'HEAD', 'POST'].includes(req.method) && /^\/[^/?]*\/webhook\//.test(req.url ?? '');
+  return !['GET', 'HEAD', 'POST'].includes(req.method) && /^\/[^/?]*\/webhook(\/|\?|$)/.test(req.url ?? '');
 }
 
 /**
