@@ -30,6 +30,40 @@ export function redactUserinfo(text: string): string {
   return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/?#]*@/gi, '$1[redacted]@');
 }
 
+/** Fields that hold a secret wherever they appear, at the top of a log object or one level down. */
+const SECRET_FIELDS = new Set(['secret', 'token', 'adminToken', 'signingSecret', 'authorization']);
+
+/**
+ * Replaces the values of SECRET_FIELDS in a log object and in the objects it holds. A formatter, not
+ * pino's wildcard `redact` paths: those walk every key of every logged object on every line (they
+ * were a measurable part of each request's CPU); this looks at the keys once and copies only what
+ * it changes.
+ */
+export function redactSecretFields(obj: Record<string, unknown>): Record<string, unknown> {
+  let out = obj;
+  for (const key in obj) {
+    const value = obj[key];
+    if (SECRET_FIELDS.has(key) && value !== undefined) {
+      if (out === obj) out = { ...obj };
+      out[key] = '[redacted]';
+    } else if (value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof Error)) {
+      const inner = value as Record<string, unknown>;
+      let copy: Record<string, unknown> | null = null;
+      for (const k in inner) {
+        if (SECRET_FIELDS.has(k) && inner[k] !== undefined) {
+          copy ??= { ...inner };
+          copy[k] = '[redacted]';
+        }
+      }
+      if (copy) {
+        if (out === obj) out = { ...obj };
+        out[key] = copy;
+      }
+    }
+  }
+  return out;
+}
+
 /**
  * format: json writes one JSON object a line (for log collectors); pretty writes readable lines
  * through pino's pretty transport (pino-pretty, on a worker thread); auto picks pretty when stdout
@@ -44,7 +78,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     level,
     base: { service: 'orcid-webhooks' },
     timestamp: pino.stdTimeFunctions.isoTime,
-    redact: { paths: ['req.headers.authorization', 'headers.authorization', '*.secret', '*.token', '*.adminToken', '*.signingSecret'], censor: '[redacted]' },
+    formatters: { log: redactSecretFields },
     serializers: {
       req: (req: { method: string; url: string; ip?: string; socket?: { remoteAddress?: string } }) => ({
         method: req.method,

@@ -43,6 +43,45 @@ describe('redaction by rule', () => {
     }
   });
 
+  test('secret fields are redacted at the top of a log object and one level down', () => {
+    const lines: string[] = [];
+    const log = createLogger('info', new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } }));
+    log.info({ token: SECRET, client: { id: 'APP-1', secret: SECRET, signingSecret: SECRET }, headers: { authorization: `Bearer ${SECRET}` }, adminToken: SECRET, kept: 'visible' }, 'x');
+    const entry = JSON.parse(lines[0]!);
+    assert.ok(!lines[0]!.includes(SECRET), lines[0]);
+    assert.equal(entry.token, '[redacted]');
+    assert.deepEqual(entry.client, { id: 'APP-1', secret: '[redacted]', signingSecret: '[redacted]' });
+    assert.equal(entry.headers.authorization, '[redacted]');
+    assert.equal(entry.kept, 'visible');
+  });
+
+  test('one log line per request, with its method, redacted path, status and time', async () => {
+    const lines: string[] = [];
+    const h = await startHarness();
+    try {
+      const app = buildApp({
+        store: h.store, policy: new TargetPolicy({}),
+        logger: createLogger('info', new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } })), records: 'open', baseUrl: null, adminToken: ADMIN_TOKEN, notifyDelayMs: 0,
+        maxWebhooksPerClient: 100, metrics: h.svc.metrics, worker: { expected: false, running: () => false },
+      });
+      const put = await app.inject({ method: 'PUT', url: `/${SEED_ORCID}/webhook/${encodeURIComponent(cb)}`, headers: { authorization: `Bearer ${h.token}` } });
+      assert.equal(put.statusCode, 201, put.body);
+      await app.inject({ method: 'GET', url: '/health' });
+      await app.inject({ method: 'GET', url: '/no-such-route' });
+      await app.close();
+      const requests = lines.map((l) => JSON.parse(l)).filter((l) => l.reqId);
+      assert.equal(requests.length, 3, lines.join(''));
+      assert.deepEqual(requests.map((l) => [l.req.method, l.req.url, l.res.statusCode, l.msg]), [
+        ['PUT', `/${SEED_ORCID}/webhook/[redacted]`, 201, 'request completed'],
+        ['GET', '/health', 200, 'request completed'],
+        ['GET', '/no-such-route', 404, 'request completed'],
+      ]);
+      assert.ok(requests.every((l) => typeof l.responseTime === 'number'));
+    } finally {
+      await h.close();
+    }
+  });
+
   test('logs and error messages of near-miss paths carry no part of the callback', async () => {
     const lines: string[] = [];
     const sink = new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } });

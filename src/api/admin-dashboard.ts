@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { OrcidApiError } from '../domain/errors.ts';
+import { forgetClientTokens } from './auth.ts';
 import type { RecordedHeaders } from '../domain/attempt-headers.ts';
 import { PUBLIC_ID_PATTERN } from '../domain/public-id.ts';
 import { clientView, createApiClient } from '../ops/clients.ts';
@@ -349,6 +350,7 @@ export function adminDashboardRoutes(app: FastifyInstance, deps: DashboardApiDep
     admin.post('/clients/:id/revoke', async function revokeClient(req) {
       const { id } = req.params as { id: string };
       if (!(await store.revokeClient(id, deps.now()))) throw new OrcidApiError(9011, `No client with id ${id}`);
+      forgetClientTokens(store, id);
       return { client: clientView((await store.getClient(id))!) };
     });
   }, { prefix: '/admin/api' });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { OrcidApiError } from '../domain/errors.ts';
 import type { TargetPolicy } from '../domain/ssrf.ts';
@@ -55,6 +55,17 @@ export interface AppDeps {
   httpLimits?: HttpLimits;
 }
 
+/** One log line per request, when it completes (fastify writes two: one on arrival, one at the end). */
+class OneLinePerRequest extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null, req: FastifyRequest, reply: FastifyReply): void {
+    const line = { req, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime };
+    if (error) reply.log.error({ ...line, err: error }, 'request errored');
+    else reply.log.info(line, 'request completed');
+  }
+}
+
 /** The HTTP API: ORCID's endpoints, the admin API, and one error handler in ORCID's format. */
 export function buildApp(deps: AppDeps): FastifyInstance {
   const now = deps.now ?? Date.now;
@@ -69,6 +80,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
     },
     bodyLimit: MAX_BODY,
+    logController: new OneLinePerRequest(),
     // Errors raised before routing (a malformed %-escape in the path) leave in ORCID's format too.
     frameworkErrors: function frameworkError(err, req, reply) {
       const inCallback = (req.url ?? '').includes('/webhook/');

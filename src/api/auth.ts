@@ -40,9 +40,43 @@ export async function authenticate(store: Store, req: FastifyRequest, now: numbe
   if (token === null || token.trim() === '') throw new OAuthError(403, 'forbidden', FORBIDDEN);
   const invalid = new OAuthError(401, 'invalid_token', `Invalid access token: ${token}`);
   if (token.length > 1000) throw invalid;
-  const found = await store.findToken(hashToken(token));
+  const found = await findTokenCached(store, hashToken(token));
   if (!found || found.token.expiresAt <= now || found.client.revokedAt !== null) throw invalid;
   return found;
+}
+
+/**
+ * How long a token's look-up is reused. A client revoked in another process (the CLI, another API
+ * process) is refused within this time; one revoked through this process's admin API at once
+ * (forgetClientTokens). Expiry is checked on every request against the cached row.
+ */
+export const TOKEN_CACHE_MS = 1000;
+const TOKEN_CACHE_MAX = 10_000;
+
+interface Cached { found: Caller; at: number }
+const tokenCaches = new WeakMap<Store, Map<string, Cached>>();
+
+/** findToken, remembered for TOKEN_CACHE_MS per store. Unknown tokens are not remembered: a flood of made-up tokens cannot fill it. */
+async function findTokenCached(store: Store, tokenHash: string): Promise<Caller | null> {
+  let cache = tokenCaches.get(store);
+  if (!cache) tokenCaches.set(store, (cache = new Map()));
+  const t = performance.now();
+  const hit = cache.get(tokenHash);
+  if (hit && t - hit.at < TOKEN_CACHE_MS) return hit.found;
+  const found = await store.findToken(tokenHash);
+  cache.delete(tokenHash);
+  if (found) {
+    if (cache.size >= TOKEN_CACHE_MAX) cache.delete(cache.keys().next().value!);
+    cache.set(tokenHash, { found, at: t });
+  }
+  return found;
+}
+
+/** Forgets the cached tokens of a client (revoked through this process): its next request is refused. */
+export function forgetClientTokens(store: Store, clientId: string): void {
+  const cache = tokenCaches.get(store);
+  if (!cache) return;
+  for (const [hash, entry] of cache) if (entry.found.client.id === clientId) cache.delete(hash);
 }
 
 /**
