@@ -15,7 +15,7 @@ const T0 = 1_700_000_000_000;
 const A = '0000-0001-0000-0001';
 const B = '0000-0001-0000-0002';
 const C = '0000-0001-0000-0003';
-const MIGRATIONS = ['001_init', '002_client_features', '003_webhook_public_ids', '004_delivery_hardening', '005_upstream', '006_attempt_headers'];
+const MIGRATIONS = ['001_init', '002_client_features', '003_webhook_public_ids', '004_delivery_hardening', '005_upstream', '006_attempt_headers', '007_client_webhook_count'];
 
 const orcidN = (i: number): string => `0000-0002-${String(Math.floor(i / 10000)).padStart(4, '0')}-${String(i % 10000).padStart(4, '0')}`;
 
@@ -382,6 +382,25 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.equal((await reg(A, 'https://x.example/1')).outcome, 'exists', 'an existing one is still found at the cap');
         assert.equal((await reg(C, 'https://x.example/1', 'c2')).outcome, 'created', 'the cap is per client');
         assert.equal((await store.registerWebhook({ clientId: 'c1', orcid: C, url: 'https://x.example/1', host: 'x.example', now: T0 })).outcome, 'created', 'no cap without maxPerClient');
+      });
+
+      it('the cap counts what is there: a deletion frees a place, concurrent registrations take exactly the places left', async () => {
+        await seed(store);
+        const reg = (orcid: string, url: string) => store.registerWebhook({ clientId: 'c1', orcid, url, host: new URL(url).hostname, now: T0, maxPerClient: 5 });
+        assert.equal((await reg(A, 'https://x.example/1')).outcome, 'created');
+        assert.equal((await reg(B, 'https://x.example/1')).outcome, 'created');
+        // The same webhook ten times at once: one place taken, not ten.
+        const same = await Promise.all(Array.from({ length: 10 }, () => reg(C, 'https://x.example/same')));
+        assert.deepEqual(same.map((r) => r.outcome).sort(), ['created', ...Array(9).fill('exists')]);
+        // Twenty different ones at once with two places left: exactly two.
+        const many = await Promise.all(Array.from({ length: 20 }, (_, i) => reg(A, `https://x.example/many/${i}`)));
+        assert.equal(many.filter((r) => r.outcome === 'created').length, 2);
+        assert.equal(many.filter((r) => r.outcome === 'limit').length, 18);
+        assert.deepEqual(await reg(B, 'https://x.example/full'), { outcome: 'limit' });
+        assert.equal(await store.deleteWebhook('c1', A, 'https://x.example/1'), true);
+        assert.equal(await store.deleteWebhook('c1', A, 'https://x.example/1'), false, 'a second delete frees nothing');
+        assert.equal((await reg(B, 'https://x.example/full')).outcome, 'created', 'the deleted one\'s place');
+        assert.deepEqual(await reg(B, 'https://x.example/full2'), { outcome: 'limit' });
       });
 
       it('fails for an unknown client or record', async () => {

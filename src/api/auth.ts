@@ -38,10 +38,10 @@ const FORBIDDEN = 'Forbidden: The server understood the request but refuses to a
 export async function authenticate(store: Store, req: FastifyRequest, now: number): Promise<Caller> {
   const token = bearerToken(req);
   if (token === null || token.trim() === '') throw new OAuthError(403, 'forbidden', FORBIDDEN);
-  const invalid = new OAuthError(401, 'invalid_token', `Invalid access token: ${token}`);
-  if (token.length > 1000) throw invalid;
+  const invalid = () => new OAuthError(401, 'invalid_token', `Invalid access token: ${token}`);
+  if (token.length > 1000) throw invalid();
   const found = await findTokenCached(store, hashToken(token));
-  if (!found || found.token.expiresAt <= now || found.client.revokedAt !== null) throw invalid;
+  if (!found || found.token.expiresAt <= now || found.client.revokedAt !== null) throw invalid();
   return found;
 }
 

@@ -10,7 +10,7 @@ import {
 } from '../sql/client-features.ts';
 import { claimScanSize, DEFAULT_WORKER_STALE_MS } from '../types.ts';
 import { claimableSql, dbNowSql, expireLeasesSql, heartbeatSql, pruneWorkersSql } from '../sql/leases.ts';
-import { createPlaceholderSql, isNewer } from '../sql/records.ts';
+import { isNewer } from '../sql/records.ts';
 import type { ClaimOptions, ClientDeliverySettings, DeliveryBacklog, FailureCount, PayloadMode, ReplayResult, UpstreamState } from '../types.ts';
 import {
   claimLeadershipSql, initCursorSql, releaseLeadershipSql, saveErrorSql, saveProgressSql, toUpstreamState, upstreamStateSql, watchedOrcidsSql,
@@ -345,37 +345,27 @@ export class PostgresStore implements Store {
   }
 
   async registerWebhook(input: { clientId: string; orcid: string; url: string; host: string; now: number; maxPerClient?: number; createRecord?: boolean }): Promise<RegisterResult> {
-    const key = [input.clientId, input.orcid, input.url];
-    return this.tx(async (c): Promise<RegisterResult> => {
-      // With a cap, registrations of one client queue on its row so that two cannot both take the
-      // last place (FOR NO KEY UPDATE does not conflict with the foreign-key checks of inserts).
-      if (input.maxPerClient !== undefined) await c.query('SELECT 1 FROM clients WHERE id = $1 FOR NO KEY UPDATE', [input.clientId]);
-      for (let round = 0; round < 5; round++) {
-        const re = await c.query<Row>(`UPDATE webhooks SET enabled = 1, disabled_reason = NULL, disabled_at = NULL, failed_attempts = 0, failing_since = NULL,
-            due_at = CASE WHEN pending_since IS NOT NULL THEN $4::bigint ELSE NULL END
-          WHERE client_id = $1 AND orcid = $2 AND url = $3 AND enabled = 0 RETURNING *`, [...key, input.now]);
-        const reenabled = re.rows[0];
-        if (reenabled) {
-          if (reenabled.due_at !== null) await notify(c);
-          return { outcome: 'exists', webhook: toWebhook(reenabled), reenabled: true };
-        }
-        const existing = (await c.query<Row>('SELECT * FROM webhooks WHERE client_id = $1 AND orcid = $2 AND url = $3', key)).rows[0];
-        if (existing) return { outcome: 'exists', webhook: toWebhook(existing), reenabled: false };
-        if (input.maxPerClient !== undefined) {
-          const n = Number((await c.query<Row>('SELECT count(*) AS n FROM webhooks WHERE client_id = $1', [input.clientId])).rows[0]?.n);
-          if (n >= input.maxPerClient) return { outcome: 'limit' };
-        }
-        if (input.createRecord) await c.query(createPlaceholderSql({ orcid: '$1::text', now: '$2::bigint' }), [input.orcid, input.now]);
-        // Queue behind a change of this record being applied (it holds FOR NO KEY UPDATE), so that the
-        // change either sees this webhook or committed before it: ordered by the lock, not the clock.
-        await c.query('SELECT 1 FROM records WHERE orcid = $1 FOR SHARE', [input.orcid]);
-        const ins = await c.query<Row>(`INSERT INTO webhooks (client_id, orcid, url, host, created_at, public_id) VALUES ($1, $2, $3, $4, $5, $6)
-          ON CONFLICT (client_id, orcid, url) DO NOTHING RETURNING *`, [...key, input.host, input.now, newWebhookPublicId()]);
-        if (ins.rows[0]) return { outcome: 'created', webhook: toWebhook(ins.rows[0]) };
-        // A concurrent registration inserted it after our look-up: go round and answer 'exists'.
+    for (let round = 0; round < 5; round++) {
+      const [r] = await this.pool.query<Row>({
+        name: 'register-webhook', text: REGISTER_SQL,
+        values: [input.clientId, input.orcid, input.url, input.host, input.now, newWebhookPublicId(), input.maxPerClient ?? null, input.createRecord === true],
+      }).then((res) => res.rows);
+      if (r?.kind === 'reenabled') {
+        if (r.due_at !== null) await this.pool.query('SELECT pg_notify($1, current_schema())', [WAKE_CHANNEL]);
+        return { outcome: 'exists', webhook: toWebhook(r), reenabled: true };
       }
-      throw new RetryTransaction('webhook registration kept racing');
-    });
+      if (r?.kind === 'existing') return { outcome: 'exists', webhook: toWebhook(r), reenabled: false };
+      if (r?.kind === 'created') return { outcome: 'created', webhook: toWebhook(r) };
+      if (!r?.took) {
+        if (!(await this.query('SELECT 1 FROM clients WHERE id = $1', [input.clientId])).length) throw new Error(`No client with id ${input.clientId}`);
+        return { outcome: 'limit' };
+      }
+      // The place is given back: the record does not exist, or a concurrent registration of the same
+      // webhook inserted it first (then go round and answer 'exists').
+      await this.pool.query('UPDATE clients SET webhook_count = webhook_count - 1 WHERE id = $1', [input.clientId]);
+      if (!r.has_record) throw new Error(`No record ${input.orcid}`);
+    }
+    throw new Error('webhook registration kept racing');
   }
 
   async enableWebhook(id: number, now: number): Promise<{ webhook: WebhookRow; reenabled: boolean } | null> {
@@ -393,7 +383,8 @@ export class PostgresStore implements Store {
   }
 
   async deleteWebhook(clientId: string, orcid: string, url: string): Promise<boolean> {
-    const res = await this.pool.query('DELETE FROM webhooks WHERE client_id = $1 AND orcid = $2 AND url = $3', [clientId, orcid, url]);
+    const res = await this.pool.query(`WITH gone AS (DELETE FROM webhooks WHERE client_id = $1 AND orcid = $2 AND url = $3 RETURNING client_id)
+      UPDATE clients SET webhook_count = webhook_count - 1 WHERE id IN (SELECT client_id FROM gone)`, [clientId, orcid, url]);
     return (res.rowCount ?? 0) > 0;
   }
 
@@ -695,6 +686,41 @@ function toRecord(r: Row): RecordRow {
 }
 
 /** Wakes every listener on this schema when the transaction commits (nothing if it rolls back). */
+/**
+ * A registration in one statement and one round trip ($1 client, $2 iD, $3 url, $4 host, $5 now,
+ * $6 public id, $7 cap or null, $8 create the record). Found: re-enabled when disabled (no lock on
+ * the client). New: the client's place is taken by the UPDATE that checks the cap (its row lock
+ * lasts this statement only), the record is locked FOR SHARE so that a change being applied to it
+ * (FOR NO KEY UPDATE) either sees this webhook or committed before it, then the row is inserted.
+ * No row: the cap was reached (took = false) or a concurrent registration of the same webhook won
+ * (took = true: the caller gives the place back and asks again).
+ */
+const REGISTER_SQL = `WITH existing AS (
+    SELECT * FROM webhooks WHERE client_id = $1 AND orcid = $2 AND url = $3
+  ), reenabled AS (
+    UPDATE webhooks w SET enabled = 1, disabled_reason = NULL, disabled_at = NULL, failed_attempts = 0, failing_since = NULL,
+      due_at = CASE WHEN w.pending_since IS NOT NULL THEN $5::bigint ELSE NULL END
+    FROM existing e WHERE w.id = e.id AND e.enabled = 0 RETURNING w.*
+  ), place AS (
+    UPDATE clients SET webhook_count = webhook_count + 1
+    WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM existing) AND ($7::int IS NULL OR webhook_count < $7::int) RETURNING id
+  ), placeholder AS (
+    INSERT INTO records (orcid, modified_at, created_at, placeholder) SELECT $2, $5::bigint, $5::bigint, 1 FROM place WHERE $8::boolean
+    ON CONFLICT (orcid) DO NOTHING RETURNING orcid
+  ), record AS (
+    SELECT orcid FROM records WHERE orcid = $2 FOR SHARE
+  ), created AS (
+    INSERT INTO webhooks (client_id, orcid, url, host, created_at, public_id)
+    SELECT $1, $2, $3, $4, $5::bigint, $6 FROM place
+    WHERE EXISTS (SELECT 1 FROM record) OR EXISTS (SELECT 1 FROM placeholder)
+    ON CONFLICT (client_id, orcid, url) DO NOTHING RETURNING *
+  ), found AS (
+    SELECT 'reenabled' AS kind, * FROM reenabled
+    UNION ALL SELECT 'existing', * FROM existing WHERE enabled = 1
+    UNION ALL SELECT 'created', * FROM created
+  )
+  SELECT EXISTS (SELECT 1 FROM place) AS took, EXISTS (SELECT 1 FROM record) OR EXISTS (SELECT 1 FROM placeholder) AS has_record, found.* FROM (VALUES (1)) AS one LEFT JOIN found ON true`;
+
 async function notify(c: PoolClient): Promise<void> {
   await c.query('SELECT pg_notify($1, current_schema())', [WAKE_CHANNEL]);
 }

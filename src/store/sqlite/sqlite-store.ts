@@ -219,17 +219,17 @@ export class SqliteStore implements Store {
     return this.db.transaction((): RegisterResult => {
       const existing = this.q('SELECT * FROM webhooks WHERE client_id = ? AND orcid = ? AND url = ?').get(input.clientId, input.orcid, input.url) as Row | undefined;
       if (existing) {
-        const wasDisabled = !existing.enabled;
-        if (wasDisabled) {
-          this.q(REENABLE_SQL).run({ id: existing.id, now: input.now });
-          this.wakeups.emit('wake');
-        }
-        const row = this.q('SELECT * FROM webhooks WHERE id = ?').get(existing.id) as Row;
-        return { outcome: 'exists', webhook: toWebhook(row), reenabled: wasDisabled };
+        if (existing.enabled) return { outcome: 'exists', webhook: toWebhook(existing), reenabled: false };
+        const row = this.q(`${REENABLE_SQL} RETURNING *`).get({ id: existing.id, now: input.now }) as Row;
+        this.wakeups.emit('wake');
+        return { outcome: 'exists', webhook: toWebhook(row), reenabled: true };
       }
-      if (input.maxPerClient !== undefined) {
-        const n = Number((this.q('SELECT count(*) AS n FROM webhooks WHERE client_id = ?').get(input.clientId) as Row).n);
-        if (n >= input.maxPerClient) return { outcome: 'limit' };
+      // The place is taken by the statement that checks the cap (clients.webhook_count).
+      const taken = this.q('UPDATE clients SET webhook_count = webhook_count + 1 WHERE id = ? AND webhook_count < ?')
+        .run(input.clientId, input.maxPerClient ?? Number.MAX_SAFE_INTEGER).changes;
+      if (!taken) {
+        if (!this.q('SELECT 1 FROM clients WHERE id = ?').get(input.clientId)) throw new Error(`No client with id ${input.clientId}`);
+        return { outcome: 'limit' };
       }
       if (input.createRecord) {
         this.q(createPlaceholderSql({ orcid: '@orcid', now: '@now' })).run({ orcid: input.orcid, now: input.now });
@@ -253,7 +253,11 @@ export class SqliteStore implements Store {
   }
 
   async deleteWebhook(clientId: string, orcid: string, url: string): Promise<boolean> {
-    return this.q('DELETE FROM webhooks WHERE client_id = ? AND orcid = ? AND url = ?').run(clientId, orcid, url).changes > 0;
+    return this.db.transaction(() => {
+      const deleted = this.q('DELETE FROM webhooks WHERE client_id = ? AND orcid = ? AND url = ?').run(clientId, orcid, url).changes > 0;
+      if (deleted) this.q('UPDATE clients SET webhook_count = webhook_count - 1 WHERE id = ?').run(clientId);
+      return deleted;
+    }).immediate();
   }
 
   async findWebhook(clientId: string, orcid: string, url: string): Promise<WebhookRow | null> {
