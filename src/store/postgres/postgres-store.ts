@@ -351,7 +351,7 @@ export class PostgresStore implements Store {
         values: [input.clientId, input.orcid, input.url, input.host, input.now, newWebhookPublicId(), input.maxPerClient ?? null, input.createRecord === true],
       }).then((res) => res.rows);
       if (r?.kind === 'reenabled') {
-        if (r.due_at !== null) await this.pool.query('SELECT pg_notify($1, current_schema())', [WAKE_CHANNEL]);
+        if (r.due_at !== null) await notify(this.pool);
         return { outcome: 'exists', webhook: toWebhook(r), reenabled: true };
       }
       if (r?.kind === 'existing') return { outcome: 'exists', webhook: toWebhook(r), reenabled: false };
@@ -685,7 +685,6 @@ function toRecord(r: Row): RecordRow {
   return { orcid: String(r.orcid), modifiedAt: Number(r.modified_at), createdAt: Number(r.created_at) };
 }
 
-/** Wakes every listener on this schema when the transaction commits (nothing if it rolls back). */
 /**
  * A registration in one statement and one round trip ($1 client, $2 iD, $3 url, $4 host, $5 now,
  * $6 public id, $7 cap or null, $8 create the record). Found: re-enabled when disabled (no lock on
@@ -721,7 +720,8 @@ const REGISTER_SQL = `WITH existing AS (
   )
   SELECT EXISTS (SELECT 1 FROM place) AS took, EXISTS (SELECT 1 FROM record) OR EXISTS (SELECT 1 FROM placeholder) AS has_record, found.* FROM (VALUES (1)) AS one LEFT JOIN found ON true`;
 
-async function notify(c: PoolClient): Promise<void> {
+/** Wakes every listener on this schema: when the transaction commits (nothing if it rolls back), or at once on the pool. */
+async function notify(c: PoolClient | pg.Pool): Promise<void> {
   await c.query('SELECT pg_notify($1, current_schema())', [WAKE_CHANNEL]);
 }
 
