@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AttemptEvent, DeliveryWorker } from './delivery/worker.ts';
-import type { Store, WebhookCounts } from './store/types.ts';
+import type { Store } from './store/types.ts';
+import { countsByState } from './domain/webhook-state.ts';
 import { VERSION } from './version.ts';
 
 /**
@@ -10,11 +11,6 @@ import { VERSION } from './version.ts';
  * nodejs_active_requests and nodejs_active_resources.
  */
 const MISNAMED_DEFAULT_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
-
-/** The webhooks gauge's states: disjoint, so they sum to the number of webhooks (the names of src/domain/webhook-state.ts). */
-export function webhooksByState(c: WebhookCounts): Record<'enabled' | 'pending' | 'failing' | 'disabled', number> {
-  return { enabled: c.enabled - c.pending - c.backoff, pending: c.pending, failing: c.backoff, disabled: c.disabled };
-}
 
 /**
  * Prometheus metrics of one service instance (its own registry, so several can live in one
@@ -58,7 +54,7 @@ export class Metrics {
       labelNames: ['state'] as const, registers: [registry],
       async collect() {
         try {
-          for (const [state, n] of Object.entries(webhooksByState(await store.countWebhooks()))) this.set({ state }, n);
+          for (const [state, n] of Object.entries(countsByState(await store.countWebhooks()))) this.set({ state }, n);
         } catch {
           // The store is unreachable: /ready says so; keep the last values.
         }

@@ -14,8 +14,8 @@ import { SECRETS_KEY_FILE, loadSecretBox, type LoadedKeys } from './ops/secrets-
 import { createLogger } from './logger.ts';
 import { Metrics } from './metrics.ts';
 import { explainDatabaseError } from './store/database-errors.ts';
-import { createStore, isPostgresUrl } from './store/index.ts';
-import { sqlitePath } from './store/sqlite/sqlite-store.ts';
+import { parseDatabaseUrl, sqliteFile } from './store/database-url.ts';
+import { createStore } from './store/index.ts';
 import type { Store } from './store/types.ts';
 import { USER_AGENT } from './version.ts';
 import { createChangeSink } from './changes/source.ts';
@@ -41,9 +41,8 @@ export interface Service {
 
 /** The data directory: beside the SQLite file, or ./data for PostgreSQL. */
 export function dataDir(db: string): string {
-  if (isPostgresUrl(db)) return resolve('data');
-  const path = sqlitePath(db);
-  return path === ':memory:' ? resolve('data') : dirname(resolve(path));
+  const path = sqliteFile(parseDatabaseUrl(db));
+  return path === null ? resolve('data') : dirname(resolve(path));
 }
 
 /** The admin token from the settings, or one generated on first start and kept (0600) in the data directory. */
@@ -73,7 +72,8 @@ export function secureDataDir(config: Config): void {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     return;
   }
-  const db = isPostgresUrl(config.db) ? null : basename(sqlitePath(config.db));
+  const file = sqliteFile(parseDatabaseUrl(config.db));
+  const db = file === null ? null : basename(file);
   const ours = (name: string) => name === 'admin-token' || name.startsWith(SECRETS_KEY_FILE) || (db !== null && name.startsWith(db));
   const st = statSync(dir);
   if ((st.mode & 0o077) !== 0 && st.uid === process.getuid?.() && (st.mode & 0o1000) === 0 && readdirSync(dir).every(ours)) chmodSync(dir, 0o700);
@@ -81,7 +81,8 @@ export function secureDataDir(config: Config): void {
 
 /** The key sealing signing secrets: the setting, or the key file in the data directory (an in-memory database gets a throw-away key). */
 export function secretsKeys(config: Config): LoadedKeys {
-  if (!config.secretsKey && !isPostgresUrl(config.db) && sqlitePath(config.db) === ':memory:') {
+  const target = parseDatabaseUrl(config.db);
+  if (!config.secretsKey && target.kind === 'sqlite' && target.path === ':memory:') {
     const key = newKey();
     return { box: new SecretBox([parseKey(key, 'generated')]), file: null, keys: [key] };
   }

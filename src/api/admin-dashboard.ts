@@ -4,6 +4,7 @@ import { OrcidApiError } from '../domain/errors.ts';
 import { forgetClientTokens } from './auth.ts';
 import type { RecordedHeaders } from '../domain/attempt-headers.ts';
 import { PUBLIC_ID_PATTERN } from '../domain/public-id.ts';
+import { dashboardStateOf, WEBHOOK_STATES } from '../domain/webhook-state.ts';
 import { clientView, createApiClient } from '../ops/clients.ts';
 import type { AttemptBucket, AttemptRow, ClientRow, FailureCount, RecordRow, Store, WebhookRow } from '../store/types.ts';
 import { ADMIN_ERRORS, adminAuth, invalid, validOrcid } from './admin.ts';
@@ -30,11 +31,10 @@ const iso = (t: number | null): string | null => (t === null ? null : new Date(t
 
 const webhookParams = z.object({ id: z.string().regex(PUBLIC_ID_PATTERN, 'must be a webhook id: wh_ and 32 hexadecimal digits') });
 
-export const webhookStates = ['enabled', 'disabled', 'pending', 'failing'] as const;
 
 export const listWebhooksQuery = z.object({
   search: z.string().max(2048).optional().describe('An exact iD or client id, or part of the callback URL'),
-  state: z.enum(webhookStates).optional().describe('enabled, disabled, pending (owes a callback), failing (in backoff after failures)'),
+  state: z.enum(WEBHOOK_STATES).optional().describe('enabled (all enabled ones), disabled, pending (owes a callback, no failure yet), failing (in backoff after failures)'),
   client: z.string().max(200).optional().describe('Only this client id'),
   orcid: z.string().optional().describe('Only this ORCID iD'),
   cursor: z.string().regex(PUBLIC_ID_PATTERN, 'must be the nextCursor of a previous page').optional().describe('nextCursor of the previous page'),
@@ -154,18 +154,12 @@ function describeAll(): void {
 
 // --- Views ------------------------------------------------------------------------------------
 
-export function webhookState(w: WebhookRow): 'ok' | 'pending' | 'failing' | 'disabled' {
-  if (!w.enabled) return 'disabled';
-  if (w.dueAt === null) return 'ok';
-  return w.failedAttempts > 0 ? 'failing' : 'pending';
-}
-
 /** What the dashboard shows of a webhook: explicit fields only, never lease internals or secrets. */
 export function webhookView(w: WebhookRow, client: ClientRow | null | undefined): z.infer<typeof webhookSchema> {
   return {
     id: w.publicId, orcid: w.orcid, url: w.url, host: w.host,
     client: { id: w.clientId, name: client?.name ?? null },
-    state: webhookState(w), enabled: w.enabled, disabledReason: w.disabledReason, disabled: iso(w.disabledAt),
+    state: dashboardStateOf(w), enabled: w.enabled, disabledReason: w.disabledReason, disabled: iso(w.disabledAt),
     created: iso(w.createdAt)!, pendingSince: iso(w.pendingSince), due: iso(w.dueAt), failedAttempts: w.failedAttempts,
     lastAttempt: iso(lastAttemptAt(w)), lastSuccess: iso(w.lastSentAt), lastFailed: iso(w.lastFailedAt), lastStatus: w.lastStatus,
   };

@@ -1,11 +1,67 @@
-import type { WebhookRow } from '../store/types.ts';
+import type { WebhookCounts, WebhookRow } from '../store/types.ts';
 
+/*
+ * A webhook's state, defined once: its label, its SQL condition and its count. The API, the
+ * dashboard, the CLI and the metrics all read it from here, so a card's count, the list it links
+ * to and the labels in that list are the same set.
+ *
+ * Every webhook is in exactly one state:
+ *  - disabled: not enabled (410 Gone, schedule exhausted, or by hand);
+ *  - failing:  enabled, one or more consecutive failures (owes a callback, in backoff);
+ *  - pending:  enabled, owes a callback, no failure yet (due now or after the notify delay);
+ *  - enabled:  enabled and owing nothing (the dashboard shows it as "ok").
+ */
 export const WEBHOOK_STATES = ['enabled', 'disabled', 'failing', 'pending'] as const;
 export type WebhookStateName = (typeof WEBHOOK_STATES)[number];
 
-/** The most specific state of a webhook: disabled, failing (retrying), pending (owes a callback), or enabled. */
-export function webhookStateOf(w: WebhookRow): WebhookStateName {
+/** The state of one webhook; the same sets as STATE_SQL. */
+export function webhookStateOf(w: Pick<WebhookRow, 'enabled' | 'failedAttempts' | 'dueAt'>): WebhookStateName {
   if (!w.enabled) return 'disabled';
   if (w.failedAttempts > 0) return 'failing';
   return w.dueAt !== null ? 'pending' : 'enabled';
+}
+
+/** The dashboard's label: 'ok' for a webhook enabled and owing nothing. */
+export function dashboardStateOf(w: Pick<WebhookRow, 'enabled' | 'failedAttempts' | 'dueAt'>): 'ok' | Exclude<WebhookStateName, 'enabled'> {
+  const s = webhookStateOf(w);
+  return s === 'enabled' ? 'ok' : s;
+}
+
+/** Each state's condition on the webhooks table (both dialects): disjoint, together every row. */
+const STATE_SQL: Record<WebhookStateName, string> = {
+  disabled: 'enabled = 0',
+  failing: 'enabled = 1 AND failed_attempts > 0',
+  pending: 'enabled = 1 AND failed_attempts = 0 AND due_at IS NOT NULL',
+  enabled: 'enabled = 1 AND failed_attempts = 0 AND due_at IS NULL',
+};
+
+/**
+ * What a list filter (`?state=`, `--state`) selects: a union of states. `enabled` as a filter has
+ * always meant every enabled webhook, so it also lists the pending and failing ones (labelled so);
+ * the other filters are exactly their state.
+ */
+export const STATE_FILTERS: Record<WebhookStateName, readonly WebhookStateName[]> = {
+  enabled: ['enabled', 'pending', 'failing'],
+  disabled: ['disabled'],
+  failing: ['failing'],
+  pending: ['pending'],
+};
+
+export function stateFilterSql(filter: WebhookStateName): string {
+  return `(${STATE_FILTERS[filter].map((s) => `(${STATE_SQL[s]})`).join(' OR ')})`;
+}
+
+/** The counts in one query, with the same conditions as the filters (FILTER: PostgreSQL, SQLite >= 3.30). */
+export const STATE_COUNTS_SQL = `SELECT count(*) AS total, ${WEBHOOK_STATES.map((s) => `count(*) FILTER (WHERE ${STATE_SQL[s]}) AS ${s}`).join(', ')} FROM webhooks`;
+
+/** The overview's counts (each matches a filter: enabled, disabled, pending, and backoff = failing) from a STATE_COUNTS_SQL row. */
+export function toWebhookCounts(r: Record<string, unknown> | undefined): WebhookCounts {
+  const n = (s: WebhookStateName): number => Number(r?.[s] ?? 0);
+  const sum = (f: WebhookStateName): number => STATE_FILTERS[f].reduce((t, s) => t + n(s), 0);
+  return { total: Number(r?.total ?? 0), enabled: sum('enabled'), disabled: sum('disabled'), pending: sum('pending'), backoff: sum('failing') };
+}
+
+/** Webhooks in each state (the metrics gauge): disjoint, so they sum to the number of webhooks. */
+export function countsByState(c: WebhookCounts): Record<WebhookStateName, number> {
+  return { enabled: c.enabled - c.pending - c.backoff, pending: c.pending, failing: c.backoff, disabled: c.disabled };
 }

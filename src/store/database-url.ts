@@ -6,9 +6,19 @@ export const DATABASE_FORMS = 'sqlite:PATH, sqlite::memory:, a plain file path, 
 
 export type DatabaseTarget = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
 
+/** A PostgreSQL URL; anything else is SQLite or refused by parseDatabaseUrl. */
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//.test(url);
+}
+
+/** The SQLite database file; null for PostgreSQL and for SQLite in memory. */
+export function sqliteFile(target: DatabaseTarget): string | null {
+  return target.kind === 'sqlite' && target.path !== ':memory:' ? target.path : null;
+}
+
 export function parseDatabaseUrl(url: string): DatabaseTarget {
   if (url.trim() === '') throw new Error(`the database is empty; use ${DATABASE_FORMS}`);
-  if (/^postgres(ql)?:\/\//.test(url)) return { kind: 'postgres', url };
+  if (isPostgresUrl(url)) return { kind: 'postgres', url };
   if (url.startsWith('sqlite://')) return { kind: 'sqlite', path: url.slice('sqlite://'.length) || ':memory:' };
   if (url.startsWith('sqlite:')) return { kind: 'sqlite', path: url.slice('sqlite:'.length) || ':memory:' };
   // A scheme of two or more letters (one letter is a Windows drive, C:\...).

@@ -1,7 +1,9 @@
 import type { SecretBox } from '../domain/secret-box.ts';
 import type { Store } from './types.ts';
 import { parseDatabaseUrl } from './database-url.ts';
-import { SqliteStore, sqlitePath } from './sqlite/sqlite-store.ts';
+
+export { isPostgresUrl } from './database-url.ts';
+import { SqliteStore } from './sqlite/sqlite-store.ts';
 
 export type { Store } from './types.ts';
 
@@ -16,16 +18,12 @@ export interface StoreOptions {
   secrets?: SecretBox;
 }
 
-export function isPostgresUrl(url: string): boolean {
-  return /^postgres(ql)?:\/\//.test(url);
-}
-
 /** Opens the store a database URL names: `postgres://...`, `sqlite:path`, or a plain file path. */
 export async function createStore(url: string, opts: StoreOptions = {}): Promise<Store> {
-  parseDatabaseUrl(url); // an unknown scheme throws, naming the accepted forms
-  if (isPostgresUrl(url)) {
+  const target = parseDatabaseUrl(url); // an unknown scheme throws, naming the accepted forms
+  if (target.kind === 'postgres') {
     const { PostgresStore } = await import('./postgres/postgres-store.ts');
-    return new PostgresStore(url, opts);
+    return new PostgresStore(target.url, opts);
   }
-  return new SqliteStore(sqlitePath(url), { backgroundCheckpoint: opts.backgroundCheckpoint ?? false, ...(opts.secrets && { secrets: opts.secrets }) });
+  return new SqliteStore(target.path, { backgroundCheckpoint: opts.backgroundCheckpoint ?? false, ...(opts.secrets && { secrets: opts.secrets }) });
 }

@@ -1,4 +1,5 @@
 import type { RecordedHeaders } from '../domain/attempt-headers.ts';
+import type { WebhookStateName } from '../domain/webhook-state.ts';
 
 /**
  * The narrow seam between the service and its database. Every method is async so that SQLite
@@ -101,7 +102,8 @@ export type RegisterResult =
   | { outcome: 'exists'; webhook: WebhookRow; reenabled: boolean }
   | { outcome: 'limit' };
 
-export type WebhookState = 'enabled' | 'disabled' | 'failing' | 'pending';
+/** A list filter: see src/domain/webhook-state.ts. */
+export type WebhookState = WebhookStateName;
 
 export interface WebhookFilter {
   clientId?: string;
@@ -257,16 +259,6 @@ export interface WorkerRow {
   id: string;
   startedAt: number;
   heartbeatAt: number;
-}
-
-/**
- * How many earliest-due rows a per-host-limited claim ranks: the batch plus four hosts' worth. Few
- * enough that a claim for one free slot stays cheap (a single busy host frees one slot per
- * callback), enough that one crowded host does not starve a batch.
- */
-export function claimScanSize(limit: number, perHostLimit: number | undefined, perClientLimit?: number): number {
-  const perGroup = Math.min(perHostLimit ?? Infinity, perClientLimit ?? Infinity);
-  return Number.isFinite(perGroup) ? Math.min(limit * 4, limit + 4 * perGroup) : limit;
 }
 
 /** A polled upstream's cursor and leadership (Store.upstreamState). */

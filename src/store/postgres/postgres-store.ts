@@ -2,25 +2,17 @@ import pg from 'pg';
 import type { ClientConfig, CustomTypesConfig, Notification, PoolClient, PoolConfig } from 'pg';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadMigrations } from '../migrations.ts';
-import { attemptStatsSql, toAttemptBuckets } from '../sql/attempt-stats.ts';
-import { backlogSql, failuresBySql, headersJson, postgresParam, toBacklog, toFailureCounts } from '../sql/operator-stats.ts';
-import {
-  deliverySettingsSql, recoverWhereSql, replaySetSql, resealRow, setPayloadModeSql, setSigningSecretSql, STORED_SECRETS_SQL, toDeliverySettings, updateStoredSecretsSql,
-} from '../sql/client-features.ts';
-import { claimScanSize, DEFAULT_WORKER_STALE_MS } from '../types.ts';
-import { claimableSql, dbNowSql, expireLeasesSql, heartbeatSql, pruneWorkersSql } from '../sql/leases.ts';
-import { isNewer } from '../sql/records.ts';
-import type { ClaimOptions, ClientDeliverySettings, DeliveryBacklog, FailureCount, PayloadMode, ReplayResult, UpstreamState } from '../types.ts';
-import {
-  claimLeadershipSql, initCursorSql, releaseLeadershipSql, saveErrorSql, saveProgressSql, toUpstreamState, upstreamStateSql, watchedOrcidsSql,
-} from '../sql/upstream.ts';
-import { STATE_SQL, toAttempt, toClient, toWebhook, toWorker } from '../rows.ts';
 import { newWebhookPublicId } from '../../domain/public-id.ts';
 import type { SecretBox } from '../../domain/secret-box.ts';
-import type {
-  ApplyChangesOptions, ApplyChangesResult, AttemptBucket, AttemptRecord, AttemptRow, Claim, ClientRow, NewClient, RecordChange,
-  RecordRow, RegisterResult, Store, TokenRow, WebhookCounts, WebhookFilter, WebhookRow, WorkerRow,
+import { postgres, type Compiled, type Params, type Row } from '../dialect.ts';
+import { loadMigrations } from '../migrations.ts';
+import { SqlStore, type Conn } from '../sql-store.ts';
+import { headersJson } from '../sql/attempts.ts';
+import { claimableSql, claimScanSize, outcomeSetSql } from '../sql/claims.ts';
+import { CREATE_PLACEHOLDER, isNewer } from '../sql/records.ts';
+import { COUNT_CLIENT_WEBHOOKS, FIND_WEBHOOK, INSERT_WEBHOOK, REENABLE_BY_KEY, toWebhook } from '../sql/webhooks.ts';
+import {
+  DEFAULT_WORKER_STALE_MS, type ApplyChangesOptions, type ApplyChangesResult, type AttemptRecord, type Claim, type ClaimOptions, type RecordChange, type RegisterResult,
 } from '../types.ts';
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -30,7 +22,6 @@ export const WAKE_CHANNEL = 'orcid_webhooks_wake';
 /** pg_advisory_xact_lock key serialising migrations across processes (any constant unique to this app). */
 const MIGRATION_LOCK_KEY = '7305151201437713';
 
-type Row = Record<string, unknown>;
 
 export interface PostgresStoreOptions {
   /** Seals signing secrets at rest; unset: stored as given (tests, tools). */
@@ -96,18 +87,40 @@ function isRetryable(err: unknown): boolean {
   return code === '40P01' || code === '40001';
 }
 
-export class PostgresStore implements Store {
-  readonly dialect = 'postgres' as const;
+const compiled = new Map<string, Compiled>();
+const OUTCOME = outcomeSetSql('w.', (name) => `a.${name}`);
+
+/** A Conn over the pool or one transaction's connection: store/sql/ texts compiled once to $n. */
+class PgConn implements Conn {
+  constructor(readonly on: pg.Pool | PoolClient) {}
+
+  private async query(sql: string, p: Params): Promise<pg.QueryResult<Row>> {
+    let c = compiled.get(sql);
+    if (!c) compiled.set(sql, (c = postgres.compile(sql)));
+    return this.on.query<Row>(c.text, c.names.map((n) => p[n] ?? null));
+  }
+
+  async all(sql: string, p: Params = {}): Promise<Row[]> {
+    return (await this.query(sql, p)).rows;
+  }
+
+  async run(sql: string, p: Params = {}): Promise<number> {
+    return (await this.query(sql, p)).rowCount ?? 0;
+  }
+}
+
+/** The PostgreSQL store: a pool, transactions that retry lost races, LISTEN/NOTIFY wake-ups. */
+export class PostgresStore extends SqlStore {
+  protected readonly d = postgres;
   readonly pool: pg.Pool;
+  protected readonly conn: PgConn;
   private readonly clientConfig: ClientConfig;
   private readonly onError: (err: Error) => void;
   private readonly subscriptions = new Set<WakeupSubscription>();
   private closed = false;
 
-  private readonly secrets: SecretBox | null;
-
   constructor(url: string, opts: PostgresStoreOptions = {}) {
-    this.secrets = opts.secrets ?? null;
+    super(opts.secrets);
     this.onError = opts.onError ?? noop;
     this.clientConfig = { connectionString: pgConnectionString(url), keepAlive: true, types };
     const statementTimeoutMs = opts.statementTimeoutMs ?? 30_000;
@@ -125,14 +138,24 @@ export class PostgresStore implements Store {
     // An idle pooled connection that dies (server restart, network) is removed by the pool and
     // reported here; without a listener the 'error' event would crash the process.
     this.pool.on('error', (err) => this.onError(err));
+    this.conn = new PgConn(this.pool);
   }
 
   private async query(sql: string, params: unknown[] = []): Promise<Row[]> {
     return (await this.pool.query<Row>(sql, params)).rows;
   }
 
+  protected tx<T>(fn: (c: Conn) => Promise<T>): Promise<T> {
+    return this.txClient((c) => fn(new PgConn(c)));
+  }
+
+  /** Wakes every listener on this schema when the transaction commits (nothing if it rolls back). */
+  protected async wake(c: Conn): Promise<void> {
+    await (c as PgConn).on.query('SELECT pg_notify($1, current_schema())', [WAKE_CHANNEL]);
+  }
+
   /** Runs fn in a transaction on one pooled connection; deadlocks and lost races run it again. */
-  private async tx<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
+  private async txClient<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const c = await this.pool.connect();
       // While checked out, the pool does not listen for the connection's errors: a drop between
@@ -163,7 +186,7 @@ export class PostgresStore implements Store {
     for (const m of loadMigrations(MIGRATIONS_DIR)) {
       // Each migration in its own transaction, behind one advisory lock: processes starting at
       // once queue here; the name goes in first, so a later one sees it and skips.
-      const ran = await this.tx(async (c) => {
+      const ran = await this.txClient(async (c) => {
         await c.query('SET LOCAL statement_timeout = 0');
         await c.query(untimed(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`));
         await c.query('CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)');
@@ -184,77 +207,12 @@ export class PostgresStore implements Store {
     return loadMigrations(MIGRATIONS_DIR).map((m) => m.name).filter((n) => !done.has(n));
   }
 
-  async ping(): Promise<void> {
-    await this.query('SELECT 1');
-  }
-
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await Promise.all([...this.subscriptions].map((s) => s.stop()));
     this.subscriptions.clear();
     await this.pool.end();
-  }
-
-  async createClient(c: NewClient): Promise<ClientRow> {
-    await this.query('INSERT INTO clients (id, name, secret_hash, premium, created_at) VALUES ($1, $2, $3, $4, $5)',
-      [c.id, c.name, c.secretHash, c.premium ? 1 : 0, c.createdAt]);
-    return { ...c, revokedAt: null };
-  }
-
-  async getClient(id: string): Promise<ClientRow | null> {
-    const [r] = await this.query('SELECT * FROM clients WHERE id = $1', [id]);
-    return r ? toClient(r) : null;
-  }
-
-  async listClients(): Promise<ClientRow[]> {
-    return (await this.query('SELECT * FROM clients ORDER BY created_at, id')).map(toClient);
-  }
-
-  async revokeClient(id: string, now: number): Promise<boolean> {
-    return this.tx(async (c) => {
-      const res = await c.query('UPDATE clients SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2', [now, id]);
-      await c.query('DELETE FROM tokens WHERE client_id = $1', [id]);
-      return (res.rowCount ?? 0) > 0;
-    });
-  }
-
-  async createToken(t: TokenRow): Promise<void> {
-    await this.query('INSERT INTO tokens (token_hash, client_id, scope, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)',
-      [t.tokenHash, t.clientId, t.scope, t.createdAt, t.expiresAt]);
-  }
-
-  async findToken(tokenHash: string): Promise<{ token: TokenRow; client: ClientRow } | null> {
-    const [r] = await this.query(`SELECT t.token_hash, t.client_id, t.scope, t.created_at AS t_created, t.expires_at, c.*
-      FROM tokens t JOIN clients c ON c.id = t.client_id WHERE t.token_hash = $1`, [tokenHash]);
-    if (!r) return null;
-    return {
-      token: { tokenHash: String(r.token_hash), clientId: String(r.client_id), scope: String(r.scope), createdAt: Number(r.t_created), expiresAt: Number(r.expires_at) },
-      client: toClient(r),
-    };
-  }
-
-  async getRecord(orcid: string): Promise<RecordRow | null> {
-    const [r] = await this.query('SELECT * FROM records WHERE orcid = $1', [orcid]);
-    return r ? toRecord(r) : null;
-  }
-
-  async addRecords(orcids: string[], now: number): Promise<number> {
-    if (orcids.length === 0) return 0;
-    // ON CONFLICT DO NOTHING also skips duplicates within the array: each orcid counts once.
-    const res = await this.pool.query(`INSERT INTO records (orcid, modified_at, created_at)
-      SELECT o, $2, $2 FROM unnest($1::text[]) WITH ORDINALITY AS u(o, n) ORDER BY n
-      ON CONFLICT (orcid) DO NOTHING`, [orcids, now]);
-    return res.rowCount ?? 0;
-  }
-
-  async listRecords(opts: { limit: number; afterOrcid?: string }): Promise<RecordRow[]> {
-    return (await this.query('SELECT * FROM records WHERE orcid > $1 ORDER BY orcid LIMIT $2', [opts.afterOrcid ?? '', opts.limit])).map(toRecord);
-  }
-
-  async countRecords(): Promise<number> {
-    const [r] = await this.query('SELECT count(*) AS n FROM records');
-    return Number(r?.n ?? 0);
   }
 
   /*
@@ -276,7 +234,7 @@ export class PostgresStore implements Store {
   async applyChanges(changes: RecordChange[], opts: ApplyChangesOptions): Promise<ApplyChangesResult> {
     if (changes.length === 0) return { created: 0, changed: 0, ignored: 0, webhooksNotified: 0 };
     const orcids = [...new Set(changes.map((c) => c.orcid))];
-    return this.tx(async (c) => {
+    return this.txClient(async (c) => {
       const locked = await c.query<Row>('SELECT orcid, modified_at, placeholder FROM records WHERE orcid = ANY($1::text[]) ORDER BY orcid FOR NO KEY UPDATE', [orcids]);
       const current = new Map(locked.rows.map((r) => [String(r.orcid), Number(r.modified_at)]));
       // Placeholders (open records mode) until their first change in this batch.
@@ -339,144 +297,36 @@ export class PostgresStore implements Store {
         evOrcid, evModified, opts.now + opts.notifyDelayMs])).rows;
       if (Number(r?.inserted) !== inserts.size) throw new RetryTransaction('a record was created concurrently');
       result.webhooksNotified = Number(r?.notified ?? 0);
-      if (result.webhooksNotified > 0) await notify(c);
+      if (result.webhooksNotified > 0) await this.wake(new PgConn(c));
       return result;
     });
   }
 
+  // Concurrent registrations race here (SQLite's single writer has none): the cap queues on the
+  // client's row, the insert on the record's, and a lost insert race goes round to answer 'exists'.
   async registerWebhook(input: { clientId: string; orcid: string; url: string; host: string; now: number; maxPerClient?: number; createRecord?: boolean }): Promise<RegisterResult> {
-    for (let round = 0; round < 5; round++) {
-      const [r] = await this.pool.query<Row>({
-        name: 'register-webhook', text: REGISTER_SQL,
-        values: [input.clientId, input.orcid, input.url, input.host, input.now, newWebhookPublicId(), input.maxPerClient ?? null, input.createRecord === true],
-      }).then((res) => res.rows);
-      if (r?.kind === 'reenabled') {
-        if (r.due_at !== null) await notify(this.pool);
-        return { outcome: 'exists', webhook: toWebhook(r), reenabled: true };
+    const key = { clientId: input.clientId, orcid: input.orcid, url: input.url };
+    return this.txClient(async (client): Promise<RegisterResult> => {
+      const c = new PgConn(client);
+      // FOR NO KEY UPDATE does not conflict with the foreign-key checks of inserts.
+      if (input.maxPerClient !== undefined) await client.query('SELECT 1 FROM clients WHERE id = $1 FOR NO KEY UPDATE', [input.clientId]);
+      for (let round = 0; round < 5; round++) {
+        const [re] = await c.all(REENABLE_BY_KEY, { ...key, now: input.now });
+        if (re) {
+          if (re.due_at !== null) await this.wake(c);
+          return { outcome: 'exists', webhook: toWebhook(re), reenabled: true };
+        }
+        const [existing] = await c.all(FIND_WEBHOOK, key);
+        if (existing) return { outcome: 'exists', webhook: toWebhook(existing), reenabled: false };
+        if (input.maxPerClient !== undefined && Number((await c.all(COUNT_CLIENT_WEBHOOKS, key))[0]?.n) >= input.maxPerClient) return { outcome: 'limit' };
+        if (input.createRecord) await c.run(CREATE_PLACEHOLDER, { orcid: input.orcid, now: input.now });
+        // Queue behind a change of this record being applied (it holds FOR NO KEY UPDATE), so that the
+        // change either sees this webhook or committed before it: ordered by the lock, not the clock.
+        await client.query('SELECT 1 FROM records WHERE orcid = $1 FOR SHARE', [input.orcid]);
+        const [ins] = await c.all(INSERT_WEBHOOK, { ...key, host: input.host, now: input.now, publicId: newWebhookPublicId() });
+        if (ins) return { outcome: 'created', webhook: toWebhook(ins) };
       }
-      if (r?.kind === 'existing') return { outcome: 'exists', webhook: toWebhook(r), reenabled: false };
-      if (r?.kind === 'created') return { outcome: 'created', webhook: toWebhook(r) };
-      if (!r?.took) {
-        if (!(await this.query('SELECT 1 FROM clients WHERE id = $1', [input.clientId])).length) throw new Error(`No client with id ${input.clientId}`);
-        return { outcome: 'limit' };
-      }
-      // The place is given back: the record does not exist, or a concurrent registration of the same
-      // webhook inserted it first (then go round and answer 'exists').
-      await this.pool.query('UPDATE clients SET webhook_count = webhook_count - 1 WHERE id = $1', [input.clientId]);
-      if (!r.has_record) throw new Error(`No record ${input.orcid}`);
-    }
-    throw new Error('webhook registration kept racing');
-  }
-
-  async enableWebhook(id: number, now: number): Promise<{ webhook: WebhookRow; reenabled: boolean } | null> {
-    return this.tx(async (c) => {
-      const re = (await c.query<Row>(`UPDATE webhooks SET enabled = 1, disabled_reason = NULL, disabled_at = NULL, failed_attempts = 0, failing_since = NULL,
-          due_at = CASE WHEN pending_since IS NOT NULL THEN $2::bigint ELSE NULL END
-        WHERE id = $1 AND enabled = 0 RETURNING *`, [id, now])).rows[0];
-      if (re) {
-        if (re.due_at !== null) await notify(c);
-        return { webhook: toWebhook(re), reenabled: true };
-      }
-      const existing = (await c.query<Row>('SELECT * FROM webhooks WHERE id = $1', [id])).rows[0];
-      return existing ? { webhook: toWebhook(existing), reenabled: false } : null;
-    });
-  }
-
-  async deleteWebhook(clientId: string, orcid: string, url: string): Promise<boolean> {
-    const res = await this.pool.query(`WITH gone AS (DELETE FROM webhooks WHERE client_id = $1 AND orcid = $2 AND url = $3 RETURNING client_id)
-      UPDATE clients SET webhook_count = webhook_count - 1 WHERE id IN (SELECT client_id FROM gone)`, [clientId, orcid, url]);
-    return (res.rowCount ?? 0) > 0;
-  }
-
-  async findWebhook(clientId: string, orcid: string, url: string): Promise<WebhookRow | null> {
-    const [r] = await this.query('SELECT * FROM webhooks WHERE client_id = $1 AND orcid = $2 AND url = $3', [clientId, orcid, url]);
-    return r ? toWebhook(r) : null;
-  }
-
-  async getWebhook(id: number): Promise<WebhookRow | null> {
-    const [r] = await this.query('SELECT * FROM webhooks WHERE id = $1', [id]);
-    return r ? toWebhook(r) : null;
-  }
-
-  async getWebhookByPublicId(publicId: string): Promise<WebhookRow | null> {
-    const [r] = await this.query('SELECT * FROM webhooks WHERE public_id = $1', [publicId]);
-    return r ? toWebhook(r) : null;
-  }
-
-  async listWebhooks(f: WebhookFilter): Promise<WebhookRow[]> {
-    const params: unknown[] = [];
-    const p = (v: unknown): string => {
-      params.push(v);
-      return `$${params.length}`;
-    };
-    const where: string[] = [`id > ${p(f.afterId ?? 0)}`];
-    if (f.clientId !== undefined) where.push(`client_id = ${p(f.clientId)}`);
-    if (f.orcid !== undefined) where.push(`orcid = ${p(f.orcid)}`);
-    if (f.state !== undefined) where.push(STATE_SQL[f.state]);
-    if (f.search) {
-      const s = p(f.search);
-      where.push(`(orcid = ${s} OR client_id = ${s} OR strpos(lower(url), lower(${s})) > 0)`);
-    }
-    const sql = `SELECT * FROM webhooks WHERE ${where.join(' AND ')} ORDER BY id LIMIT ${p(f.limit)}`;
-    return (await this.query(sql, params)).map(toWebhook);
-  }
-
-  async countWebhooks(): Promise<WebhookCounts> {
-    const [r] = await this.query(`SELECT count(*) AS total,
-        count(*) FILTER (WHERE enabled = 1) AS enabled,
-        count(*) FILTER (WHERE enabled = 0) AS disabled,
-        count(*) FILTER (WHERE enabled = 1 AND due_at IS NOT NULL AND failed_attempts = 0) AS pending,
-        count(*) FILTER (WHERE enabled = 1 AND due_at IS NOT NULL AND failed_attempts > 0) AS backoff
-      FROM webhooks`);
-    return { total: Number(r?.total ?? 0), enabled: Number(r?.enabled ?? 0), disabled: Number(r?.disabled ?? 0), pending: Number(r?.pending ?? 0), backoff: Number(r?.backoff ?? 0) };
-  }
-
-  async getClientDeliverySettings(clientId: string): Promise<ClientDeliverySettings | null> {
-    const [r] = await this.query(deliverySettingsSql('$1'), [clientId]);
-    return r ? toDeliverySettings(r, (v) => this.secrets?.open(v) ?? v) : null;
-  }
-
-  async setSigningSecret(clientId: string, secret: string | null, opts: { previousUntil: number | null; now: number }): Promise<boolean> {
-    const sql = setSigningSecretSql({ clientId: '$1::text', secret: '$2::text', keepUntil: '$3::bigint', now: '$4::bigint' });
-    const stored = secret === null || !this.secrets ? secret : this.secrets.seal(secret);
-    return ((await this.pool.query(sql, [clientId, stored, opts.previousUntil, opts.now])).rowCount ?? 0) > 0;
-  }
-
-  async resealSigningSecrets(): Promise<number> {
-    const box = this.secrets;
-    if (!box) return 0;
-    return this.tx(async (c) => {
-      let n = 0;
-      const update = updateStoredSecretsSql({ clientId: '$1::text', secret: '$2::text', previous: '$3::text' });
-      for (const r of (await c.query<Row>(`${STORED_SECRETS_SQL} FOR UPDATE`)).rows) {
-        const next = resealRow(r, box);
-        if (next) n += (await c.query(update, [r.client_id, next.secret, next.previous])).rowCount ?? 0;
-      }
-      return n;
-    });
-  }
-
-  async setPayloadMode(clientId: string, mode: PayloadMode, now: number): Promise<boolean> {
-    const sql = setPayloadModeSql({ clientId: '$1::text', mode: '$2::text', now: '$3::bigint' });
-    return ((await this.pool.query(sql, [clientId, mode, now])).rowCount ?? 0) > 0;
-  }
-
-  async replayWebhook(id: number, now: number): Promise<ReplayResult | null> {
-    return this.tx(async (c): Promise<ReplayResult | null> => {
-      const existing = (await c.query<Row>('SELECT enabled FROM webhooks WHERE id = $1 FOR NO KEY UPDATE', [id])).rows[0];
-      if (!existing) return null;
-      const row = (await c.query<Row>(`UPDATE webhooks SET ${replaySetSql('$2::bigint')} WHERE id = $1 RETURNING *`, [id, now])).rows[0]!;
-      await notify(c);
-      return { webhook: toWebhook(row), reenabled: !Number(existing.enabled) };
-    });
-  }
-
-  async recoverWebhooks(clientId: string, since: number, now: number): Promise<number> {
-    return this.tx(async (c) => {
-      const res = await c.query(`UPDATE webhooks SET ${replaySetSql('$3::bigint')} WHERE ${recoverWhereSql({ clientId: '$1::text', since: '$2::bigint' })}`, [clientId, since, now]);
-      const n = res.rowCount ?? 0;
-      if (n > 0) await notify(c);
-      return n;
+      throw new RetryTransaction('webhook registration kept racing');
     });
   }
 
@@ -490,7 +340,7 @@ export class PostgresStore implements Store {
     const rows = await this.query(`WITH cand AS MATERIALIZED (
         SELECT id, host, client_id, due_at, lease_until AS prev FROM webhooks
         WHERE enabled = 1 AND due_at IS NOT NULL AND due_at <= $1
-          AND ${claimableSql('postgres', '$10::bigint')}
+          AND ${claimableSql(postgres, '$10::bigint')}
           AND host <> ALL($2::text[])
           AND client_id <> ALL($11::text[])
         -- id breaks ties (a bulk change makes thousands due at one instant): rows taken over from a
@@ -506,7 +356,7 @@ export class PostgresStore implements Store {
         WHERE rank_in_host <= COALESCE((SELECT s.free FROM unnest($8::text[], $9::int[]) AS s(host, free) WHERE s.host = ranked.host), $7)
           AND rank_in_client <= COALESCE((SELECT s.free FROM unnest($13::text[], $14::int[]) AS s(client, free) WHERE s.client = ranked.client_id), $12)
         ORDER BY due_at, id LIMIT $3)
-      UPDATE webhooks w SET lease_owner = $4, lease_worker = $15, lease_until = ${dbNowSql('postgres')} + $5::bigint
+      UPDATE webhooks w SET lease_owner = $4, lease_worker = $15, lease_until = ${postgres.now} + $5::bigint
       FROM c WHERE w.id = c.id
       RETURNING w.*, (c.prev IS NOT NULL) AS reclaimed`, [o.now, o.excludeHosts, o.limit, o.owner, o.leaseMs,
       claimScanSize(o.limit, o.perHostLimit, o.perClientLimit), o.perHostLimit ?? o.limit,
@@ -518,33 +368,8 @@ export class PostgresStore implements Store {
       .sort((a, b) => (a.webhook.dueAt ?? 0) - (b.webhook.dueAt ?? 0) || a.webhook.id - b.webhook.id);
   }
 
-  async heartbeat(worker: string): Promise<void> {
-    await this.query(heartbeatSql('postgres', '$1::text'), [worker]);
-  }
-
-  async retireWorker(worker: string): Promise<void> {
-    await this.query('DELETE FROM workers WHERE id = $1', [worker]);
-    await this.query(pruneWorkersSql('postgres'));
-  }
-
-  async listWorkers(): Promise<WorkerRow[]> {
-    return (await this.query('SELECT * FROM workers ORDER BY started_at, id')).map(toWorker);
-  }
-
-  async expireLeases(workers: string[] | { allBut: string }): Promise<number> {
-    const res = Array.isArray(workers)
-      ? await this.pool.query(expireLeasesSql('= ANY($1::text[])'), [workers])
-      : await this.pool.query(expireLeasesSql('IS DISTINCT FROM $1::text'), [workers.allBut]);
-    return res.rowCount ?? 0;
-  }
-
-  async releaseClaims(owner: string, ids: number[]): Promise<void> {
-    if (ids.length === 0) return;
-    await this.query('UPDATE webhooks SET lease_owner = NULL, lease_until = NULL WHERE id = ANY($1::bigint[]) AND lease_owner = $2', [ids, owner]);
-  }
-
   /*
-   * Same effect as SQLite's per-attempt SUCCESS_SQL / RETRY_SQL / DISABLE_SQL, batched per kind.
+   * Batched per kind with unnest (SQLite runs them one by one: with one writer a batch saves nothing).
    * Each outcome is guarded by lease_owner = owner and clears the lease, so of several completions
    * for one webhook only the first from its owner applies: later ones (same id and owner) are
    * dropped before batching, which keeps one source row per webhook and owner in each UPDATE.
@@ -572,30 +397,21 @@ export class PostgresStore implements Store {
       else if (a.outcome.kind === 'retry') retry.push(a.webhookId, a.owner, now, status, a.outcome.retryAt);
       else disable.push(a.webhookId, a.owner, now, status, a.outcome.reason);
     }
-    await this.tx(async (c) => {
+    await this.txClient(async (c) => {
       if (success.size) {
-        await c.query(`UPDATE webhooks w SET
-            lease_owner = NULL, lease_until = NULL, failed_attempts = 0, failing_since = NULL, last_sent_at = a.now, last_status = a.status,
-            pending_since = CASE WHEN w.change_seq > a.claimed THEN (SELECT r.modified_at FROM records r WHERE r.orcid = w.orcid) ELSE NULL END,
-            due_at = CASE WHEN w.change_seq > a.claimed THEN a.next_due ELSE NULL END,
-            notify_seq = CASE WHEN w.change_seq > a.claimed THEN w.change_seq ELSE w.notify_seq END
-          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[]) AS a(id, owner, now, status, claimed, next_due)
-          WHERE w.id = a.id AND w.lease_owner = a.owner`, success.cols);
+        await c.query(`UPDATE webhooks w SET ${OUTCOME.success}
+          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[]) AS a(id, lease, now, status, claimed, next_due)
+          WHERE w.id = a.id AND w.lease_owner = a.lease`, success.cols);
       }
       if (retry.size) {
-        await c.query(`UPDATE webhooks w SET
-            lease_owner = NULL, lease_until = NULL, failed_attempts = w.failed_attempts + 1, last_failed_at = a.now,
-            failing_since = COALESCE(w.failing_since, a.now), last_status = a.status, due_at = a.retry_at
-          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[]) AS a(id, owner, now, status, retry_at)
-          WHERE w.id = a.id AND w.lease_owner = a.owner`, retry.cols);
+        await c.query(`UPDATE webhooks w SET ${OUTCOME.retry}
+          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[]) AS a(id, lease, now, status, retry_at)
+          WHERE w.id = a.id AND w.lease_owner = a.lease`, retry.cols);
       }
       if (disable.size) {
-        // Keeps pending_since: a re-enabled webhook still owes what it owed.
-        await c.query(`UPDATE webhooks w SET
-            lease_owner = NULL, lease_until = NULL, failed_attempts = w.failed_attempts + 1, last_failed_at = a.now,
-            failing_since = COALESCE(w.failing_since, a.now), last_status = a.status, enabled = 0, disabled_reason = a.reason, disabled_at = a.now, due_at = NULL
-          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[]) AS a(id, owner, now, status, reason)
-          WHERE w.id = a.id AND w.lease_owner = a.owner`, disable.cols);
+        await c.query(`UPDATE webhooks w SET ${OUTCOME.disable}
+          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[]) AS a(id, lease, now, status, reason)
+          WHERE w.id = a.id AND w.lease_owner = a.lease`, disable.cols);
       }
       await c.query(`INSERT INTO attempts (webhook_id, notification_id, at, duration_ms, status_code, error, response_snippet, latency_ms, request_headers, response_headers)
         SELECT a.webhook_id, a.notification_id, a.at, a.duration_ms, a.status_code, a.error, a.snippet, a.latency_ms, a.request_headers, a.response_headers
@@ -604,11 +420,6 @@ export class PostgresStore implements Store {
         WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.id = a.webhook_id FOR KEY SHARE)
         ORDER BY a.n`, ins.cols);
     });
-  }
-
-  async nextDueAt(): Promise<number | null> {
-    const [r] = await this.query('SELECT min(GREATEST(due_at, COALESCE(lease_until, 0))) AS t FROM webhooks WHERE enabled = 1 AND due_at IS NOT NULL');
-    return r?.t === null || r?.t === undefined ? null : Number(r.t);
   }
 
   async subscribeWakeups(listener: () => void): Promise<() => Promise<void>> {
@@ -623,106 +434,6 @@ export class PostgresStore implements Store {
     };
   }
 
-  async listAttempts(webhookId: number, limit: number): Promise<AttemptRow[]> {
-    return (await this.query('SELECT * FROM attempts WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2', [webhookId, limit])).map(toAttempt);
-  }
-
-  async attemptStats(since: number, bucketMs: number): Promise<AttemptBucket[]> {
-    return toAttemptBuckets(await this.query(attemptStatsSql('postgres'), [since, bucketMs]), since, bucketMs);
-  }
-
-  async deliveryBacklog(now: number): Promise<DeliveryBacklog> {
-    return toBacklog((await this.query(backlogSql(postgresParam), [now]))[0]);
-  }
-
-  async failureBreakdown(since: number, limit: number): Promise<{ byHost: FailureCount[]; byClient: FailureCount[] }> {
-    const [byHost, byClient] = await Promise.all([
-      this.query(failuresBySql('host', postgresParam), [since, limit]),
-      this.query(failuresBySql('client_id', postgresParam), [since, limit]),
-    ]);
-    return { byHost: toFailureCounts(byHost), byClient: toFailureCounts(byClient) };
-  }
-
-  async pruneAttempts(before: number): Promise<number> {
-    return (await this.pool.query('DELETE FROM attempts WHERE at < $1', [before])).rowCount ?? 0;
-  }
-
-  async upstreamState(source: string): Promise<UpstreamState | null> {
-    const [r] = await this.query(upstreamStateSql('$1'), [source]);
-    return r ? toUpstreamState(r) : null;
-  }
-
-  async claimUpstreamLeadership(source: string, owner: string, now: number, leaseMs: number): Promise<boolean> {
-    const rows = await this.query(claimLeadershipSql({ source: '$1', owner: '$2', until: '$3::bigint', now: '$4::bigint' }), [source, owner, now + leaseMs, now]);
-    return rows.length > 0;
-  }
-
-  async releaseUpstreamLeadership(source: string, owner: string): Promise<void> {
-    await this.query(releaseLeadershipSql({ source: '$1', owner: '$2' }), [source, owner]);
-  }
-
-  async initUpstreamCursor(source: string, cursor: number, now: number): Promise<number> {
-    const [r] = await this.query(initCursorSql({ source: '$1', cursor: '$2::bigint', now: '$3::bigint' }), [source, cursor, now]);
-    return Number(r!.cursor_at);
-  }
-
-  async saveUpstreamProgress(source: string, owner: string, cursor: number, now: number): Promise<boolean> {
-    const res = await this.pool.query(saveProgressSql({ source: '$1', owner: '$2', cursor: '$3::bigint', now: '$4::bigint' }), [source, owner, cursor, now]);
-    return (res.rowCount ?? 0) > 0;
-  }
-
-  async saveUpstreamError(source: string, owner: string, error: string, now: number): Promise<void> {
-    await this.query(saveErrorSql({ source: '$1', owner: '$2', error: '$3', now: '$4::bigint' }), [source, owner, error, now]);
-  }
-
-  async watchedOrcids(orcids: string[]): Promise<string[]> {
-    if (!orcids.length) return [];
-    return (await this.query(watchedOrcidsSql('SELECT unnest($1::text[])'), [orcids])).map((r) => String(r.orcid));
-  }
-}
-
-function toRecord(r: Row): RecordRow {
-  return { orcid: String(r.orcid), modifiedAt: Number(r.modified_at), createdAt: Number(r.created_at) };
-}
-
-/**
- * A registration in one statement and one round trip ($1 client, $2 iD, $3 url, $4 host, $5 now,
- * $6 public id, $7 cap or null, $8 create the record). Found: re-enabled when disabled (no lock on
- * the client). New: the client's place is taken by the UPDATE that checks the cap (its row lock
- * lasts this statement only), the record is locked FOR SHARE so that a change being applied to it
- * (FOR NO KEY UPDATE) either sees this webhook or committed before it, then the row is inserted.
- * No row: the cap was reached (took = false) or a concurrent registration of the same webhook won
- * (took = true: the caller gives the place back and asks again).
- */
-const REGISTER_SQL = `WITH existing AS (
-    SELECT * FROM webhooks WHERE client_id = $1 AND orcid = $2 AND url = $3
-  ), reenabled AS (
-    UPDATE webhooks w SET enabled = 1, disabled_reason = NULL, disabled_at = NULL, failed_attempts = 0, failing_since = NULL,
-      due_at = CASE WHEN w.pending_since IS NOT NULL THEN $5::bigint ELSE NULL END
-    FROM existing e WHERE w.id = e.id AND e.enabled = 0 RETURNING w.*
-  ), place AS (
-    UPDATE clients SET webhook_count = webhook_count + 1
-    WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM existing) AND ($7::int IS NULL OR webhook_count < $7::int) RETURNING id
-  ), placeholder AS (
-    INSERT INTO records (orcid, modified_at, created_at, placeholder) SELECT $2, $5::bigint, $5::bigint, 1 FROM place WHERE $8::boolean
-    ON CONFLICT (orcid) DO NOTHING RETURNING orcid
-  ), record AS (
-    SELECT orcid FROM records WHERE orcid = $2 FOR SHARE
-  ), created AS (
-    INSERT INTO webhooks (client_id, orcid, url, host, created_at, public_id)
-    SELECT $1, $2, $3, $4, $5::bigint, $6 FROM place
-    WHERE EXISTS (SELECT 1 FROM record) OR EXISTS (SELECT 1 FROM placeholder)
-    ON CONFLICT (client_id, orcid, url) DO NOTHING RETURNING *
-  ), found AS (
-    SELECT 'reenabled' AS kind, * FROM reenabled
-    UNION ALL SELECT 'existing', * FROM existing WHERE enabled = 1
-    UNION ALL SELECT 'created', * FROM created
-  )
-  SELECT EXISTS (SELECT 1 FROM place) AS took, EXISTS (SELECT 1 FROM record) OR EXISTS (SELECT 1 FROM placeholder) AS has_record, found.* FROM (VALUES (1)) AS one LEFT JOIN found ON true`;
-
-/** Wakes every listener on this schema: when the transaction commits (nothing if it rolls back), or at once on the pool. */
-async function notify(c: PoolClient | pg.Pool): Promise<void> {
-  await c.query('SELECT pg_notify($1, current_schema())', [WAKE_CHANNEL]);
 }
 
 /** Parallel arrays, one per column, for `unnest($1::t[], $2::t[], ...)`. */

@@ -1,15 +1,25 @@
+import type { Dialect, Row } from '../dialect.ts';
+import type { RecordRow } from '../types.ts';
+
+/* ORCID records and their changes. */
+
+export const GET_RECORD = 'SELECT * FROM records WHERE orcid = @orcid';
+export const LIST_RECORDS = 'SELECT * FROM records WHERE orcid > @after ORDER BY orcid LIMIT @limit';
+export const COUNT_RECORDS = 'SELECT count(*) AS n FROM records';
+
+/** Creates the records of a list that do not exist yet; each iD counts once. (`WHERE true`: SQLite's upsert after a SELECT needs it.) */
+export const addRecordsSql = (d: Dialect): string => `INSERT INTO records (orcid, modified_at, created_at)
+  SELECT value, @now::bigint, @now::bigint FROM (${d.list('@orcids', 'text')}) AS o WHERE true
+  ON CONFLICT (orcid) DO NOTHING`;
+
 /*
  * Open records mode (issue 11): a record created by a webhook registration is a placeholder. Its
  * modified time is the registration's clock, not a change the registry reported, so it must not
  * hide a real change stamped in the same millisecond: ordering follows the sequence in which
  * registration and change were applied, not equal timestamps.
  */
-
-/** Creates the placeholder record of a registration; an existing record is kept. */
-export function createPlaceholderSql(p: { orcid: string; now: string }): string {
-  return `INSERT INTO records (orcid, modified_at, created_at, placeholder) VALUES (${p.orcid}, ${p.now}, ${p.now}, 1)
-    ON CONFLICT (orcid) DO NOTHING`;
-}
+export const CREATE_PLACEHOLDER = `INSERT INTO records (orcid, modified_at, created_at, placeholder) VALUES (@orcid, @now::bigint, @now::bigint, 1)
+  ON CONFLICT (orcid) DO NOTHING`;
 
 /**
  * Whether a change moves the record on: strictly newer, or, on a placeholder never changed, as new
@@ -17,4 +27,8 @@ export function createPlaceholderSql(p: { orcid: string; now: string }): string 
  */
 export function isNewer(modified: number, current: number, placeholder: boolean): boolean {
   return modified > current || (placeholder && modified === current);
+}
+
+export function toRecord(r: Row): RecordRow {
+  return { orcid: String(r.orcid), modifiedAt: Number(r.modified_at), createdAt: Number(r.created_at) };
 }

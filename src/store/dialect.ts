@@ -1,0 +1,78 @@
+/*
+ * What differs between the SQL of SQLite and PostgreSQL, in one table (pg-boss keeps its flavours
+ * as flags the same way). The SQL in store/sql/ is written once with named parameters, `@name`,
+ * optionally cast, `@name::bigint`; `compile` turns it into the dialect's text once per statement.
+ * A third database (MySQL/MariaDB) would be a third entry here, not a copy of the statements.
+ */
+
+export type Row = Record<string, unknown>;
+export type Params = Record<string, unknown>;
+
+export interface Compiled {
+  text: string;
+  /** Parameter names in the order of the text's placeholders (PostgreSQL's $1, $2, ...). */
+  names: string[];
+}
+
+export interface Dialect {
+  name: 'sqlite' | 'postgres';
+  compile(sql: string): Compiled;
+  /** The database's current time in epoch milliseconds. */
+  now: string;
+  /** The rows of a list parameter (bound as an array), as a subquery of one column `value`. */
+  list(param: string, type: 'text' | 'bigint'): string;
+  /** `a IS DISTINCT FROM b`: true when they differ, NULLs compared as values. */
+  distinct(a: string, b: string): string;
+  greatest(a: string, b: string): string;
+  /** Whether `text` contains `part` (both already lower-cased by the caller if needed). */
+  contains(text: string, part: string): string;
+  /** percentile_cont over expr (interpolated; NULLs ignored). */
+  percentile(expr: string, p: number): string;
+  /** Row lock of a SELECT in a transaction; SQLite has one writer and locks the whole database. */
+  forUpdate: string;
+}
+
+const PARAM = /@(\w+)(?:::(\w+(?:\[\])?))?/g;
+
+export const sqlite: Dialect = {
+  name: 'sqlite',
+  compile(sql) {
+    const names: string[] = [];
+    // better-sqlite3 binds numbers as REAL: integer casts stay, as CAST, where the SQL asks for them.
+    const text = sql.replace(PARAM, (_, name: string, type?: string) => {
+      if (!names.includes(name)) names.push(name);
+      return type === 'bigint' || type === 'int' ? `CAST(@${name} AS INTEGER)` : `@${name}`;
+    });
+    return { text, names };
+  },
+  now: "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+  list: (param) => `SELECT value FROM json_each(${param})`,
+  distinct: (a, b) => `${a} IS NOT ${b}`,
+  greatest: (a, b) => `max(${a}, ${b})`,
+  contains: (text, part) => `instr(${text}, ${part}) > 0`,
+  percentile: (expr, p) => `percentile_cont(${expr}, ${p})`,
+  forUpdate: '',
+};
+
+export const postgres: Dialect = {
+  name: 'postgres',
+  compile(sql) {
+    const names: string[] = [];
+    const text = sql.replace(PARAM, (_, name: string, type?: string) => {
+      let i = names.indexOf(name);
+      if (i < 0) i = names.push(name) - 1;
+      return `$${i + 1}${type ? `::${type}` : ''}`;
+    });
+    return { text, names };
+  },
+  now: '(extract(epoch from statement_timestamp()) * 1000)::bigint',
+  list: (param, type) => `SELECT unnest(${param.replace(/::\w+$/, '')}::${type}[]) AS value`,
+  distinct: (a, b) => `${a} IS DISTINCT FROM ${b}`,
+  greatest: (a, b) => `GREATEST(${a}, ${b})`,
+  contains: (text, part) => `strpos(${text}, ${part}) > 0`,
+  percentile: (expr, p) => `percentile_cont(${p}) WITHIN GROUP (ORDER BY ${expr})`,
+  forUpdate: ' FOR UPDATE',
+};
+
+/** A nullable number column. */
+export const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));

@@ -1,0 +1,81 @@
+import type { Dialect } from '../dialect.ts';
+
+/*
+ * Claims and their outcomes. Each store claims and completes in its own way (see the stores); the
+ * SET clauses of the outcomes, the claimable condition and the owing of a change are written once
+ * here. Lease and heartbeat times come from the database's clock, never a worker's, so clock skew
+ * between hosts cannot make a live lease look expired to another worker.
+ */
+
+/**
+ * A row another worker may take: never leased, lease expired, or leased by a worker whose
+ * heartbeat is older than `staleMs` (it died). Leases without a worker (written before heartbeats)
+ * only expire.
+ */
+export function claimableSql(d: Dialect, staleMs: string): string {
+  return `(webhooks.lease_until IS NULL OR webhooks.lease_until < ${d.now}
+      OR (webhooks.lease_worker IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM workers k WHERE k.id = webhooks.lease_worker AND k.heartbeat_at >= ${d.now} - ${staleMs})))`;
+}
+
+/**
+ * How many earliest-due rows a per-host-limited claim ranks: the batch plus four hosts' worth. Few
+ * enough that a claim for one free slot stays cheap (a single busy host frees one slot per
+ * callback), enough that one crowded host does not starve a batch.
+ */
+export function claimScanSize(limit: number, perHostLimit: number | undefined, perClientLimit?: number): number {
+  const perGroup = Math.min(perHostLimit ?? Infinity, perClientLimit ?? Infinity);
+  return Number.isFinite(perGroup) ? Math.min(limit * 4, limit + 4 * perGroup) : limit;
+}
+
+/**
+ * SET clauses of the outcomes, `w` being the webhook and `a` the attempt (a table alias in
+ * PostgreSQL's batched UPDATE ... FROM unnest, `@` parameters in SQLite's one row at a time). Each
+ * clears the lease; the caller guards it with lease_owner = the claim's lease token.
+ */
+export function outcomeSetSql(w: string, a: (name: string) => string): Record<'success' | 'retry' | 'disable', string> {
+  const failed = `lease_owner = NULL, lease_until = NULL, failed_attempts = ${w}failed_attempts + 1, last_failed_at = ${a('now')},
+    failing_since = COALESCE(${w}failing_since, ${a('now')}), last_status = ${a('status')}`;
+  const newer = `${w}change_seq > ${a('claimed')}`;
+  return {
+    // Owe nothing, unless a change landed while the callback was in flight.
+    success: `lease_owner = NULL, lease_until = NULL, failed_attempts = 0, failing_since = NULL, last_sent_at = ${a('now')}, last_status = ${a('status')},
+      pending_since = CASE WHEN ${newer} THEN (SELECT r.modified_at FROM records r WHERE r.orcid = ${w || 'webhooks.'}orcid) ELSE NULL END,
+      due_at = CASE WHEN ${newer} THEN ${a('next_due')} ELSE NULL END,
+      notify_seq = CASE WHEN ${newer} THEN ${w}change_seq ELSE ${w}notify_seq END`,
+    retry: `${failed}, due_at = ${a('retry_at')}`,
+    // Keeps pending_since: a re-enabled webhook still owes what it owed.
+    disable: `${failed}, enabled = 0, disabled_reason = ${a('reason')}, disabled_at = ${a('now')}, due_at = NULL`,
+  };
+}
+
+/** A newer change of the record: the webhook owes a notification (coalesced into one already owed). */
+export const OWE_CHANGE = `UPDATE webhooks SET
+    change_seq = change_seq + 1,
+    notify_seq = CASE WHEN pending_since IS NULL THEN change_seq + 1 ELSE notify_seq END,
+    pending_since = COALESCE(pending_since, @modified),
+    due_at = COALESCE(due_at, @due)
+  WHERE orcid = @orcid AND created_at <= @modified`;
+
+export const releaseClaimsSql = (d: Dialect): string =>
+  `UPDATE webhooks SET lease_owner = NULL, lease_until = NULL WHERE id IN (${d.list('@ids', 'bigint')}) AND lease_owner = @lease`;
+
+/** The next wake-up: earliest due time, not before a live lease ends. */
+export const nextDueSql = (d: Dialect): string =>
+  `SELECT min(${d.greatest('due_at', 'COALESCE(lease_until, 0)')}) AS t FROM webhooks WHERE enabled = 1 AND due_at IS NOT NULL`;
+
+/* Worker heartbeats (issue 11). */
+
+export const heartbeatSql = (d: Dialect): string => `INSERT INTO workers (id, started_at, heartbeat_at) VALUES (@worker::text, ${d.now}, ${d.now})
+  ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`;
+export const DELETE_WORKER = 'DELETE FROM workers WHERE id = @worker';
+/** Rows of workers silent for an hour: long dead, nothing refers to them any more. */
+export const pruneWorkersSql = (d: Dialect): string => `DELETE FROM workers WHERE heartbeat_at < ${d.now} - 3600000`;
+export const LIST_WORKERS = 'SELECT * FROM workers ORDER BY started_at, id';
+
+/** Expires at once the leases held by these workers (dead ones): the next claim takes them over. */
+export const expireLeasesSql = (d: Dialect): string =>
+  `UPDATE webhooks SET lease_until = 0 WHERE lease_owner IS NOT NULL AND lease_worker IN (${d.list('@workers', 'text')})`;
+/** ... or by every worker but this one (a single node at start: nobody else holds claims), leases from before heartbeats included. */
+export const expireLeasesButSql = (d: Dialect): string =>
+  `UPDATE webhooks SET lease_until = 0 WHERE lease_owner IS NOT NULL AND ${d.distinct('lease_worker', '@worker::text')}`;

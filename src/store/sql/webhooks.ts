@@ -1,0 +1,64 @@
+import { stateFilterSql } from '../../domain/webhook-state.ts';
+import { num, type Dialect, type Params, type Row } from '../dialect.ts';
+import type { WebhookFilter, WebhookRow } from '../types.ts';
+
+/* Webhooks: registration, look-ups, lists, re-enabling, replay and recovery. */
+
+export const FIND_WEBHOOK = 'SELECT * FROM webhooks WHERE client_id = @clientId AND orcid = @orcid AND url = @url';
+export const GET_WEBHOOK = 'SELECT * FROM webhooks WHERE id = @id';
+export const GET_WEBHOOK_BY_PUBLIC_ID = 'SELECT * FROM webhooks WHERE public_id = @publicId';
+export const DELETE_WEBHOOK = 'DELETE FROM webhooks WHERE client_id = @clientId AND orcid = @orcid AND url = @url';
+export const COUNT_CLIENT_WEBHOOKS = 'SELECT count(*) AS n FROM webhooks WHERE client_id = @clientId';
+/** ON CONFLICT: a concurrent registration (PostgreSQL) inserted it first; the caller looks again. */
+export const INSERT_WEBHOOK = `INSERT INTO webhooks (client_id, orcid, url, host, created_at, public_id) VALUES (@clientId, @orcid, @url, @host, @now, @publicId)
+  ON CONFLICT (client_id, orcid, url) DO NOTHING RETURNING *`;
+
+/** Re-enables a disabled webhook: failures reset, and a notification it still owed becomes due now. */
+const REENABLE = `UPDATE webhooks SET enabled = 1, disabled_reason = NULL, disabled_at = NULL, failed_attempts = 0, failing_since = NULL,
+    due_at = CASE WHEN pending_since IS NOT NULL THEN @now::bigint ELSE NULL END`;
+export const REENABLE_BY_KEY = `${REENABLE} WHERE client_id = @clientId AND orcid = @orcid AND url = @url AND enabled = 0 RETURNING *`;
+export const REENABLE_BY_ID = `${REENABLE} WHERE id = @id AND enabled = 0 RETURNING *`;
+
+/**
+ * A replay: enabled, failures reset, and one new notification due now. A new notify seq gives it a
+ * new `webhook-id`, so a receiver that deduplicates does not drop it. When nothing was owed, it
+ * reports the record's current modified time (so its latency counts from that change). A callback
+ * in flight sees change_seq moved on when it completes and this one follows it.
+ */
+const REPLAY = `UPDATE webhooks SET enabled = 1, disabled_reason = NULL, disabled_at = NULL, failed_attempts = 0, failing_since = NULL,
+    change_seq = change_seq + 1, notify_seq = change_seq + 1,
+    pending_since = COALESCE(pending_since, (SELECT r.modified_at FROM records r WHERE r.orcid = webhooks.orcid)),
+    due_at = @now::bigint`;
+export const REPLAY_WEBHOOK = `${REPLAY} WHERE id = @id RETURNING *`;
+/** recoverWebhooks: the client's webhooks disabled since `since`, or still failing with a failure since. */
+export const RECOVER_WEBHOOKS = `${REPLAY} WHERE client_id = @clientId
+  AND ((enabled = 0 AND disabled_at >= @since::bigint) OR (enabled = 1 AND failed_attempts > 0 AND last_failed_at >= @since::bigint))`;
+export const lockWebhookSql = (d: Dialect): string => `SELECT enabled FROM webhooks WHERE id = @id${d.name === 'postgres' ? ' FOR NO KEY UPDATE' : ''}`;
+
+/** The iDs among a list that have at least one enabled webhook. */
+export const watchedOrcidsSql = (d: Dialect): string => `SELECT DISTINCT orcid FROM webhooks WHERE enabled = 1 AND orcid IN (${d.list('@orcids', 'text')})`;
+
+/** A filtered page of webhooks; the statement text depends only on which filters are given. */
+export function listWebhooksSql(d: Dialect, f: WebhookFilter): { sql: string; params: Params } {
+  const where: string[] = ['id > @afterId'];
+  if (f.clientId !== undefined) where.push('client_id = @clientId');
+  if (f.orcid !== undefined) where.push('orcid = @orcid');
+  if (f.state !== undefined) where.push(stateFilterSql(f.state));
+  if (f.search) where.push(`(orcid = @search OR client_id = @search OR ${d.contains('lower(url)', 'lower(@search)')})`);
+  return {
+    sql: `SELECT * FROM webhooks WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`,
+    params: { afterId: f.afterId ?? 0, limit: f.limit, clientId: f.clientId, orcid: f.orcid, search: f.search },
+  };
+}
+
+export function toWebhook(r: Row): WebhookRow {
+  return {
+    id: Number(r.id), publicId: String(r.public_id), clientId: String(r.client_id), orcid: String(r.orcid), url: String(r.url), host: String(r.host),
+    createdAt: Number(r.created_at), enabled: Boolean(r.enabled),
+    disabledReason: (r.disabled_reason as string | null) ?? null, disabledAt: num(r.disabled_at),
+    pendingSince: num(r.pending_since), dueAt: num(r.due_at), changeSeq: Number(r.change_seq), notifySeq: Number(r.notify_seq),
+    failedAttempts: Number(r.failed_attempts), failingSince: num(r.failing_since), lastSentAt: num(r.last_sent_at), lastFailedAt: num(r.last_failed_at),
+    lastStatus: (r.last_status as string | null) ?? null, leaseOwner: (r.lease_owner as string | null) ?? null,
+    leaseUntil: num(r.lease_until),
+  };
+}
