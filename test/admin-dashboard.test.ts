@@ -4,6 +4,7 @@
  * service runs with role "api" (no delivery worker), so webhook state changes only when a test says.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { InjectOptions } from 'fastify';
 import type { AttemptRecord, WebhookRow } from '../src/store/types.ts';
@@ -120,6 +121,27 @@ for (const { backend, skip } of await backends()) describe(`admin dashboard API 
       assert.equal(o.records, 4);
       assert.deepEqual(o.clients, { total: 2, active: 2 });
       assert.ok(Math.abs(Date.parse(o.now) - Date.now()) < 5000);
+    });
+
+    test("each overview card's count is the length of the list it links to, every row labelled as the card says", async () => {
+      // The cards as the dashboard draws them: title, the count it shows (o.webhooks.<key>) and its link.
+      const page = readFileSync(new URL('../src/dashboard/pages/overview.js', import.meta.url), 'utf8');
+      const cards = [...page.matchAll(/stat\('([^']+)', fmtNumber\(w\.(\w+)\)[^\n]*?href: '#\/webhooks(?:\?state=(\w+))?'/g)]
+        .map(([, title, key, state]) => ({ title: title!, key: key!, state }));
+      assert.deepEqual(cards.map((c) => c.title), ['Webhooks', 'Pending', 'In backoff', 'Disabled']);
+      const o = (await call('GET', '/admin/api/overview')).json();
+      const labels = new Set<string>();
+      for (const card of cards) {
+        const res = await call('GET', `/admin/api/webhooks?limit=500${card.state ? `&state=${card.state}` : ''}`);
+        const rows = (res.json() as { webhooks: Webhook[] }).webhooks;
+        assert.equal(rows.length, o.webhooks[card.key], `${card.title}: its count is the length of its list`);
+        assert.ok(rows.length > 0, `${card.title}: the fixture has a webhook for it`);
+        for (const r of rows) {
+          labels.add(r.state);
+          if (card.state) assert.equal(r.state, card.state, `${card.title}: ${r.id} is labelled ${r.state}`);
+        }
+      }
+      assert.deepEqual([...labels].sort(), ['disabled', 'failing', 'ok', 'pending'], 'the fixture has webhooks in every state');
     });
 
     test('the oldest owed notification, and callbacks in flight (live leases)', async () => {
