@@ -25,18 +25,20 @@ export function restrictDatabaseFiles(path: string): void {
 }
 
 /** better-sqlite3 binds neither undefined, booleans nor arrays: null, 0/1 and JSON text (read with json_each). */
-function bindable(p: Params): Params {
-  const out: Params = {};
-  for (const [k, v] of Object.entries(p)) out[k] = v === undefined ? null : typeof v === 'boolean' ? Number(v) : Array.isArray(v) ? JSON.stringify(v) : v;
-  return out;
+const bindable = (v: unknown): unknown => (v === undefined ? null : typeof v === 'boolean' ? Number(v) : Array.isArray(v) ? JSON.stringify(v) : v);
+
+interface Prepared {
+  s: Database.Statement;
+  names: string[];
 }
 
 const OUTCOME = outcomeSetSql('', (name) => `@${name}`);
 const LEASED = 'WHERE id = @id AND lease_owner = @lease';
 const SQL = {
-  get: 'SELECT modified_at, placeholder FROM records WHERE orcid = @orcid',
-  insert: 'INSERT INTO records (orcid, modified_at, created_at) VALUES (@orcid, @modified, @now)',
-  update: 'UPDATE records SET modified_at = @modified, placeholder = 0 WHERE orcid = @orcid',
+  // Positional: binding by name costs ~10 % of a bulk change here.
+  get: 'SELECT modified_at, placeholder FROM records WHERE orcid = ?',
+  insert: 'INSERT INTO records (orcid, modified_at, created_at) VALUES (?, ?, ?)',
+  update: 'UPDATE records SET modified_at = ?, placeholder = 0 WHERE orcid = ?',
   attempt: `INSERT INTO attempts (webhook_id, notification_id, at, duration_ms, status_code, error, response_snippet, latency_ms, request_headers, response_headers)
     SELECT @webhookId, @notificationId, @at, @durationMs, @statusCode, @error, @snippet, @latencyMs, @requestHeaders, @responseHeaders
     WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = @webhookId)`,
@@ -74,13 +76,13 @@ export class SqliteStore extends SqlStore {
   /** Set when checkpoints run in the background (long-running services). */
   readonly checkpointer: BackgroundCheckpointer | null = null;
   private readonly wakeups = new EventEmitter();
-  private readonly cache = new Map<string, Database.Statement>();
+  private readonly cache = new Map<string, Prepared>();
   /** An open transaction of tx(): its statements run across awaits, so everything else waits for it. */
   private busy: Promise<void> | null = null;
   private wakeOnCommit = false;
   private readonly inTx: Conn = {
-    all: async (sql, p = {}) => this.q(sql).all(bindable(p)) as Row[],
-    run: async (sql, p = {}) => this.q(sql).run(bindable(p)).changes,
+    all: async (sql, p = {}) => this.all(sql, p),
+    run: async (sql, p = {}) => this.run(sql, p),
   };
   protected readonly conn: Conn = {
     all: async (sql, p) => (await this.idle(), this.inTx.all(sql, p)),
@@ -109,11 +111,29 @@ export class SqliteStore extends SqlStore {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)');
   }
 
-  /** The statement of a store/sql/ text, compiled and prepared once. */
-  private q(sql: string): Database.Statement {
-    let s = this.cache.get(sql);
-    if (!s) this.cache.set(sql, (s = this.db.prepare(sqlite.compile(sql).text)));
-    return s;
+  /** The statement of a store/sql/ text, compiled and prepared once, and its arguments. */
+  private q(sql: string, p: Params = {}): [Database.Statement, unknown[]] {
+    let c = this.cache.get(sql);
+    if (!c) {
+      const { text, names } = sqlite.compile(sql);
+      this.cache.set(sql, (c = { s: this.db.prepare(text), names }));
+    }
+    return [c.s, c.names.map((n) => bindable(p[n]))];
+  }
+
+  private all(sql: string, p?: Params): Row[] {
+    const [s, args] = this.q(sql, p);
+    return s.all(...args) as Row[];
+  }
+
+  private get(sql: string, p?: Params): Row | undefined {
+    const [s, args] = this.q(sql, p);
+    return s.get(...args) as Row | undefined;
+  }
+
+  private run(sql: string, p?: Params): number {
+    const [s, args] = this.q(sql, p);
+    return s.run(...args).changes;
   }
 
   private async idle(): Promise<void> {
@@ -125,13 +145,13 @@ export class SqliteStore extends SqlStore {
     let done!: () => void;
     this.busy = new Promise((resolve) => (done = resolve));
     try {
-      this.q('BEGIN IMMEDIATE').run();
+      this.run('BEGIN IMMEDIATE');
       const result = await fn(this.inTx);
-      this.q('COMMIT').run();
+      this.run('COMMIT');
       if (this.wakeOnCommit) this.wakeups.emit('wake');
       return result;
     } catch (err) {
-      if (this.db.inTransaction) this.q('ROLLBACK').run();
+      if (this.db.inTransaction) this.run('ROLLBACK');
       throw err;
     } finally {
       this.wakeOnCommit = false;
@@ -175,15 +195,15 @@ export class SqliteStore extends SqlStore {
   // Change by change in one synchronous transaction: the single writer needs no locks, and each
   // change is judged against what the previous one left (PostgreSQL does it set-based).
   async applyChanges(changes: RecordChange[], opts: ApplyChangesOptions): Promise<ApplyChangesResult> {
-    await this.idle();
-    const [get, ins, upd, owe] = [this.q(SQL.get), this.q(SQL.insert), this.q(SQL.update), this.q(OWE_CHANGE)];
+    if (this.busy) await this.idle();
+    const [[get], [ins], [upd]] = [this.q(SQL.get), this.q(SQL.insert), this.q(SQL.update)];
     const res = this.db.transaction(() => {
       const result: ApplyChangesResult = { created: 0, changed: 0, ignored: 0, webhooksNotified: 0 };
       for (const c of changes) {
-        const cur = get.get({ orcid: c.orcid }) as Row | undefined;
+        const cur = get.get(c.orcid) as Row | undefined;
         if (!cur) {
           if (opts.create) {
-            ins.run({ orcid: c.orcid, modified: c.modifiedAt, now: opts.now });
+            ins.run(c.orcid, c.modifiedAt, opts.now);
             result.created++;
           } else result.ignored++;
           continue;
@@ -193,9 +213,9 @@ export class SqliteStore extends SqlStore {
           result.ignored++;
           continue;
         }
-        upd.run({ modified, orcid: c.orcid });
+        upd.run(modified, c.orcid);
         result.changed++;
-        result.webhooksNotified += owe.run({ orcid: c.orcid, modified, due: opts.now + opts.notifyDelayMs }).changes;
+        result.webhooksNotified += this.run(OWE_CHANGE, { orcid: c.orcid, modified, due: opts.now + opts.notifyDelayMs });
       }
       return result;
     })();
@@ -205,16 +225,15 @@ export class SqliteStore extends SqlStore {
 
   // One writer: the look-up, the cap and the insert cannot race (PostgreSQL must lock and retry).
   async registerWebhook(input: { clientId: string; orcid: string; url: string; host: string; now: number; maxPerClient?: number; createRecord?: boolean }): Promise<RegisterResult> {
-    await this.idle();
+    if (this.busy) await this.idle();
     const key = { clientId: input.clientId, orcid: input.orcid, url: input.url };
     const res = this.db.transaction((): RegisterResult => {
-      const re = this.q(REENABLE_BY_KEY).get({ ...key, now: input.now }) as Row | undefined;
-      if (re) return { outcome: 'exists', webhook: toWebhook(re), reenabled: true };
-      const existing = this.q(FIND_WEBHOOK).get(key) as Row | undefined;
-      if (existing) return { outcome: 'exists', webhook: toWebhook(existing), reenabled: false };
-      if (input.maxPerClient !== undefined && Number((this.q(COUNT_CLIENT_WEBHOOKS).get(key) as Row).n) >= input.maxPerClient) return { outcome: 'limit' };
-      if (input.createRecord) this.q(CREATE_PLACEHOLDER).run({ orcid: input.orcid, now: input.now });
-      const row = this.q(INSERT_WEBHOOK).get({ ...key, host: input.host, now: input.now, publicId: newWebhookPublicId() }) as Row;
+      const existing = this.get(FIND_WEBHOOK, key);
+      if (existing?.enabled) return { outcome: 'exists', webhook: toWebhook(existing), reenabled: false };
+      if (existing) return { outcome: 'exists', webhook: toWebhook(this.get(REENABLE_BY_KEY, { ...key, now: input.now })!), reenabled: true };
+      if (input.maxPerClient !== undefined && Number(this.get(COUNT_CLIENT_WEBHOOKS, key)!.n) >= input.maxPerClient) return { outcome: 'limit' };
+      if (input.createRecord) this.run(CREATE_PLACEHOLDER, { orcid: input.orcid, now: input.now });
+      const row = this.get(INSERT_WEBHOOK, { ...key, host: input.host, now: input.now, publicId: newWebhookPublicId() })!;
       return { outcome: 'created', webhook: toWebhook(row) };
     }).immediate();
     if (res.outcome === 'exists' && res.reenabled) this.wakeups.emit('wake');
@@ -222,14 +241,14 @@ export class SqliteStore extends SqlStore {
   }
 
   async claimDue(o: ClaimOptions): Promise<Claim[]> {
-    await this.idle();
-    const rows = this.q(SQL.claim).all({
+    if (this.busy) await this.idle();
+    const rows = this.all(SQL.claim, {
       lease: o.owner, worker: o.worker ?? null, leaseMs: o.leaseMs, now: o.now, limit: o.limit, exclude: JSON.stringify(o.excludeHosts),
       perHost: o.perHostLimit ?? o.limit, scan: claimScanSize(o.limit, o.perHostLimit, o.perClientLimit),
       hostSlots: JSON.stringify(o.hostSlots ?? {}), stale: o.workerStaleMs ?? DEFAULT_WORKER_STALE_MS,
       perClient: o.perClientLimit ?? o.limit, clientSlots: JSON.stringify(o.clientSlots ?? {}),
       excludeClients: JSON.stringify(o.excludeClients ?? []),
-    }) as Row[];
+    });
     return rows
       .map((r) => ({ webhook: toWebhook(r), reclaimed: Boolean(r.lease_reclaimed) }))
       .sort((a, b) => (a.webhook.dueAt ?? 0) - (b.webhook.dueAt ?? 0) || a.webhook.id - b.webhook.id);
@@ -237,16 +256,15 @@ export class SqliteStore extends SqlStore {
 
   // One attempt at a time in one synchronous transaction (PostgreSQL batches them with unnest).
   async completeAttempts(attempts: AttemptRecord[]): Promise<void> {
-    await this.idle();
-    const [ins, success, retry, disable] = [this.q(SQL.attempt), this.q(SQL.success), this.q(SQL.retry), this.q(SQL.disable)];
+    if (this.busy) await this.idle();
     this.db.transaction(() => {
       for (const a of attempts) {
         const status = a.statusCode !== null ? String(a.statusCode) : a.error;
-        ins.run({ webhookId: a.webhookId, notificationId: a.notificationId, at: a.startedAt, durationMs: Math.round(a.durationMs), statusCode: a.statusCode, error: a.error, snippet: a.responseSnippet, latencyMs: a.latencyMs === null ? null : Math.round(a.latencyMs), ...headersJson(a) });
+        this.run(SQL.attempt, { webhookId: a.webhookId, notificationId: a.notificationId, at: a.startedAt, durationMs: Math.round(a.durationMs), statusCode: a.statusCode, error: a.error, snippet: a.responseSnippet, latencyMs: a.latencyMs === null ? null : Math.round(a.latencyMs), ...headersJson(a) });
         const base = { id: a.webhookId, lease: a.owner, now: a.startedAt + Math.round(a.durationMs), status };
-        if (a.outcome.kind === 'success') success.run({ ...base, claimed: a.claimedSeq, next_due: a.nextDueAt });
-        else if (a.outcome.kind === 'retry') retry.run({ ...base, retry_at: a.outcome.retryAt });
-        else disable.run({ ...base, reason: a.outcome.reason });
+        if (a.outcome.kind === 'success') this.run(SQL.success, { ...base, claimed: a.claimedSeq, next_due: a.nextDueAt });
+        else if (a.outcome.kind === 'retry') this.run(SQL.retry, { ...base, retry_at: a.outcome.retryAt });
+        else this.run(SQL.disable, { ...base, reason: a.outcome.reason });
       }
     })();
   }
