@@ -228,7 +228,7 @@ describe('chaos: SIGKILL x5 during a stream of changes (SQLite)', () => {
     // The store: every webhook enabled, owing nothing, no failure outstanding.
     assert.equal(webhooks.length, RECORDS);
     for (const w of webhooks) {
-      assert.ok(w.enabled && w.dueAt === null && w.pendingSince === null && w.leaseOwner === null && w.failedAttempts === 0,
+      assert.ok(w.enabled && w.dueAt === null && w.pendingSince === null && w.lease === null && w.failedAttempts === 0,
         `webhook ${w.id} settled: ${JSON.stringify(w)}`);
     }
 

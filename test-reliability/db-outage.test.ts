@@ -287,7 +287,7 @@ if (await postgresSuiteGate('database outage on PostgreSQL')) {
       // (a change answered 5xx may still have committed: the final modified_at says which did).
       const rows = await store.listWebhooks({ limit: RECORDS + 10 });
       for (const w of rows) {
-        assert.ok(w.enabled && w.dueAt === null && w.pendingSince === null && w.leaseOwner === null && w.failedAttempts === 0,
+        assert.ok(w.enabled && w.dueAt === null && w.pendingSince === null && w.lease === null && w.failedAttempts === 0,
           `webhook ${w.id} settled: ${JSON.stringify(w)}`);
       }
       const final = new Map((await store.listRecords({ limit: RECORDS + 1 })).map((r) => [r.orcid, r.modifiedAt]));

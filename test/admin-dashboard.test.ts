@@ -65,11 +65,11 @@ for (const { backend, skip } of await backends()) describe(`admin dashboard API 
   /** Claims a webhook that owes a notification and completes it as the worker would. */
   async function deliver(webhook: WebhookRow, outcome: AttemptRecord['outcome'], over: Partial<AttemptRecord> = {}): Promise<void> {
     const now = Date.now();
-    const claims = await h.store.claimDue({ owner: 'test', limit: 100, now: now + 10 * MINUTE, leaseMs: MINUTE, excludeHosts: [] });
+    const claims = await h.store.claimDue({ lease: 'test', limit: 100, now: now + 10 * MINUTE, leaseMs: MINUTE, excludeHosts: [] });
     const claim = claims.find((c) => c.webhook.id === webhook.id) ?? assert.fail(`webhook ${webhook.id} not due`);
     await h.store.releaseClaims('test', claims.filter((c) => c !== claim).map((c) => c.webhook.id));
     await h.store.completeAttempts([{
-      webhookId: webhook.id, owner: 'test', claimedSeq: claim.webhook.changeSeq, notificationId: `msg_${webhook.publicId}_${claim.webhook.notifySeq}`,
+      webhookId: webhook.id, lease: 'test', claimedSeq: claim.webhook.changeSeq, notificationId: `msg_${webhook.publicId}_${claim.webhook.notifySeq}`,
       startedAt: now, durationMs: 12, statusCode: outcome.kind === 'success' ? 200 : 500, error: null, responseSnippet: 'ok', latencyMs: 40,
       outcome, nextDueAt: now, ...over,
     }]);
@@ -150,7 +150,7 @@ for (const { backend, skip } of await backends()) describe(`admin dashboard API 
       assert.equal(o.delivery.oldestOwedSince, new Date(Math.min(...owing)).toISOString());
       assert.ok(o.delivery.oldestOwedAgeMs >= Date.parse(o.now) - Math.min(...owing) - 1 && o.delivery.oldestOwedAgeMs < 11 * MINUTE);
       assert.equal(o.delivery.inFlight, 0);
-      const claims = await h.store.claimDue({ owner: 'inflight', limit: 2, now: Date.now() + 10 * MINUTE, leaseMs: MINUTE, excludeHosts: [] });
+      const claims = await h.store.claimDue({ lease: 'inflight', limit: 2, now: Date.now() + 10 * MINUTE, leaseMs: MINUTE, excludeHosts: [] });
       assert.equal(claims.length, 2);
       try {
         assert.equal((await call('GET', '/admin/api/overview')).json().delivery.inFlight, 2);
@@ -179,7 +179,7 @@ for (const { backend, skip } of await backends()) describe(`admin dashboard API 
       const now = Date.now();
       // Attempts recorded by an owner without the lease: history only, the webhook is untouched.
       const at = (startedAt: number, statusCode: number | null, latencyMs: number | null): AttemptRecord => ({
-        webhookId: extra.id, owner: 'nobody', claimedSeq: 0, notificationId: 'n', startedAt, durationMs: 5, statusCode,
+        webhookId: extra.id, lease: 'nobody', claimedSeq: 0, notificationId: 'n', startedAt, durationMs: 5, statusCode,
         error: statusCode === null ? 'timeout: no answer' : null, responseSnippet: null, latencyMs, outcome: { kind: 'success' }, nextDueAt: 0,
       });
       await h.store.completeAttempts([

@@ -59,11 +59,11 @@ describe('client read endpoints, replay and admin client features', () => {
   const attemptOn = async (w: WebhookRow, outcome: AttemptOutcome, statusCode: number | null, error: string | null = null) => {
     const now = Date.now();
     if (w.dueAt === null) await h.store.replayWebhook(w.id, now);
-    const claims = await h.store.claimDue({ owner: 'test', limit: 1000, now: now + 86_400_000, leaseMs: 10_000, excludeHosts: [] });
+    const claims = await h.store.claimDue({ lease: 'test', limit: 1000, now: now + 86_400_000, leaseMs: 10_000, excludeHosts: [] });
     const c = claims.find((x) => x.webhook.id === w.id) ?? assert.fail('not claimed');
     await h.store.releaseClaims('test', claims.filter((x) => x.webhook.id !== w.id).map((x) => x.webhook.id));
     await h.store.completeAttempts([{
-      webhookId: w.id, owner: 'test', claimedSeq: c.webhook.changeSeq, notificationId: `msg_${w.publicId}_${c.webhook.notifySeq}`,
+      webhookId: w.id, lease: 'test', claimedSeq: c.webhook.changeSeq, notificationId: `msg_${w.publicId}_${c.webhook.notifySeq}`,
       startedAt: now + 1, durationMs: 42, statusCode, error, responseSnippet: null, latencyMs: 5, outcome, nextDueAt: now + 1,
     }]);
   };

@@ -128,9 +128,9 @@ describe('CLI: signing secrets, payload mode, replay and recover', { concurrency
       // The second one fails until it is disabled.
       const now = Date.now();
       await s.replayWebhook(out[1]!, now);
-      const [c] = await s.claimDue({ owner: 't', limit: 10, now, leaseMs: 1000, excludeHosts: [] });
+      const [c] = await s.claimDue({ lease: 't', limit: 10, now, leaseMs: 1000, excludeHosts: [] });
       await s.completeAttempts([{
-        webhookId: out[1]!, owner: 't', claimedSeq: c!.webhook.changeSeq, notificationId: 'n', startedAt: now, durationMs: 1, statusCode: 410,
+        webhookId: out[1]!, lease: 't', claimedSeq: c!.webhook.changeSeq, notificationId: 'n', startedAt: now, durationMs: 1, statusCode: 410,
         error: null, responseSnippet: null, latencyMs: null, outcome: { kind: 'disable', reason: '410 Gone' }, nextDueAt: now,
       }]);
       return out;

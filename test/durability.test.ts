@@ -76,7 +76,7 @@ describe('SIGTERM drain', () => {
       assert.ok(w.lastSentAt !== null, 'lastSentAt set');
       assert.equal(w.dueAt, null, 'nothing owed');
       assert.equal(w.pendingSince, null, 'nothing owed');
-      assert.equal(w.leaseOwner, null, 'lease cleared');
+      assert.equal(w.lease, null, 'lease cleared');
       assert.equal(w.failedAttempts, 0);
       const attempts = await s.listAttempts(w.id, 10);
       assert.deepEqual(attempts.map((a) => a.statusCode), [200]);
@@ -112,7 +112,7 @@ describe('SIGTERM drain', () => {
       const w = (await s.getWebhook(hook!.id))!;
       assert.equal(w.lastSentAt, null, 'not delivered');
       assert.ok(w.dueAt !== null && w.pendingSince !== null, 'still owed');
-      assert.equal(w.leaseOwner, null, 'lease given back');
+      assert.equal(w.lease, null, 'lease given back');
       assert.equal(w.leaseUntil, null, 'lease given back');
       assert.ok(w.enabled);
     });
@@ -124,7 +124,7 @@ describe('SIGTERM drain', () => {
     assert.equal(got[1]!.headers['webhook-id'], got[0]!.headers['webhook-id'], 'the same notification, retried');
     await eventually(() => withStore(db, async (s) => {
       const w = (await s.getWebhook(hook!.id))!;
-      return w.lastSentAt !== null && w.dueAt === null && w.leaseOwner === null;
+      return w.lastSentAt !== null && w.dueAt === null && w.lease === null;
     }), 10_000, 'the restarted server to record the delivery');
     assert.deepEqual((await restarted.stop('SIGTERM')).code, 0);
     assert.equal(rx.received.length, 2);
@@ -169,7 +169,7 @@ describe('SIGKILL mid-run', () => {
     await eventually(() => paths().size === N, 45_000, `every webhook to be called (${paths().size} of ${N})`);
     await eventually(() => withStore(db, async (s) => {
       const ws = await s.listWebhooks({ limit: 1000 });
-      return ws.length === N && ws.every((w) => w.dueAt === null && w.leaseOwner === null && w.lastSentAt !== null);
+      return ws.length === N && ws.every((w) => w.dueAt === null && w.lease === null && w.lastSentAt !== null);
     }), 15_000, 'the store to show nothing owed');
     await sleep(300); // any straggler would arrive now
     assert.equal((await restarted.stop('SIGTERM')).code, 0);

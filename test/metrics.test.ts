@@ -65,10 +65,10 @@ for (const { backend, skip } of await backends()) {
       }
       // w0 owes nothing; w1, w2, w3 owe a change made two minutes ago; w2 then fails (backoff) and w3 is disabled.
       await h.store.applyChanges(ORCIDS.slice(1).map((orcid) => ({ orcid, modifiedAt: now - 2 * MINUTE })), { create: false, now, notifyDelayMs: 0 });
-      const claims = await h.store.claimDue({ owner: 'm', limit: 10, now: now + MINUTE, leaseMs: MINUTE, excludeHosts: [] });
+      const claims = await h.store.claimDue({ lease: 'm', limit: 10, now: now + MINUTE, leaseMs: MINUTE, excludeHosts: [] });
       await h.store.releaseClaims('m', [w[1]!.id]);
       const attempt = (webhookId: number, outcome: { kind: 'retry'; retryAt: number } | { kind: 'disable'; reason: string }) => ({
-        webhookId, owner: 'm', claimedSeq: claims.find((c) => c.webhook.id === webhookId)!.webhook.changeSeq, notificationId: 'n', startedAt: now,
+        webhookId, lease: 'm', claimedSeq: claims.find((c) => c.webhook.id === webhookId)!.webhook.changeSeq, notificationId: 'n', startedAt: now,
         durationMs: 5, statusCode: 500, error: null, responseSnippet: null, latencyMs: null, outcome, nextDueAt: now,
       });
       await h.store.completeAttempts([attempt(w[2]!.id, { kind: 'retry', retryAt: now + 10 * MINUTE }), attempt(w[3]!.id, { kind: 'disable', reason: 'test' })]);

@@ -159,7 +159,7 @@ if (await postgresSuiteGate('multi-process delivery on PostgreSQL')) {
       const rows = await store.listWebhooks({ limit: WEBHOOKS + 1 });
       assert.equal(rows.length, WEBHOOKS);
       for (const w of rows) {
-        assert.ok(w.enabled && w.dueAt === null && w.pendingSince === null && w.leaseOwner === null && w.failedAttempts === 0,
+        assert.ok(w.enabled && w.dueAt === null && w.pendingSince === null && w.lease === null && w.failedAttempts === 0,
           `webhook ${w.id} settled: ${JSON.stringify(w)}`);
       }
       for (let r = 0; r < RECORDS; r++) assert.equal((await store.getRecord(ids[r]!))!.modifiedAt, lastModified[r], `record ${r} holds its newest change`);

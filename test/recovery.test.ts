@@ -109,7 +109,7 @@ for (const { backend, skip } of await backends()) {
       // The predecessor: same host, a process that is gone, its heartbeat still fresh.
       const dead = `${hostname()}:${deadPid()}:0000`;
       await s.heartbeat(dead);
-      assert.equal((await s.claimDue({ owner: `${dead}#1`, worker: dead, limit: 10, now: Date.now(), leaseMs: 30_000, excludeHosts: [] })).length, 2);
+      assert.equal((await s.claimDue({ lease: `${dead}#1`, worker: dead, limit: 10, now: Date.now(), leaseMs: 30_000, excludeHosts: [] })).length, 2);
       const sender = scriptedSender();
       const started = Date.now();
       const w = worker(s, sender);
@@ -128,7 +128,7 @@ for (const { backend, skip } of await backends()) {
       // Another host's worker: its process cannot be checked, only its heartbeat.
       const remote = 'elsewhere.example:4242:beef';
       await s.heartbeat(remote);
-      assert.equal((await s.claimDue({ owner: `${remote}#1`, worker: remote, limit: 10, now: Date.now(), leaseMs: 30_000, excludeHosts: [] })).length, 1);
+      assert.equal((await s.claimDue({ lease: `${remote}#1`, worker: remote, limit: 10, now: Date.now(), leaseMs: 30_000, excludeHosts: [] })).length, 1);
       const sender = scriptedSender();
       const started = Date.now();
       await worker(s, sender, { retakeAllClaimsAtStart: false, workerStaleMs: 1500, heartbeatIntervalMs: 200 }).start();

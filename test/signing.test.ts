@@ -217,7 +217,7 @@ describe('CallbackRequestBuilder', () => {
   const webhook = (clientId: string, over: Partial<WebhookRow> = {}): WebhookRow => ({
     id: 7, publicId: 'wh_00000000000000000000000000000007', clientId, orcid: '0000-0002-1825-0097', url: 'https://example.org/cb', host: 'example.org', createdAt: 0, enabled: true,
     disabledReason: null, disabledAt: null, pendingSince: 1_700_000_000_000, dueAt: 1, changeSeq: 3, notifySeq: 3, failedAttempts: 0,
-    lastSentAt: null, lastFailedAt: null, lastStatus: null, leaseOwner: 'w', leaseUntil: 2, ...over,
+    lastSentAt: null, lastFailedAt: null, lastStatus: null, lease: 'w', leaseUntil: 2, ...over,
   });
 
   function fakeStore(settings: Record<string, Partial<ClientDeliverySettings>>) {

@@ -25,7 +25,7 @@ async function hook(store: Store, clientId: string, i: number, host: string): Pr
   return r.outcome === 'created' ? r.webhook : assert.fail('not created');
 }
 
-const claim = (over: Partial<ClaimOptions>): ClaimOptions => ({ owner: 'x', limit: 100, now: T0 + 100, leaseMs: 30_000, excludeHosts: [], ...over });
+const claim = (over: Partial<ClaimOptions>): ClaimOptions => ({ lease: 'x', limit: 100, now: T0 + 100, leaseMs: 30_000, excludeHosts: [], ...over });
 
 function suite(name: string, make: () => Promise<Store>, cleanup: () => Promise<void> = async () => {}): void {
   describe(name, () => {
@@ -46,14 +46,14 @@ function suite(name: string, make: () => Promise<Store>, cleanup: () => Promise<
       await store.applyChanges([{ orcid: orcid(0), modifiedAt: T0 + 10 }, { orcid: orcid(1), modifiedAt: T0 + 10 }], { create: false, now: T0 + 10, notifyDelayMs: 0 });
       await store.heartbeat('live');
       await store.heartbeat('dying');
-      assert.equal((await store.claimDue(claim({ owner: 'live#1', worker: 'live', excludeHosts: ['b.example'] }))).length, 1);
-      assert.equal((await store.claimDue(claim({ owner: 'dying#1', worker: 'dying' }))).length, 1);
-      assert.deepEqual(await store.claimDue(claim({ owner: 'other#1', worker: 'other', workerStaleMs: 300 })), [], 'both heartbeats are fresh');
+      assert.equal((await store.claimDue(claim({ lease: 'live#1', worker: 'live', excludeHosts: ['b.example'] }))).length, 1);
+      assert.equal((await store.claimDue(claim({ lease: 'dying#1', worker: 'dying' }))).length, 1);
+      assert.deepEqual(await store.claimDue(claim({ lease: 'other#1', worker: 'other', workerStaleMs: 300 })), [], 'both heartbeats are fresh');
       await sleep(400);
       await store.heartbeat('live');
-      const taken = await store.claimDue(claim({ owner: 'other#2', worker: 'other', workerStaleMs: 300 }));
+      const taken = await store.claimDue(claim({ lease: 'other#2', worker: 'other', workerStaleMs: 300 }));
       assert.deepEqual(taken.map((c) => [c.webhook.id, c.reclaimed]), [[b.id, true]], 'only the dead worker\'s claim, long before its 30 s lease ends');
-      assert.equal((await store.getWebhook(a.id))?.leaseOwner, 'live#1');
+      assert.equal((await store.getWebhook(a.id))?.lease, 'live#1');
       assert.deepEqual((await store.listWorkers()).map((w) => w.id).sort(), ['dying', 'live']);
       await store.retireWorker('dying');
       assert.deepEqual((await store.listWorkers()).map((w) => w.id), ['live']);
@@ -72,16 +72,16 @@ function suite(name: string, make: () => Promise<Store>, cleanup: () => Promise<
       await store.applyChanges([0, 1, 2].map((i) => ({ orcid: orcid(i), modifiedAt: T0 + 10 })), { create: false, now: T0 + 10, notifyDelayMs: 0 });
       await store.heartbeat('old');
       await store.heartbeat('peer');
-      assert.equal((await store.claimDue(claim({ owner: 'old#1', worker: 'old', limit: 1 }))).length, 1);
-      assert.equal((await store.claimDue(claim({ owner: 'peer#1', worker: 'peer', limit: 1 }))).length, 1);
-      assert.equal((await store.claimDue(claim({ owner: 'legacy', limit: 1 }))).length, 1, 'a lease without a worker');
+      assert.equal((await store.claimDue(claim({ lease: 'old#1', worker: 'old', limit: 1 }))).length, 1);
+      assert.equal((await store.claimDue(claim({ lease: 'peer#1', worker: 'peer', limit: 1 }))).length, 1);
+      assert.equal((await store.claimDue(claim({ lease: 'legacy', limit: 1 }))).length, 1, 'a lease without a worker');
       assert.equal(await store.expireLeases(['old']), 1);
       await store.heartbeat('new');
-      const [c] = await store.claimDue(claim({ owner: 'new#1', worker: 'new' }));
+      const [c] = await store.claimDue(claim({ lease: 'new#1', worker: 'new' }));
       assert.equal(c?.reclaimed, true);
-      assert.equal(c?.webhook.leaseOwner, 'new#1');
+      assert.equal(c?.webhook.lease, 'new#1');
       assert.equal(await store.expireLeases({ allBut: 'new' }), 2, 'the peer\'s and the legacy lease; not our own');
-      assert.equal((await store.claimDue(claim({ owner: 'new#2', worker: 'new' }))).length, 2);
+      assert.equal((await store.claimDue(claim({ lease: 'new#2', worker: 'new' }))).length, 2);
       assert.equal(await store.expireLeases([]), 0);
     });
 
@@ -92,11 +92,11 @@ function suite(name: string, make: () => Promise<Store>, cleanup: () => Promise<
       // c1's changes are all due first.
       await store.applyChanges(Array.from({ length: 20 }, (_, i) => ({ orcid: orcid(i), modifiedAt: T0 + 10 })), { create: false, now: T0 + 10, notifyDelayMs: 0 });
       await store.applyChanges(Array.from({ length: 10 }, (_, i) => ({ orcid: orcid(20 + i), modifiedAt: T0 + 20 })), { create: false, now: T0 + 20, notifyDelayMs: 0 });
-      const first = await store.claimDue(claim({ owner: 'w#1', perHostLimit: 8, perClientLimit: 4, clientSlots: { c1: 1 } }));
+      const first = await store.claimDue(claim({ lease: 'w#1', perHostLimit: 8, perClientLimit: 4, clientSlots: { c1: 1 } }));
       const byClient = (cs: typeof first, id: string) => cs.filter((c) => c.webhook.clientId === id).length;
       assert.equal(byClient(first, 'c1'), 1, 'c1 has 3 in flight already');
       assert.equal(byClient(first, 'c2'), 4);
-      const second = await store.claimDue(claim({ owner: 'w#2', perHostLimit: 8, perClientLimit: 100, excludeClients: ['c1'] }));
+      const second = await store.claimDue(claim({ lease: 'w#2', perHostLimit: 8, perClientLimit: 100, excludeClients: ['c1'] }));
       assert.equal(byClient(second, 'c1'), 0, 'an excluded client gets nothing');
       assert.equal(byClient(second, 'c2'), 6);
     });
@@ -106,11 +106,11 @@ function suite(name: string, make: () => Promise<Store>, cleanup: () => Promise<
       const w = await hook(store, 'c1', 0, 'a.example');
       await store.applyChanges([{ orcid: orcid(0), modifiedAt: T0 + 10 }], { create: false, now: T0 + 10, notifyDelayMs: 0 });
       const fail = async (startedAt: number, kind: 'retry' | 'disable' | 'success') => {
-        const [c] = await store.claimDue(claim({ owner: `o${startedAt}`, now: startedAt }));
+        const [c] = await store.claimDue(claim({ lease: `o${startedAt}`, now: startedAt }));
         assert.ok(c, `claimed at ${startedAt}`);
         const outcome = kind === 'retry' ? { kind, retryAt: startedAt + 100 } as const : kind === 'disable' ? { kind, reason: 'r' } as const : { kind } as const;
         await store.completeAttempts([{
-          webhookId: w.id, owner: `o${startedAt}`, claimedSeq: c.webhook.changeSeq, notificationId: 'n', startedAt, durationMs: 0,
+          webhookId: w.id, lease: `o${startedAt}`, claimedSeq: c.webhook.changeSeq, notificationId: 'n', startedAt, durationMs: 0,
           statusCode: kind === 'success' ? 200 : 503, error: null, responseSnippet: null, latencyMs: null, outcome, nextDueAt: startedAt,
         }]);
         return (await store.getWebhook(w.id))!;

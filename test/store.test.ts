@@ -56,14 +56,14 @@ async function get(store: Store, id: number): Promise<WebhookRow> {
 
 function attempt(w: WebhookRow, owner: string, outcome: AttemptOutcome, over: Partial<AttemptRecord> = {}): AttemptRecord {
   return {
-    webhookId: w.id, owner, claimedSeq: w.changeSeq, notificationId: `msg_${w.id}_${w.notifySeq}`,
+    webhookId: w.id, lease: owner, claimedSeq: w.changeSeq, notificationId: `msg_${w.id}_${w.notifySeq}`,
     startedAt: T0 + 1000, durationMs: 12.4, statusCode: outcome.kind === 'success' ? 204 : 503, error: null,
     responseSnippet: null, latencyMs: 40, outcome, nextDueAt: T0 + 5000, ...over,
   };
 }
 
-const claimOpts = (over: Partial<{ owner: string; limit: number; now: number; leaseMs: number; excludeHosts: string[]; perHostLimit: number; hostSlots: Record<string, number> }> = {}) => ({
-  owner: 'w1', limit: 100, now: T0 + 1000, leaseMs: 30_000, excludeHosts: [] as string[], ...over,
+const claimOpts = (over: Partial<{ lease: string; limit: number; now: number; leaseMs: number; excludeHosts: string[]; perHostLimit: number; hostSlots: Record<string, number> }> = {}) => ({
+  lease: 'w1', limit: 100, now: T0 + 1000, leaseMs: 30_000, excludeHosts: [] as string[], ...over,
 });
 
 interface SuiteHooks {
@@ -493,20 +493,20 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         await change(store, A, T0 + 10, T0 + 10, 500);
         assert.deepEqual(await store.claimDue(claimOpts({ now: T0 + 509 })), [], 'not due yet');
         const before = Date.now();
-        const claims = await store.claimDue(claimOpts({ owner: 'worker-a', now: T0 + 510, leaseMs: 1000 }));
+        const claims = await store.claimDue(claimOpts({ lease: 'worker-a', now: T0 + 510, leaseMs: 1000 }));
         const afterClaim = Date.now();
         assert.equal(claims.length, 1);
         const [c] = claims;
         assert.equal(c?.reclaimed, false);
         assert.equal(c?.webhook.id, w.id);
-        assert.equal(c?.webhook.leaseOwner, 'worker-a');
+        assert.equal(c?.webhook.lease, 'worker-a');
         // The lease runs on the database's clock (the same machine's here), not the caller's `now`.
         const until = c?.webhook.leaseUntil ?? 0;
         assert.ok(until >= before + 1000 - 5 && until <= afterClaim + 1000 + 5, `lease until ${until - before} ms after the claim`);
         assert.equal(c?.webhook.changeSeq, 1);
         assert.equal(c?.webhook.dueAt, T0 + 510);
         const stored = await get(store, w.id);
-        assert.equal(stored.leaseOwner, 'worker-a');
+        assert.equal(stored.lease, 'worker-a');
         assert.equal(stored.leaseUntil, until);
       });
 
@@ -514,20 +514,20 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         await seed(store);
         const w = await register(store, 'c1', A, 'https://one.example/x');
         await change(store, A, T0 + 10);
-        assert.equal((await store.claimDue(claimOpts({ owner: 'a', now: T0 + 10, leaseMs: 300 }))).length, 1);
-        assert.deepEqual(await store.claimDue(claimOpts({ owner: 'b', now: T0 + 500 })), []);
+        assert.equal((await store.claimDue(claimOpts({ lease: 'a', now: T0 + 10, leaseMs: 300 }))).length, 1);
+        assert.deepEqual(await store.claimDue(claimOpts({ lease: 'b', now: T0 + 500 })), []);
         // A caller whose clock runs far ahead cannot take a live lease: leases use the database's clock.
-        assert.deepEqual(await store.claimDue(claimOpts({ owner: 'b', now: T0 + 86_400_000 })), [], 'a skewed caller clock expires nothing');
+        assert.deepEqual(await store.claimDue(claimOpts({ lease: 'b', now: T0 + 86_400_000 })), [], 'a skewed caller clock expires nothing');
         await sleep(350);
-        const [again] = await store.claimDue(claimOpts({ owner: 'b', now: T0 + 500, leaseMs: 1000 }));
+        const [again] = await store.claimDue(claimOpts({ lease: 'b', now: T0 + 500, leaseMs: 1000 }));
         assert.equal(again?.reclaimed, true);
         assert.equal(again?.webhook.id, w.id);
-        assert.equal(again?.webhook.leaseOwner, 'b');
+        assert.equal(again?.webhook.lease, 'b');
         assert.ok((again?.webhook.leaseUntil ?? 0) > Date.now() + 500);
         // The old owner's completion is now ignored.
         await store.completeAttempts([attempt(again?.webhook as WebhookRow, 'a', { kind: 'success' })]);
         const s = await get(store, w.id);
-        assert.equal(s.leaseOwner, 'b');
+        assert.equal(s.lease, 'b');
         assert.equal(s.pendingSince, T0 + 10);
         assert.equal(s.lastSentAt, null);
       });
@@ -567,7 +567,7 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.deepEqual(idsOf(await store.claimDue(claimOpts({ now: T0 + 100, limit: 10, perHostLimit: 2 }))), idsAt(0, 1, 6, 7));
         const next = await store.claimDue(claimOpts({ now: T0 + 100, limit: 10, perHostLimit: 2 }));
         assert.deepEqual(idsOf(next), idsAt(2, 3), 'the rest of busy.example waits for the next claim');
-        assert.ok((await get(store, hooks[4]!.id)).leaseOwner === null, 'rows not picked are not leased');
+        assert.ok((await get(store, hooks[4]!.id)).lease === null, 'rows not picked are not leased');
         const one = await store.claimDue(claimOpts({ now: T0 + 100, limit: 10, perHostLimit: 2, hostSlots: { 'busy.example': 1 } }));
         assert.deepEqual(idsOf(one), idsAt(4), 'a host with one free slot gets one row');
       });
@@ -576,16 +576,16 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         await seed(store);
         const w = await register(store, 'c1', A, 'https://one.example/x');
         await change(store, A, T0 + 10);
-        await store.claimDue(claimOpts({ owner: 'a', now: T0 + 10 }));
+        await store.claimDue(claimOpts({ lease: 'a', now: T0 + 10 }));
         await store.releaseClaims('b', [w.id]);
-        assert.equal((await get(store, w.id)).leaseOwner, 'a');
+        assert.equal((await get(store, w.id)).lease, 'a');
         await store.releaseClaims('a', [w.id]);
         await store.releaseClaims('a', []);
         const s = await get(store, w.id);
-        assert.equal(s.leaseOwner, null);
+        assert.equal(s.lease, null);
         assert.equal(s.leaseUntil, null);
         assert.equal(s.dueAt, T0 + 10, 'due time unchanged');
-        const [c] = await store.claimDue(claimOpts({ owner: 'b', now: T0 + 20 }));
+        const [c] = await store.claimDue(claimOpts({ lease: 'b', now: T0 + 20 }));
         assert.equal(c?.reclaimed, false, 'a released claim is not a reclaim');
       });
     });
@@ -605,7 +605,7 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         const s = await get(store, w.id);
         assert.equal(s.pendingSince, null);
         assert.equal(s.dueAt, null);
-        assert.equal(s.leaseOwner, null);
+        assert.equal(s.lease, null);
         assert.equal(s.leaseUntil, null);
         assert.equal(s.failedAttempts, 0);
         assert.equal(s.lastSentAt, T0 + 51);
@@ -627,7 +627,7 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.notEqual(s.notifySeq, w.notifySeq);
         assert.equal(s.pendingSince, T0 + 30);
         assert.equal(s.dueAt, T0 + 7777);
-        assert.equal(s.leaseOwner, null);
+        assert.equal(s.lease, null);
         assert.equal(s.failedAttempts, 0);
       });
 
@@ -642,7 +642,7 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.equal(s.lastFailedAt, T0 + 11_000);
         assert.equal(s.lastStatus, 'timeout');
         assert.equal(s.lastSentAt, null);
-        assert.equal(s.leaseOwner, null);
+        assert.equal(s.lease, null);
         const [a] = await store.listAttempts(w.id, 1);
         assert.equal(a?.statusCode, null);
         assert.equal(a?.error, 'timeout');
@@ -664,14 +664,14 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.equal(s.dueAt, null);
         assert.equal(s.failedAttempts, 1);
         assert.equal(s.lastStatus, '410');
-        assert.equal(s.leaseOwner, null);
+        assert.equal(s.lease, null);
       });
 
       it('ignores a completion from a worker that does not hold the lease, but records the attempt', async () => {
         const w = await claimed();
         await store.completeAttempts([attempt(w, 'someone-else', { kind: 'success' })]);
         const s = await get(store, w.id);
-        assert.equal(s.leaseOwner, 'w1');
+        assert.equal(s.lease, 'w1');
         assert.equal(s.pendingSince, T0 + 10);
         assert.equal(s.lastSentAt, null);
         assert.equal((await store.listAttempts(w.id, 10)).length, 1);
@@ -1073,10 +1073,10 @@ if (await postgresSuiteGate('PostgresStore')) {
       const loop = async (s: Store, owner: string): Promise<number[]> => {
         const got: number[] = [];
         for (;;) {
-          const claims = await s.claimDue({ owner, limit: 50, now: T0 + 1000, leaseMs: 60_000, excludeHosts: [] });
+          const claims = await s.claimDue({ lease: owner, limit: 50, now: T0 + 1000, leaseMs: 60_000, excludeHosts: [] });
           if (claims.length === 0) return got;
           for (const c of claims) {
-            assert.equal(c.webhook.leaseOwner, owner);
+            assert.equal(c.webhook.lease, owner);
             got.push(c.webhook.id);
           }
         }

@@ -273,11 +273,11 @@ describe('upstream state in the store', () => {
         assert.deepEqual(await s.watchedOrcids([...ids, '0000-0002-1825-0097']), [ids[0], ids[1]].sort());
         // A disabled webhook does not make its record watched.
         if (w.outcome !== 'created') throw new Error('not created');
-        const claim = await s.claimDue({ owner: 'x', limit: 10, now: 10, leaseMs: 1000, excludeHosts: [] });
+        const claim = await s.claimDue({ lease: 'x', limit: 10, now: 10, leaseMs: 1000, excludeHosts: [] });
         assert.equal(claim.length, 0);
         await s.applyChanges([{ orcid: ids[1]!, modifiedAt: 5 }], { create: false, now: 5, notifyDelayMs: 0 });
-        const [c] = await s.claimDue({ owner: 'x', limit: 10, now: 10, leaseMs: 1000, excludeHosts: [] });
-        await s.completeAttempts([{ webhookId: c!.webhook.id, owner: 'x', claimedSeq: c!.webhook.changeSeq, notificationId: 'n', startedAt: 11, durationMs: 1, statusCode: 410, error: null, responseSnippet: null, latencyMs: null, outcome: { kind: 'disable', reason: 'gone' }, nextDueAt: 11 }]);
+        const [c] = await s.claimDue({ lease: 'x', limit: 10, now: 10, leaseMs: 1000, excludeHosts: [] });
+        await s.completeAttempts([{ webhookId: c!.webhook.id, lease: 'x', claimedSeq: c!.webhook.changeSeq, notificationId: 'n', startedAt: 11, durationMs: 1, statusCode: 410, error: null, responseSnippet: null, latencyMs: null, outcome: { kind: 'disable', reason: 'gone' }, nextDueAt: 11 }]);
         assert.deepEqual(await s.watchedOrcids(ids), [ids[0]]);
         assert.deepEqual(await s.watchedOrcids([]), []);
       } finally {

@@ -286,7 +286,7 @@ export class DeliveryWorker extends EventEmitter {
       const lease = `${this.owner}#${++this.claimCount}`;
       const saturatedBefore = this.saturatedHosts().length + this.saturatedClients().length;
       const claims = await this.o.store.claimDue({
-        owner: lease, limit, now: this.o.now(), leaseMs: this.o.leaseMs, ...this.claimLimits(),
+        lease, limit, now: this.o.now(), leaseMs: this.o.leaseMs, ...this.claimLimits(),
         perHostLimit: this.o.perHostConcurrency,
         perClientLimit: this.o.perClientConcurrency, clientSlots: this.clientSlots(), excludeClients: this.saturatedClients(),
         worker: this.owner, workerStaleMs: this.o.workerStaleMs,
@@ -390,7 +390,7 @@ export class DeliveryWorker extends EventEmitter {
     const resultClass = classify(result);
     const latencyMs = w.pendingSince !== null ? now - w.pendingSince : null;
     this.completions.push({
-      webhookId: w.id, owner: claim.lease, claimedSeq: w.changeSeq, notificationId: id, startedAt,
+      webhookId: w.id, lease: claim.lease, claimedSeq: w.changeSeq, notificationId: id, startedAt,
       durationMs: result.durationMs,
       statusCode: result.kind === 'response' ? result.status : null,
       error: result.kind === 'response' ? null : `${result.kind}: ${result.error}`.slice(0, 200),

@@ -2,7 +2,7 @@
  * What a database setting (`--db`, DATABASE_URL, or `createStore`'s url) may be. An unknown scheme
  * is refused rather than taken for a file name (`mysql://x/y` once became a SQLite file `mysql:`).
  */
-export const DATABASE_FORMS = 'sqlite:PATH, sqlite::memory:, a plain file path, or postgres://user@host[:port]/db (or postgresql://)';
+const DATABASE_FORMS = 'sqlite:PATH, sqlite::memory:, a plain file path, or postgres://user@host[:port]/db (or postgresql://)';
 
 export type DatabaseTarget = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
 

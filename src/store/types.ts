@@ -58,7 +58,8 @@ export interface WebhookRow {
   lastSentAt: number | null;
   lastFailedAt: number | null;
   lastStatus: string | null;
-  leaseOwner: string | null;
+  /** The lease token of the claim holding it (column lease_owner, named before tokens were per claim); null when not leased. */
+  lease: string | null;
   leaseUntil: number | null;
 }
 
@@ -132,8 +133,8 @@ export type AttemptOutcome =
 
 export interface AttemptRecord {
   webhookId: number;
-  /** The owner that claimed it: a completion from a lost lease is ignored. */
-  owner: string;
+  /** The lease token of its claim: a completion from a lost lease is ignored. */
+  lease: string;
   /** changeSeq seen at claim time. */
   claimedSeq: number;
   notificationId: string;
@@ -227,7 +228,8 @@ export interface ReplayResult {
 }
 
 export interface ClaimOptions {
-  owner: string;
+  /** The lease token stamped on the claimed rows (lease_owner), one per claim; completions must bring it back. */
+  lease: string;
   limit: number;
   now: number;
   leaseMs: number;
@@ -372,7 +374,7 @@ export interface Store {
    */
   expireLeases(workers: string[] | { allBut: string }): Promise<number>;
   /** Gives claims back unattempted (due time unchanged). */
-  releaseClaims(owner: string, webhookIds: number[]): Promise<void>;
+  releaseClaims(lease: string, webhookIds: number[]): Promise<void>;
   /** Records attempts and applies their outcomes in one transaction. */
   completeAttempts(attempts: AttemptRecord[]): Promise<void>;
   /** Earliest due time of an enabled webhook, or null; drives the worker's next wake-up. */

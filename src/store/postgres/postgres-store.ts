@@ -18,7 +18,7 @@ import {
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
 
 /** LISTEN/NOTIFY channel; the payload is the notifying session's current_schema(). */
-export const WAKE_CHANNEL = 'orcid_webhooks_wake';
+const WAKE_CHANNEL = 'orcid_webhooks_wake';
 /** pg_advisory_xact_lock key serialising migrations across processes (any constant unique to this app). */
 const MIGRATION_LOCK_KEY = '7305151201437713';
 
@@ -64,7 +64,7 @@ const types: CustomTypesConfig = {
  * itself ignores, becomes `-c search_path=...` in the startup options, so that one database can
  * hold several independent installations (or test runs).
  */
-export function pgConnectionString(url: string): string {
+function pgConnectionString(url: string): string {
   if (!/[?&](schema|search_path)=/.test(url)) return url;
   const u = new URL(url);
   const schema = u.searchParams.get('schema') ?? u.searchParams.get('search_path');
@@ -358,7 +358,7 @@ export class PostgresStore extends SqlStore {
         ORDER BY due_at, id LIMIT $3)
       UPDATE webhooks w SET lease_owner = $4, lease_worker = $15, lease_until = ${postgres.now} + $5::bigint
       FROM c WHERE w.id = c.id
-      RETURNING w.*, (c.prev IS NOT NULL) AS reclaimed`, [o.now, o.excludeHosts, o.limit, o.owner, o.leaseMs,
+      RETURNING w.*, (c.prev IS NOT NULL) AS reclaimed`, [o.now, o.excludeHosts, o.limit, o.lease, o.leaseMs,
       claimScanSize(o.limit, o.perHostLimit, o.perClientLimit), o.perHostLimit ?? o.limit,
       Object.keys(o.hostSlots ?? {}), Object.values(o.hostSlots ?? {}), o.workerStaleMs ?? DEFAULT_WORKER_STALE_MS,
       o.excludeClients ?? [], o.perClientLimit ?? o.limit, Object.keys(o.clientSlots ?? {}), Object.values(o.clientSlots ?? {}),
@@ -370,9 +370,9 @@ export class PostgresStore extends SqlStore {
 
   /*
    * Batched per kind with unnest (SQLite runs them one by one: with one writer a batch saves nothing).
-   * Each outcome is guarded by lease_owner = owner and clears the lease, so of several completions
-   * for one webhook only the first from its owner applies: later ones (same id and owner) are
-   * dropped before batching, which keeps one source row per webhook and owner in each UPDATE.
+   * Each outcome is guarded by lease_owner = the claim's lease token and clears the lease, so of
+   * several completions for one webhook only the first with its lease applies: later ones (same id
+   * and lease) are dropped before batching, which keeps one source row per webhook in each UPDATE.
    * Every attempt is recorded if its webhook still exists (FOR KEY SHARE holds off a concurrent
    * delete between the check and the insert).
    */
@@ -388,14 +388,14 @@ export class PostgresStore extends SqlStore {
       const headers = headersJson(a);
       ins.push(a.webhookId, a.notificationId, a.startedAt, duration, a.statusCode, a.error, a.responseSnippet, a.latencyMs === null ? null : Math.round(a.latencyMs),
         headers.requestHeaders, headers.responseHeaders);
-      const key = `${a.webhookId}\u0000${a.owner}`;
+      const key = `${a.webhookId}\u0000${a.lease}`;
       if (seen.has(key)) continue;
       seen.add(key);
       const status = a.statusCode !== null ? String(a.statusCode) : a.error;
       const now = a.startedAt + duration;
-      if (a.outcome.kind === 'success') success.push(a.webhookId, a.owner, now, status, a.claimedSeq, a.nextDueAt);
-      else if (a.outcome.kind === 'retry') retry.push(a.webhookId, a.owner, now, status, a.outcome.retryAt);
-      else disable.push(a.webhookId, a.owner, now, status, a.outcome.reason);
+      if (a.outcome.kind === 'success') success.push(a.webhookId, a.lease, now, status, a.claimedSeq, a.nextDueAt);
+      else if (a.outcome.kind === 'retry') retry.push(a.webhookId, a.lease, now, status, a.outcome.retryAt);
+      else disable.push(a.webhookId, a.lease, now, status, a.outcome.reason);
     }
     await this.txClient(async (c) => {
       if (success.size) {

@@ -58,7 +58,7 @@ export function toWebhook(r: Row): WebhookRow {
     disabledReason: (r.disabled_reason as string | null) ?? null, disabledAt: num(r.disabled_at),
     pendingSince: num(r.pending_since), dueAt: num(r.due_at), changeSeq: Number(r.change_seq), notifySeq: Number(r.notify_seq),
     failedAttempts: Number(r.failed_attempts), failingSince: num(r.failing_since), lastSentAt: num(r.last_sent_at), lastFailedAt: num(r.last_failed_at),
-    lastStatus: (r.last_status as string | null) ?? null, leaseOwner: (r.lease_owner as string | null) ?? null,
+    lastStatus: (r.last_status as string | null) ?? null, lease: (r.lease_owner as string | null) ?? null,
     leaseUntil: num(r.lease_until),
   };
 }

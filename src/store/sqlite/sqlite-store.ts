@@ -20,7 +20,7 @@ import {
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
 
 /** The database and its -wal and -shm files readable by the service's user only (they hold tokens' hashes and secrets). */
-export function restrictDatabaseFiles(path: string): void {
+function restrictDatabaseFiles(path: string): void {
   for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
 }
 
@@ -243,7 +243,7 @@ export class SqliteStore extends SqlStore {
   async claimDue(o: ClaimOptions): Promise<Claim[]> {
     if (this.busy) await this.idle();
     const rows = this.all(SQL.claim, {
-      lease: o.owner, worker: o.worker ?? null, leaseMs: o.leaseMs, now: o.now, limit: o.limit, exclude: JSON.stringify(o.excludeHosts),
+      lease: o.lease, worker: o.worker ?? null, leaseMs: o.leaseMs, now: o.now, limit: o.limit, exclude: JSON.stringify(o.excludeHosts),
       perHost: o.perHostLimit ?? o.limit, scan: claimScanSize(o.limit, o.perHostLimit, o.perClientLimit),
       hostSlots: JSON.stringify(o.hostSlots ?? {}), stale: o.workerStaleMs ?? DEFAULT_WORKER_STALE_MS,
       perClient: o.perClientLimit ?? o.limit, clientSlots: JSON.stringify(o.clientSlots ?? {}),
@@ -261,7 +261,7 @@ export class SqliteStore extends SqlStore {
       for (const a of attempts) {
         const status = a.statusCode !== null ? String(a.statusCode) : a.error;
         this.run(SQL.attempt, { webhookId: a.webhookId, notificationId: a.notificationId, at: a.startedAt, durationMs: Math.round(a.durationMs), statusCode: a.statusCode, error: a.error, snippet: a.responseSnippet, latencyMs: a.latencyMs === null ? null : Math.round(a.latencyMs), ...headersJson(a) });
-        const base = { id: a.webhookId, lease: a.owner, now: a.startedAt + Math.round(a.durationMs), status };
+        const base = { id: a.webhookId, lease: a.lease, now: a.startedAt + Math.round(a.durationMs), status };
         if (a.outcome.kind === 'success') this.run(SQL.success, { ...base, claimed: a.claimedSeq, next_due: a.nextDueAt });
         else if (a.outcome.kind === 'retry') this.run(SQL.retry, { ...base, retry_at: a.outcome.retryAt });
         else this.run(SQL.disable, { ...base, reason: a.outcome.reason });
