@@ -324,7 +324,7 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
           {
             id: 0, publicId: '', clientId: 'c1', orcid: A, url: 'https://Hook.example/x', host: 'hook.example', createdAt: T0 + 7, enabled: true,
             disabledReason: null, disabledAt: null, pendingSince: null, dueAt: null, changeSeq: 0, notifySeq: 0, failedAttempts: 0,
-            failingSince: null, lastSentAt: null, lastFailedAt: null, lastStatus: null, leaseOwner: null, leaseUntil: null,
+            failingSince: null, lastSentAt: null, lastFailedAt: null, lastStatus: null, lease: null, leaseUntil: null,
           },
         );
         assert.equal(typeof w.id, 'number');
