@@ -10,7 +10,7 @@ import { DELIVERY_SETTINGS, resealRow, SET_PAYLOAD_MODE, SET_SIGNING_SECRET, sto
 import { addRecordsSql, COUNT_RECORDS, GET_RECORD, LIST_RECORDS, toRecord } from './sql/records.ts';
 import { CLAIM_LEADERSHIP, INIT_CURSOR, RELEASE_LEADERSHIP, SAVE_ERROR, SAVE_PROGRESS, toUpstreamState, UPSTREAM_STATE } from './sql/upstream.ts';
 import {
-  DELETE_WEBHOOK, FIND_WEBHOOK, GET_WEBHOOK, GET_WEBHOOK_BY_PUBLIC_ID, listWebhooksSql, lockWebhookSql, RECOVER_WEBHOOKS, REENABLE_BY_ID, REPLAY_WEBHOOK,
+  DELETE_WEBHOOK, FIND_WEBHOOK, GIVE_BACK_PLACE, GET_WEBHOOK, GET_WEBHOOK_BY_PUBLIC_ID, listWebhooksSql, lockWebhookSql, RECOVER_WEBHOOKS, REENABLE_BY_ID, REPLAY_WEBHOOK,
   toWebhook, watchedOrcidsSql,
 } from './sql/webhooks.ts';
 import type {
@@ -129,7 +129,11 @@ export abstract class SqlStore implements Store {
   }
 
   async deleteWebhook(clientId: string, orcid: string, url: string): Promise<boolean> {
-    return (await this.conn.run(DELETE_WEBHOOK, { clientId, orcid, url })) > 0;
+    return this.tx(async (c) => {
+      const gone = await this.one(DELETE_WEBHOOK, { clientId, orcid, url }, c);
+      if (gone) await c.run(GIVE_BACK_PLACE, { clientId });
+      return gone !== undefined;
+    });
   }
 
   async findWebhook(clientId: string, orcid: string, url: string): Promise<WebhookRow | null> {

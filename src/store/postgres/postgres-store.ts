@@ -9,8 +9,9 @@ import { loadMigrations } from '../migrations.ts';
 import { SqlStore, type Conn } from '../sql-store.ts';
 import { headersJson } from '../sql/attempts.ts';
 import { claimableSql, claimScanSize, outcomeSetSql } from '../sql/claims.ts';
-import { CREATE_PLACEHOLDER, isNewer } from '../sql/records.ts';
-import { COUNT_CLIENT_WEBHOOKS, FIND_WEBHOOK, INSERT_WEBHOOK, REENABLE_BY_KEY, toWebhook } from '../sql/webhooks.ts';
+import { isNewer } from '../sql/records.ts';
+import { GIVE_BACK_PLACE, REGISTER_IN_ONE_STATEMENT, toWebhook } from '../sql/webhooks.ts';
+import { GET_CLIENT } from '../sql/clients.ts';
 import {
   DEFAULT_WORKER_STALE_MS, type ApplyChangesOptions, type ApplyChangesResult, type AttemptRecord, type Claim, type ClaimOptions, type RecordChange, type RegisterResult,
 } from '../types.ts';
@@ -94,14 +95,15 @@ const OUTCOME = outcomeSetSql('w.', (name) => `a.${name}`);
 class PgConn implements Conn {
   constructor(readonly on: pg.Pool | PoolClient) {}
 
-  private async query(sql: string, p: Params): Promise<pg.QueryResult<Row>> {
+  /** `name`: a prepared statement (parsed and planned once per connection), for the hot ones. */
+  private async query(sql: string, p: Params, name?: string): Promise<pg.QueryResult<Row>> {
     let c = compiled.get(sql);
     if (!c) compiled.set(sql, (c = postgres.compile(sql)));
-    return this.on.query<Row>(c.text, c.names.map((n) => p[n] ?? null));
+    return this.on.query<Row>({ name, text: c.text, values: c.names.map((n) => p[n] ?? null) });
   }
 
-  async all(sql: string, p: Params = {}): Promise<Row[]> {
-    return (await this.query(sql, p)).rows;
+  async all(sql: string, p: Params = {}, name?: string): Promise<Row[]> {
+    return (await this.query(sql, p, name)).rows;
   }
 
   async run(sql: string, p: Params = {}): Promise<number> {
@@ -302,32 +304,27 @@ export class PostgresStore extends SqlStore {
     });
   }
 
-  // Concurrent registrations race here (SQLite's single writer has none): the cap queues on the
-  // client's row, the insert on the record's, and a lost insert race goes round to answer 'exists'.
+  // Concurrent registrations race here (SQLite's single writer has none): one statement, no
+  // transaction (REGISTER_IN_ONE_STATEMENT); a lost race gives the place back and asks again.
   async registerWebhook(input: { clientId: string; orcid: string; url: string; host: string; now: number; maxPerClient?: number; createRecord?: boolean }): Promise<RegisterResult> {
-    const key = { clientId: input.clientId, orcid: input.orcid, url: input.url };
-    return this.txClient(async (client): Promise<RegisterResult> => {
-      const c = new PgConn(client);
-      // FOR NO KEY UPDATE does not conflict with the foreign-key checks of inserts.
-      if (input.maxPerClient !== undefined) await client.query('SELECT 1 FROM clients WHERE id = $1 FOR NO KEY UPDATE', [input.clientId]);
-      for (let round = 0; round < 5; round++) {
-        const [re] = await c.all(REENABLE_BY_KEY, { ...key, now: input.now });
-        if (re) {
-          if (re.due_at !== null) await this.wake(c);
-          return { outcome: 'exists', webhook: toWebhook(re), reenabled: true };
-        }
-        const [existing] = await c.all(FIND_WEBHOOK, key);
-        if (existing) return { outcome: 'exists', webhook: toWebhook(existing), reenabled: false };
-        if (input.maxPerClient !== undefined && Number((await c.all(COUNT_CLIENT_WEBHOOKS, key))[0]?.n) >= input.maxPerClient) return { outcome: 'limit' };
-        if (input.createRecord) await c.run(CREATE_PLACEHOLDER, { orcid: input.orcid, now: input.now });
-        // Queue behind a change of this record being applied (it holds FOR NO KEY UPDATE), so that the
-        // change either sees this webhook or committed before it: ordered by the lock, not the clock.
-        await client.query('SELECT 1 FROM records WHERE orcid = $1 FOR SHARE', [input.orcid]);
-        const [ins] = await c.all(INSERT_WEBHOOK, { ...key, host: input.host, now: input.now, publicId: newWebhookPublicId() });
-        if (ins) return { outcome: 'created', webhook: toWebhook(ins) };
+    for (let round = 0; round < 5; round++) {
+      const [r] = await this.conn.all(REGISTER_IN_ONE_STATEMENT, {
+        ...input, publicId: newWebhookPublicId(), cap: input.maxPerClient, createRecord: input.createRecord === true,
+      }, 'register-webhook');
+      if (r?.kind === 'reenabled') {
+        if (r.due_at !== null) await this.wake(this.conn);
+        return { outcome: 'exists', webhook: toWebhook(r), reenabled: true };
       }
-      throw new RetryTransaction('webhook registration kept racing');
-    });
+      if (r?.kind === 'existing') return { outcome: 'exists', webhook: toWebhook(r), reenabled: false };
+      if (r?.kind === 'created') return { outcome: 'created', webhook: toWebhook(r) };
+      if (!r?.took) {
+        if (!(await this.one(GET_CLIENT, { id: input.clientId }))) throw new Error(`No client with id ${input.clientId}`);
+        return { outcome: 'limit' };
+      }
+      await this.conn.run(GIVE_BACK_PLACE, { clientId: input.clientId });
+      if (!r.has_record) throw new Error(`No record ${input.orcid}`);
+    }
+    throw new Error('webhook registration kept racing');
   }
 
   async claimDue(o: ClaimOptions): Promise<Claim[]> {

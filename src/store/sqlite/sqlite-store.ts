@@ -11,7 +11,8 @@ import { SqlStore, type Conn } from '../sql-store.ts';
 import { headersJson } from '../sql/attempts.ts';
 import { claimableSql, claimScanSize, OWE_CHANGE, outcomeSetSql } from '../sql/claims.ts';
 import { CREATE_PLACEHOLDER, isNewer } from '../sql/records.ts';
-import { COUNT_CLIENT_WEBHOOKS, FIND_WEBHOOK, INSERT_WEBHOOK, REENABLE_BY_KEY, toWebhook } from '../sql/webhooks.ts';
+import { FIND_WEBHOOK, INSERT_WEBHOOK, REENABLE_BY_KEY, TAKE_PLACE, toWebhook } from '../sql/webhooks.ts';
+import { GET_CLIENT } from '../sql/clients.ts';
 import { BackgroundCheckpointer } from './checkpointer.ts';
 import {
   DEFAULT_WORKER_STALE_MS, type ApplyChangesOptions, type ApplyChangesResult, type AttemptRecord, type Claim, type ClaimOptions, type RecordChange, type RegisterResult,
@@ -231,7 +232,10 @@ export class SqliteStore extends SqlStore {
       const existing = this.get(FIND_WEBHOOK, key);
       if (existing?.enabled) return { outcome: 'exists', webhook: toWebhook(existing), reenabled: false };
       if (existing) return { outcome: 'exists', webhook: toWebhook(this.get(REENABLE_BY_KEY, { ...key, now: input.now })!), reenabled: true };
-      if (input.maxPerClient !== undefined && Number(this.get(COUNT_CLIENT_WEBHOOKS, key)!.n) >= input.maxPerClient) return { outcome: 'limit' };
+      if (!this.run(TAKE_PLACE, { clientId: input.clientId, cap: input.maxPerClient ?? Number.MAX_SAFE_INTEGER })) {
+        if (!this.get(GET_CLIENT, { id: input.clientId })) throw new Error(`No client with id ${input.clientId}`);
+        return { outcome: 'limit' };
+      }
       if (input.createRecord) this.run(CREATE_PLACEHOLDER, { orcid: input.orcid, now: input.now });
       const row = this.get(INSERT_WEBHOOK, { ...key, host: input.host, now: input.now, publicId: newWebhookPublicId() })!;
       return { outcome: 'created', webhook: toWebhook(row) };
