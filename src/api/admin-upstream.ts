@@ -4,8 +4,7 @@ import type { Store } from '../store/types.ts';
 import type { PollerStatus } from '../upstream/poller.ts';
 import { UPSTREAM_SOURCE } from '../upstream/poller.ts';
 import { upstreamStatusView, type UpstreamSettings } from '../upstream/status.ts';
-import { ADMIN_ERRORS, adminAuth } from './admin.ts';
-import { describeOperation } from './openapi.ts';
+import { ADMIN, ADMIN_ERRORS, answer } from './openapi.ts';
 
 /** This process's upstream poller as the admin API sees it. */
 export interface UpstreamView {
@@ -15,7 +14,6 @@ export interface UpstreamView {
 
 export interface AdminUpstreamDeps {
   store: Store;
-  adminToken: string;
   now: () => number;
   upstream: UpstreamView | null;
 }
@@ -26,18 +24,16 @@ const statusSchema = z.object({
   lastErrorAt: z.string().nullable(), nextPoll: z.string().nullable(), intervalSeconds: z.number().nullable(), recordsChanged: z.number().nullable(),
 });
 
-/** GET /admin/api/upstream: the upstream poller's state (dashboard panel, scripts). */
-export function adminUpstreamRoutes(app: FastifyInstance, deps: AdminUpstreamDeps): void {
-  describeOperation({
-    method: 'get', path: '/admin/api/upstream', tag: 'Admin', security: 'admin',
-    summary: 'The upstream poller (--upstream): state, cursor, lag, last error, next poll',
-    responses: { 200: { description: 'Its state; configured is false when this process does not watch an upstream', schema: statusSchema }, 401: ADMIN_ERRORS[401] },
+/** GET /admin/api/upstream: the upstream poller's state (dashboard panel, scripts). Under the admin API's prefix and auth hook. */
+export function adminUpstreamRoutes(admin: FastifyInstance, deps: AdminUpstreamDeps): void {
+  admin.get('/upstream', {
+    schema: {
+      ...ADMIN, operationId: 'getUpstreamStatus',
+      summary: 'The upstream poller (--upstream): state, cursor, lag, last error, next poll',
+      response: { 200: answer('Its state; configured is false when this process does not watch an upstream', statusSchema), 401: ADMIN_ERRORS[401] },
+    },
+  }, async function upstreamStatus() {
+    const stored = await deps.store.upstreamState(UPSTREAM_SOURCE);
+    return upstreamStatusView(stored, deps.upstream?.status() ?? null, deps.upstream?.settings ?? null, deps.now());
   });
-  app.register(async function adminUpstream(admin) {
-    admin.addHook('onRequest', adminAuth(deps.adminToken));
-    admin.get('/upstream', async function upstreamStatus() {
-      const stored = await deps.store.upstreamState(UPSTREAM_SOURCE);
-      return upstreamStatusView(stored, deps.upstream?.status() ?? null, deps.upstream?.settings ?? null, deps.now());
-    });
-  }, { prefix: '/admin/api' });
 }

@@ -1,21 +1,19 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { OrcidApiError } from '../domain/errors.ts';
 import { checkOrcid } from '../domain/orcid-id.ts';
 import { parseIsoTime } from '../domain/time.ts';
 import type { ChangeSink } from '../changes/source.ts';
 import type { ApplyChangesResult, RecordChange, Store } from '../store/types.ts';
-import { requireAdmin } from './auth.ts';
-import { describeOperation, oauthErrorSchema, orcidErrorSchema } from './openapi.ts';
+import { invalid, isoTime, validOrcid } from './kit.ts';
+import { ADMIN, ADMIN_ERRORS, answer } from './openapi.ts';
 
 export const MAX_BULK_CHANGES = 10_000;
 /** How many bad items a refused bulk change names (the total is always given). */
 export const MAX_NAMED_PROBLEMS = 50;
 
-export interface AdminRouteDeps {
+export interface AdminRecordRouteDeps {
   store: Store;
-  adminToken: string;
-  notifyDelayMs: number;
   now: () => number;
   /** Where the admin API's changes enter (src/changes/source.ts). */
   sink: ChangeSink;
@@ -23,29 +21,16 @@ export interface AdminRouteDeps {
   onChanges: (result: ApplyChangesResult) => void;
 }
 
-export const isoTime = z.string().refine((s) => parseIsoTime(s) !== null, { message: 'must be an ISO 8601 time such as 2026-01-31T12:00:00Z' });
-
-export const touchBody = z.object({ modified: isoTime.optional() }).strict();
-export const changesBody = z.object({
+const touchBody = z.object({ modified: isoTime.optional() }).strict();
+const changesBody = z.object({
   changes: z.array(z.object({ orcid: z.string(), modified: isoTime }).strict()).min(1).max(MAX_BULK_CHANGES),
 }).strict();
-
-/** A failed zod parse as ORCID's 9052, naming each bad field. */
-export function invalid(err: z.ZodError): OrcidApiError {
-  const detail = err.issues.map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`).slice(0, 20).join('; ');
-  return new OrcidApiError(9052, detail);
-}
-
-export function validOrcid(orcid: string, where: string): void {
-  const c = checkOrcid(orcid);
-  if (!c.ok) throw new OrcidApiError(9001, `${where}: ${c.reason}`);
-}
 
 /**
  * Every bad item of a bulk change (its shape, its time, its iD and check character), not only the
  * first, so a registry can fix its list in one go: ORCID's 9001 when only iDs are wrong, else 9052.
  */
-export function invalidChanges(body: unknown, err: z.ZodError | null): OrcidApiError | null {
+function invalidChanges(body: unknown, err: z.ZodError | null): OrcidApiError | null {
   const problems = (err?.issues ?? []).map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`);
   const items = (body as { changes?: unknown } | null)?.changes;
   let badIds = 0;
@@ -70,70 +55,52 @@ export function invalidChanges(body: unknown, err: z.ZodError | null): OrcidApiE
   return new OrcidApiError(badIds === problems.length ? 9001 : 9052, detail);
 }
 
-export const changesResult = z.object({ created: z.number().int(), changed: z.number().int(), ignored: z.number().int(), webhooksNotified: z.number().int() });
-export const ADMIN_ERRORS = {
-  400: { description: 'Invalid input (9001 iD, 9052 body); nothing is changed', schema: orcidErrorSchema },
-  401: { description: 'Missing or wrong admin token', schema: oauthErrorSchema },
-};
+const changesResult = z.object({ created: z.number().int(), changed: z.number().int(), ignored: z.number().int(), webhooksNotified: z.number().int() });
+const touchResult = z.object({ orcid: z.string(), modified: z.string(), created: z.boolean(), changed: z.boolean(), ignored: z.boolean(), webhooksNotified: z.number().int() });
 
-/** The onRequest hook of every admin API scope: the admin token, compared in constant time. */
-export function adminAuth(adminToken: string) {
-  return async function adminAuth(req: FastifyRequest): Promise<void> {
-    requireAdmin(req, adminToken);
-  };
-}
-
-export function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): void {
-  describeOperation({
-    method: 'put', path: '/admin/api/records/{orcid}', tag: 'Admin', security: 'admin', pathParams: { orcid: 'ORCID iD' },
-    summary: 'Create a record, or mark it modified (now, or at the given time); its webhooks are notified',
-    body: touchBody,
-    responses: {
-      200: { description: 'Marked modified', schema: z.object({ orcid: z.string(), modified: z.string(), created: z.boolean(), changed: z.boolean(), ignored: z.boolean(), webhooksNotified: z.number().int() }) },
-      201: { description: 'Created' },
-      ...ADMIN_ERRORS,
+/** Records and their changes, under the admin API's prefix and auth hook (admin-api.ts). */
+export function adminRecordRoutes(admin: FastifyInstance, deps: AdminRecordRouteDeps): void {
+  admin.put('/records/:orcid', {
+    schema: {
+      ...ADMIN, operationId: 'touchRecord', params: z.object({ orcid: z.string().describe('ORCID iD') }), body: touchBody,
+      summary: 'Create a record, or mark it modified (now, or at the given time); its webhooks are notified',
+      response: { 200: answer('Marked modified', touchResult), 201: answer('Created', touchResult), ...ADMIN_ERRORS },
     },
-  });
-  describeOperation({
-    method: 'post', path: '/admin/api/changes', tag: 'Admin', security: 'admin',
-    summary: `Apply up to ${MAX_BULK_CHANGES} record changes (a registry's change list); older ones are ignored`,
-    body: changesBody,
-    responses: { 202: { description: 'Applied; counts', schema: changesResult }, ...ADMIN_ERRORS },
-  });
-
-  app.register(async function adminApi(admin) {
-    admin.addHook('onRequest', adminAuth(deps.adminToken));
-
-    admin.put('/records/:orcid', async function touchRecord(req, reply) {
-      const { orcid } = req.params as { orcid: string };
-      validOrcid(orcid, 'orcid');
-      const parsed = touchBody.safeParse(req.body ?? {});
-      if (!parsed.success) throw invalid(parsed.error);
-      const now = deps.now();
-      const modified = parsed.data.modified;
-      const change: RecordChange = modified ? { orcid, modifiedAt: parseIsoTime(modified)! } : { orcid, modifiedAt: now, touch: true };
-      const result = await deps.sink.apply('admin', [change], { create: true });
-      deps.onChanges(result);
-      const record = await deps.store.getRecord(orcid);
-      return reply.code(result.created ? 201 : 200).send({
-        orcid,
-        modified: new Date(record!.modifiedAt).toISOString(),
-        created: result.created === 1,
-        changed: result.changed === 1,
-        ignored: result.ignored === 1,
-        webhooksNotified: result.webhooksNotified,
-      });
+  }, async function touchRecord(req, reply) {
+    const { orcid } = req.params as { orcid: string };
+    validOrcid(orcid, 'orcid');
+    const parsed = touchBody.safeParse(req.body ?? {});
+    if (!parsed.success) throw invalid(parsed.error);
+    const now = deps.now();
+    const modified = parsed.data.modified;
+    const change: RecordChange = modified ? { orcid, modifiedAt: parseIsoTime(modified)! } : { orcid, modifiedAt: now, touch: true };
+    const result = await deps.sink.apply('admin', [change], { create: true });
+    deps.onChanges(result);
+    const record = await deps.store.getRecord(orcid);
+    return reply.code(result.created ? 201 : 200).send({
+      orcid,
+      modified: new Date(record!.modifiedAt).toISOString(),
+      created: result.created === 1,
+      changed: result.changed === 1,
+      ignored: result.ignored === 1,
+      webhooksNotified: result.webhooksNotified,
     });
+  });
 
-    admin.post('/changes', async function bulkChanges(req, reply) {
-      const parsed = changesBody.safeParse(req.body);
-      const refused = invalidChanges(req.body, parsed.success ? null : parsed.error);
-      if (refused) throw refused;
-      if (!parsed.success) throw invalid(parsed.error);
-      const changes = parsed.data.changes.map((c) => ({ orcid: c.orcid, modifiedAt: parseIsoTime(c.modified)! }));
-      const result = await deps.sink.apply('admin', changes, { create: true });
-      deps.onChanges(result);
-      return reply.code(202).send(result);
-    });
-  }, { prefix: '/admin/api' });
+  admin.post('/changes', {
+    schema: {
+      ...ADMIN, operationId: 'applyChanges', body: changesBody,
+      summary: `Apply up to ${MAX_BULK_CHANGES} record changes (a registry's change list); older ones are ignored`,
+      response: { 202: answer('Applied; counts', changesResult), ...ADMIN_ERRORS },
+    },
+  }, async function bulkChanges(req, reply) {
+    const parsed = changesBody.safeParse(req.body);
+    const refused = invalidChanges(req.body, parsed.success ? null : parsed.error);
+    if (refused) throw refused;
+    if (!parsed.success) throw invalid(parsed.error);
+    const changes = parsed.data.changes.map((c) => ({ orcid: c.orcid, modifiedAt: parseIsoTime(c.modified)! }));
+    const result = await deps.sink.apply('admin', changes, { create: true });
+    deps.onChanges(result);
+    return reply.code(202).send(result);
+  });
 }

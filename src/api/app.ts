@@ -6,16 +6,15 @@ import type { TargetPolicy } from '../domain/ssrf.ts';
 import type { ApplyChangesResult, Store } from '../store/types.ts';
 import type { Metrics } from '../metrics.ts';
 import { createChangeSink, type ChangeSink } from '../changes/source.ts';
-import { adminRoutes } from './admin.ts';
-import { adminUpstreamRoutes, type UpstreamView } from './admin-upstream.ts';
+import { adminApi } from './admin-api.ts';
+import type { UpstreamView } from './admin-upstream.ts';
 import { MAX_BODY, MAX_JSON_DEPTH, bodyPolicy, jsonDepthExceeds, notFoundError } from './body-policy.ts';
 import { DEFAULT_HTTP_LIMITS, httpServerOptions, limitConnectionsPerAddress, type HttpLimits } from './connection-limits.ts';
-import { adminClientRoutes } from './admin-clients.ts';
 import { clientWebhookRoutes } from './client-webhooks.ts';
-import { adminDashboardRoutes } from './admin-dashboard.ts';
 import { dashboardRoutes } from './dashboard-static.ts';
 import { errorHandler, sendOrcidError } from './errors.ts';
 import { oauthRoutes } from './oauth.ts';
+import { registerOpenApi } from './openapi.ts';
 import { opsRoutes } from './ops.ts';
 import { orcidWebhookRoutes } from './orcid-webhooks.ts';
 import { RateLimiter, clientRateLimit, tokenRateLimit } from './rate-limit.ts';
@@ -121,35 +120,38 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return sendOrcidError(req, reply, notFoundError(req));
   });
 
-  opsRoutes(app, { store: deps.store, metrics: deps.metrics, worker: deps.worker, adminToken: deps.adminToken });
-  if (deps.api === false) return app;
-  // In this process's memory: with several API processes each one counts on its own.
-  app.addHook('onRequest', tokenRateLimit(new RateLimiter(deps.tokenRateLimitPerMinute ?? 0, now)));
-  const beforeHandle = clientRateLimit(new RateLimiter(deps.rateLimitPerMinute ?? 0, now));
-  oauthRoutes(app, { store: deps.store, now });
-  orcidWebhookRoutes(app, {
-    store: deps.store, policy: deps.policy, records: deps.records, baseUrl: deps.baseUrl, compat: deps.compat ?? 'none',
-    maxWebhooksPerClient: deps.maxWebhooksPerClient, now, beforeHandle,
-    ...(deps.recordExists && { recordExists: deps.recordExists }),
-    onRegistered: (outcome) => deps.metrics.registrations.inc({ outcome }),
-  });
-  adminRoutes(app, {
-    store: deps.store, adminToken: deps.adminToken, notifyDelayMs: deps.notifyDelayMs, now,
-    sink: deps.sink ?? createChangeSink({ store: deps.store, notifyDelayMs: deps.notifyDelayMs, now }),
-    onChanges: (result) => {
-      deps.metrics.changes.inc({ result: 'created' }, result.created);
-      deps.metrics.changes.inc({ result: 'changed' }, result.changed);
-      deps.metrics.changes.inc({ result: 'ignored' }, result.ignored);
-      deps.onChanges?.(result);
-    },
-  });
-  adminDashboardRoutes(app, { store: deps.store, adminToken: deps.adminToken, now });
-  adminUpstreamRoutes(app, { store: deps.store, adminToken: deps.adminToken, now, upstream: deps.upstream ?? null });
-  dashboardRoutes(app);
-  clientWebhookRoutes(app, { store: deps.store, now, beforeHandle });
-  adminClientRoutes(app, {
-    store: deps.store, adminToken: deps.adminToken, now, signingRotationGraceMs: deps.signingRotationGraceMs ?? 24 * 3_600_000,
-    ...(deps.onClientSettingsChanged && { onClientSettingsChanged: deps.onClientSettingsChanged }),
+  // The OpenAPI plugin collects the routes registered after it: they are added in one plugin scope
+  // that loads after it (hooks and handlers set on the root above still apply to them).
+  registerOpenApi(app);
+  if (deps.api !== false) {
+    // In this process's memory: with several API processes each one counts on its own.
+    app.addHook('onRequest', tokenRateLimit(new RateLimiter(deps.tokenRateLimitPerMinute ?? 0, now)));
+  }
+  app.register(async function routes(api) {
+    opsRoutes(api, { store: deps.store, metrics: deps.metrics, worker: deps.worker, adminToken: deps.adminToken });
+    if (deps.api === false) return;
+    const beforeHandle = clientRateLimit(new RateLimiter(deps.rateLimitPerMinute ?? 0, now));
+    oauthRoutes(api, { store: deps.store, now });
+    orcidWebhookRoutes(api, {
+      store: deps.store, policy: deps.policy, records: deps.records, baseUrl: deps.baseUrl, compat: deps.compat ?? 'none',
+      maxWebhooksPerClient: deps.maxWebhooksPerClient, now, beforeHandle,
+      ...(deps.recordExists && { recordExists: deps.recordExists }),
+      onRegistered: (outcome) => deps.metrics.registrations.inc({ outcome }),
+    });
+    clientWebhookRoutes(api, { store: deps.store, now, beforeHandle });
+    adminApi(api, {
+      store: deps.store, adminToken: deps.adminToken, now, upstream: deps.upstream ?? null,
+      sink: deps.sink ?? createChangeSink({ store: deps.store, notifyDelayMs: deps.notifyDelayMs, now }),
+      onChanges: (result) => {
+        deps.metrics.changes.inc({ result: 'created' }, result.created);
+        deps.metrics.changes.inc({ result: 'changed' }, result.changed);
+        deps.metrics.changes.inc({ result: 'ignored' }, result.ignored);
+        deps.onChanges?.(result);
+      },
+      signingRotationGraceMs: deps.signingRotationGraceMs ?? 24 * 3_600_000,
+      ...(deps.onClientSettingsChanged && { onClientSettingsChanged: deps.onClientSettingsChanged }),
+    });
+    dashboardRoutes(api);
   });
   return app;
 }

@@ -82,13 +82,15 @@ export function dashboardRoutes(app: FastifyInstance, opts: { dir?: string } = {
   const index = assets.get('index.html');
   if (!index) throw new Error(`dashboard: index.html missing in ${opts.dir ?? DASHBOARD_DIR}`);
 
-  app.get('/admin', async function dashboardPage(req, reply) {
+  // The dashboard's page and assets: not operations of the API (hidden from /openapi.json).
+  const hide = { schema: { hide: true } };
+  app.get('/admin', hide, async function dashboardPage(req, reply) {
     return send(req, reply, index);
   });
-  app.get('/admin/', async function dashboardPageSlash(req, reply) {
+  app.get('/admin/', hide, async function dashboardPageSlash(req, reply) {
     return send(req, reply, index);
   });
-  app.get('/admin/assets/*', async function dashboardAsset(req, reply) {
+  app.get('/admin/assets/*', hide, async function dashboardAsset(req, reply) {
     const path = (req.params as { '*': string })['*'];
     const asset = path === 'index.html' ? undefined : assets.get(path);
     if (!asset) throw new OrcidApiError(9053, `No dashboard asset ${path}`);

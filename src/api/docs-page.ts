@@ -61,6 +61,8 @@ export function docsPage(): string {
 <script>
 const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&':'&amp;', '<':'&lt;', '>':'&gt;', '"':'&quot;', "'":'&#39;' })[c]);
 const auth = (op) => !op.security || op.security.length === 0 ? 'no auth' : op.security[0].adminToken ? 'admin token' : 'bearer /webhook token';
+// Schemas shared under components are shown where they are used.
+const resolve = (doc, s) => s && s.$ref ? doc.components.schemas[s.$ref.split('/').pop()] : s;
 function render(doc) {
   const byTag = new Map();
   for (const [path, ops] of Object.entries(doc.paths)) for (const [method, op] of Object.entries(ops)) {
@@ -73,8 +75,11 @@ function render(doc) {
   document.getElementById('nav').innerHTML = tags.map((t) => '<a href="#' + esc(t.replace(/\\s/g, '-')) + '">' + esc(t) + '</a>').join('');
   document.getElementById('main').innerHTML = tags.map((t) => '<h2 id="' + esc(t.replace(/\\s/g, '-')) + '">' + esc(t) + '</h2>' + byTag.get(t).map(({ path, method, op }) => {
     const params = (op.parameters || []).map((p) => '<tr><td><code>' + esc(p.name) + '</code></td><td>' + esc(p.in) + (p.required ? ', required' : '') + '</td><td>' + esc(p.description || (p.schema && (p.schema.description || p.schema.type || (p.schema.enum || []).join(' | '))) || '') + '</td></tr>').join('');
-    const body = op.requestBody ? Object.entries(op.requestBody.content).map(([type, c]) => '<p><b>Request body</b> <code>' + esc(type) + '</code></p><pre>' + esc(JSON.stringify(c.schema, null, 2)) + '</pre>').join('') : '';
-    const responses = Object.entries(op.responses || {}).map(([code, r]) => '<tr><td><b>' + esc(code) + '</b></td><td>' + esc(r.description) + (r.content ? '<pre>' + esc(JSON.stringify(r.content['application/json'].schema, null, 2)) + '</pre>' : '') + '</td></tr>').join('');
+    const headers = (r) => Object.entries(r.headers || {}).map(([name, h]) => '<p>Header <code>' + esc(name) + '</code>: ' + esc(h.description) + '</p>').join('');
+    // An answer in several media types (errors: JSON or XML) has one schema: the types are named, the schema shown once.
+    const shown = (r) => { const types = Object.keys(r.content); return '<p>' + types.map((t) => '<code>' + esc(t) + '</code>').join(', ') + '</p><pre>' + esc(JSON.stringify(resolve(doc, r.content[types[0]].schema), null, 2)) + '</pre>'; };
+    const body = op.requestBody ? '<p><b>Request body</b></p>' + shown(op.requestBody) : '';
+    const responses = Object.entries(op.responses || {}).map(([code, r]) => '<tr><td><b>' + esc(code) + '</b></td><td>' + esc(r.description) + headers(r) + (r.content ? shown(r) : '') + '</td></tr>').join('');
     return '<details><summary><span class="method ' + esc(method) + '">' + esc(method.toUpperCase()) + '</span><span class="path">' + esc(path) + '</span><span class="summary">' + esc(op.summary) + '</span><span class="auth">' + esc(auth(op)) + '</span></summary><div class="body">'
       + (op.description ? '<p>' + esc(op.description) + '</p>' : '')
       + (params ? '<p><b>Parameters</b></p><table class="params"><tr><th>name</th><th>in</th><th>description</th></tr>' + params + '</table>' : '')

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { OAuthError } from '../domain/errors.ts';
 import { hashToken, newToken, verifySecret } from '../domain/secrets.ts';
 import type { Store } from '../store/types.ts';
-import { describeOperation, oauthErrorSchema } from './openapi.ts';
+import { answer, oauthError } from './openapi.ts';
 
 /** ORCID's client-credentials tokens live about 20 years. */
 export const TOKEN_LIFETIME_S = 631138518;
@@ -21,32 +21,31 @@ function basicCredentials(req: FastifyRequest): { id: string; secret: string } |
   }
 }
 
-export const tokenForm = z.object({
+const tokenForm = z.object({
   grant_type: z.literal('client_credentials'),
   scope: z.string().describe('/webhook (premium member clients) or /read-public'),
   client_id: z.string().optional().describe('or send the credentials with HTTP Basic'),
   client_secret: z.string().optional(),
 });
 
-export const tokenResponse = z.object({
+const tokenResponse = z.object({
   access_token: z.string(), token_type: z.literal('bearer'), refresh_token: z.string(),
   expires_in: z.number().int(), scope: z.string(), orcid: z.null(),
 });
 
 export function oauthRoutes(app: FastifyInstance, deps: { store: Store; now: () => number }): void {
-  describeOperation({
-    method: 'post', path: '/oauth/token', tag: 'ORCID API', security: 'none',
-    summary: 'Get a client-credentials access token (as ORCID: form-encoded, about 20 years long)',
-    body: tokenForm, bodyType: 'application/x-www-form-urlencoded',
-    responses: {
-      200: { description: 'The token', schema: tokenResponse },
-      400: { description: 'invalid_request / unsupported_grant_type / invalid_scope (none, or one the client may not have)', schema: oauthErrorSchema },
-      401: { description: 'invalid_client (bad credentials, revoked) / invalid_scope (not an ORCID scope)', schema: oauthErrorSchema },
-      429: { description: 'Too many token requests from this address', schema: oauthErrorSchema },
-    },
-  });
-
   app.post('/oauth/token', {
+    schema: {
+      operationId: 'issueToken', tags: ['ORCID API'], security: [],
+      summary: 'Get a client-credentials access token (as ORCID: form-encoded, about 20 years long)',
+      consumes: ['application/x-www-form-urlencoded'], body: tokenForm,
+      response: {
+        200: answer('The token', tokenResponse),
+        400: oauthError('invalid_request / unsupported_grant_type / invalid_scope (none, or one the client may not have)'),
+        401: oauthError('invalid_client (bad credentials, revoked) / invalid_scope (not an ORCID scope)'),
+        429: oauthError('Too many token requests from this address'),
+      },
+    },
     // ORCID (Spring OAuth's token endpoint and its error translator) sends these on every answer.
     onSend: async function noStore(_req, reply) {
       reply.header('cache-control', 'no-store').header('pragma', 'no-cache');

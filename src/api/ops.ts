@@ -4,7 +4,7 @@ import type { Metrics } from '../metrics.ts';
 import type { Store } from '../store/types.ts';
 import { VERSION } from '../version.ts';
 import { requireAdmin } from './auth.ts';
-import { describeOperation, oauthErrorSchema, openApiDocument } from './openapi.ts';
+import { answer, oauthError, orcidError } from './openapi.ts';
 import { docsPage } from './docs-page.ts';
 
 export interface OpsDeps {
@@ -34,17 +34,25 @@ function isAdmin(req: FastifyRequest, adminToken: string): boolean {
 
 /** Health, readiness, metrics and API documentation, on every node: /metrics and /ready's details need the admin token. */
 export function opsRoutes(app: FastifyInstance, deps: OpsDeps): void {
-  describeOperation({ method: 'get', path: '/health', tag: 'Operations', security: 'none', summary: 'The process is alive', responses: { 200: { description: 'Alive', schema: z.object({ status: z.literal('ok'), version: z.string() }) } } });
-  app.get('/health', async function health() {
+  const OPERATIONS = { tags: ['Operations'], security: [] };
+  // Like every body-less endpoint (body-policy.ts): a request body is refused unread.
+  const NO_BODY_TAKEN = { 400: orcidError('A request body was sent; this endpoint takes none (9052)') };
+  app.get('/health', {
+    schema: {
+      ...OPERATIONS, operationId: 'health', summary: 'The process is alive',
+      response: { 200: answer('Alive', z.object({ status: z.literal('ok'), version: z.string() })), ...NO_BODY_TAKEN },
+    },
+  }, async function health() {
     return { status: 'ok', version: VERSION };
   });
 
-  describeOperation({
-    method: 'get', path: '/ready', tag: 'Operations', security: 'none',
-    summary: 'Ready to serve: store reachable, migrations current, worker running (when this node delivers); the checks\' texts only with the admin token',
-    responses: { 200: { description: 'Ready', schema: readySchema }, 503: { description: 'Not ready: the failing checks are named', schema: readySchema } },
-  });
-  app.get('/ready', async function ready(req, reply) {
+  app.get('/ready', {
+    schema: {
+      ...OPERATIONS, operationId: 'ready',
+      summary: 'Ready to serve: store reachable, migrations current, worker running (when this node delivers); the checks\' texts only with the admin token',
+      response: { 200: answer('Ready', readySchema), ...NO_BODY_TAKEN, 503: answer('Not ready: the failing checks are named', readySchema) },
+    },
+  }, async function ready(req, reply) {
     const checks: Record<string, string> = {};
     try {
       await deps.store.ping();
@@ -61,16 +69,24 @@ export function opsRoutes(app: FastifyInstance, deps: OpsDeps): void {
     return reply.code(failing.length ? 503 : 200).send(isAdmin(req, deps.adminToken) ? { status, failing, checks } : { status, failing });
   });
 
-  describeOperation({ method: 'get', path: '/metrics', tag: 'Operations', security: 'admin', summary: 'Prometheus metrics (text format); the admin token as bearer token', responses: { 200: { description: 'Prometheus text exposition format' }, 401: { description: 'Missing or wrong admin token', schema: oauthErrorSchema } } });
-  app.get('/metrics', async function metrics(req, reply) {
+  app.get('/metrics', {
+    schema: {
+      tags: ['Operations'], security: [{ adminToken: [] }], operationId: 'metrics', summary: 'Prometheus metrics (text format); the admin token as bearer token',
+      response: {
+        200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: z.string() } } },
+        401: oauthError('Missing or wrong admin token'),
+      },
+    },
+  }, async function metrics(req, reply) {
     requireAdmin(req, deps.adminToken);
     return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 
-  app.get('/openapi.json', async function openapi() {
-    return openApiDocument();
+  // The document and its page describe the API; they are not operations of it.
+  app.get('/openapi.json', { schema: { hide: true } }, async function openapi() {
+    return app.swagger();
   });
-  app.get('/docs', async function docs(_req, reply) {
+  app.get('/docs', { schema: { hide: true } }, async function docs(_req, reply) {
     return reply.type('text/html; charset=utf-8').send(docsPage());
   });
 }

@@ -4,20 +4,10 @@ import { OrcidApiError, incorrectWebhookUri, jaxRsError, recordNotFound, webhook
 import { checkOrcid } from '../domain/orcid-id.ts';
 import type { TargetPolicy } from '../domain/ssrf.ts';
 import type { Store } from '../store/types.ts';
-import { authenticate, requireWebhookScope, type Caller } from './auth.ts';
+import { authenticate, type Caller } from './auth.ts';
 import { ORCID_JSON_TYPES, ORCID_XML_TYPES, orcidErrorType } from './errors.ts';
-import { describeOperation, oauthErrorSchema, orcidErrorSchema } from './openapi.ts';
-
-export const PATH = '/{orcid}/webhook/{callback}';
-export const PATH_PARAMS = {
-  orcid: 'ORCID iD, e.g. 0000-0002-7465-2162 (format and MOD 11-2 check character are validated, except with --compat orcid)',
-  callback: 'The callback URL, URL-encoded into this one segment (slashes as %2F)',
-};
-export const AUTH_ERRORS = {
-  401: { description: 'invalid_token: unknown or expired token, or revoked client; or a non-premium client (error-code 9017)', schema: oauthErrorSchema },
-  403: { description: 'forbidden: no token at all; or the token lacks the /webhook scope (error-code 9038)', schema: orcidErrorSchema },
-  429: { description: 'Rate limited (error-code 9051), with Retry-After', schema: orcidErrorSchema },
-};
+import { caller, rawCallbackSegment, webhookPathParams } from './kit.ts';
+import { CLIENT_AUTH_ERRORS, noBody, orcidError } from './openapi.ts';
 
 export interface WebhookRouteDeps {
   store: Store;
@@ -36,29 +26,12 @@ export interface WebhookRouteDeps {
   beforeHandle?: (caller: Caller) => void;
 }
 
-export interface WebhookTarget {
-  orcid: string;
-  /** The callback URL exactly as registered (decoded once from the path segment). */
-  url: string;
-  host: string;
-}
-
-/**
- * The callback arrives URL-encoded in one path segment, `%2F` included: take the raw text after
- * `/webhook/` and decode it exactly once, as ORCID does.
- */
-export function rawCallbackSegment(rawUrl: string): string {
-  const path = rawUrl.split('?')[0]!;
-  const i = path.indexOf('/webhook/');
-  return i < 0 ? '' : path.slice(i + '/webhook/'.length);
-}
-
 /**
  * The `{webhook_uri}` of ORCID's `@Path("/{orcid}/webhook/{webhook_uri}")`: one non-empty segment,
  * optionally followed by one `/` (Jersey matches a trailing slash). Anything else matches no route
  * there: Jersey's 404, which ORCID answers as 9001 (a callback sent with raw slashes lands here).
  */
-export function callbackSegment(req: FastifyRequest): string {
+function callbackSegment(req: FastifyRequest): string {
   const raw = rawCallbackSegment(req.raw.url ?? '');
   const segment = raw.endsWith('/') ? raw.slice(0, -1) : raw;
   if (segment === '' || segment.includes('/')) throw jaxRsError(404);
@@ -86,7 +59,7 @@ function checkMediaTypes(req: FastifyRequest): void {
 }
 
 /** PUT's callback check: ORCID's `new java.net.URI(uri)`, then ours (scheme, host, credentials, address policy). */
-export function checkCallback(uri: string, deps: Pick<WebhookRouteDeps, 'policy' | 'compat'>): { url: string; host: string } {
+function checkCallback(uri: string, deps: Pick<WebhookRouteDeps, 'policy' | 'compat'>): { url: string; host: string } {
   const v = validateCallbackUrl(uri, deps.policy, { compat: deps.compat === 'orcid' });
   if (!v.ok) throw new OrcidApiError(9012, v.reason);
   return { url: v.url, host: v.host };
@@ -100,43 +73,23 @@ function location(req: FastifyRequest, baseUrl: string | null): string {
 
 const ALLOW = 'DELETE, GET, HEAD, OPTIONS, POST, PUT';
 
-export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps): void {
-  describeOperation({
-    method: 'put', path: PATH, tag: 'ORCID API', pathParams: PATH_PARAMS,
-    summary: 'Register a webhook (ORCID-compatible); a disabled one is re-enabled',
-    responses: {
-      201: { description: 'Registered; Location is the webhook\'s absolute URL' },
-      204: { description: 'This client already had it (re-enabled if it was disabled)' },
-      400: { description: 'Invalid iD (9001) or callback URL (9012)', schema: orcidErrorSchema },
-      ...AUTH_ERRORS,
-      404: { description: 'No such record (9011)', schema: orcidErrorSchema },
-      415: { description: 'Content-Type is not one of ORCID\'s XML or JSON types (9001)', schema: orcidErrorSchema },
-    },
-  });
-  describeOperation({
-    method: 'delete', path: PATH, tag: 'ORCID API', pathParams: PATH_PARAMS,
-    summary: 'Unregister a webhook (ORCID-compatible)',
-    responses: {
-      204: { description: 'Unregistered' },
-      400: { description: 'Invalid iD (9001)', schema: orcidErrorSchema },
-      ...AUTH_ERRORS,
-      404: { description: 'No such record (9011), or this client has no such webhook (9028)', schema: orcidErrorSchema },
-      415: { description: 'Content-Type is not one of ORCID\'s XML or JSON types (9001)', schema: orcidErrorSchema },
-    },
-  });
+/** What PUT and DELETE both refuse: the token, the scope, the media types, the rate limit. */
+const ORCID_REFUSALS = { ...CLIENT_AUTH_ERRORS, 415: orcidError('Content-Type is not one of ORCID\'s XML or JSON types (9001)') };
+const WEBHOOK_OPERATION = { tags: ['ORCID API'], security: [{ bearer: [] }], params: webhookPathParams };
 
+export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps): void {
   /**
    * ORCID's order (OrcidBearerTokenFilter, then Jersey's route and media-type matching, then
-   * WebhooksServiceDelegatorImpl): token, route, media types, scope. Returns the caller and the
-   * callback's path segment.
+   * WebhooksServiceDelegatorImpl): token, route, media types, scope. Returns the caller, the iD and
+   * the callback decoded once.
    */
-  async function caller(req: FastifyRequest): Promise<{ c: Caller; segment: string }> {
-    const c = await authenticate(deps.store, req, deps.now());
-    const segment = callbackSegment(req);
-    checkMediaTypes(req);
-    requireWebhookScope(c);
-    deps.beforeHandle?.(c);
-    return { c, segment };
+  async function orcidCaller(req: FastifyRequest): Promise<{ c: Caller; orcid: string; uri: string }> {
+    let segment = '';
+    const c = await caller(deps, req, () => {
+      segment = callbackSegment(req);
+      checkMediaTypes(req);
+    });
+    return { c, orcid: (req.params as { orcid: string }).orcid, uri: decodeCallback(segment) };
   }
 
   /**
@@ -159,6 +112,8 @@ export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps)
   app.route({
     method: ['PATCH', 'OPTIONS', 'TRACE', 'SEARCH', 'PROPFIND', 'LOCK', 'UNLOCK', 'MKCOL', 'COPY', 'MOVE', 'PROPPATCH'].filter((m) => app.supportedMethods.includes(m)),
     url: '/:orcid/webhook/*',
+    // Jersey's answers to methods the path does not have: not operations of this API.
+    schema: { hide: true },
     handler: async function webhookOtherMethods(req, reply) {
       await authenticate(deps.store, req, deps.now());
       callbackSegment(req);
@@ -168,10 +123,21 @@ export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps)
     },
   });
 
-  app.put('/:orcid/webhook/*', async function registerWebhook(req, reply) {
-    const { c, segment } = await caller(req);
-    const orcid = (req.params as { orcid: string }).orcid;
-    const t = checkCallback(decodeCallback(segment), deps);
+  app.put('/:orcid/webhook/*', {
+    schema: {
+      ...WEBHOOK_OPERATION, operationId: 'registerWebhook',
+      summary: 'Register a webhook (ORCID-compatible); a disabled one is re-enabled',
+      response: {
+        201: noBody('Registered', { location: "The webhook's absolute URL: the request's path, without its query" }),
+        204: noBody('This client already had it (re-enabled if it was disabled)'),
+        400: orcidError('Invalid iD (9001) or callback URL (9012)'),
+        404: orcidError('No such record (9011)'),
+        ...ORCID_REFUSALS,
+      },
+    },
+  }, async function registerWebhook(req, reply) {
+    const { c, orcid, uri } = await orcidCaller(req);
+    const t = checkCallback(uri, deps);
     // Ours (not ORCID's): a name that is loopback by definition or resolves to a refused address now.
     const target = await deps.policy.checkRegistration(deliveryUrl(t.url));
     if (!target.allowed) throw new OrcidApiError(9012, `Webhook uri: ${t.url.length > 200 ? `${t.url.slice(0, 200)}…` : t.url} is not allowed: ${target.reason}`);
@@ -190,10 +156,19 @@ export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps)
   });
 
   // ORCID checks no callback syntax on DELETE: a callback it never accepted is simply not found.
-  app.delete('/:orcid/webhook/*', async function unregisterWebhook(req, reply) {
-    const { c, segment } = await caller(req);
-    const orcid = (req.params as { orcid: string }).orcid;
-    const uri = decodeCallback(segment);
+  app.delete('/:orcid/webhook/*', {
+    schema: {
+      ...WEBHOOK_OPERATION, operationId: 'unregisterWebhook',
+      summary: 'Unregister a webhook (ORCID-compatible)',
+      response: {
+        204: noBody('Unregistered'),
+        400: orcidError('Invalid iD (9001)'),
+        404: orcidError('No such record (9011), or this client has no such webhook (9028)'),
+        ...ORCID_REFUSALS,
+      },
+    },
+  }, async function unregisterWebhook(req, reply) {
+    const { c, orcid, uri } = await orcidCaller(req);
     await requireRecord(orcid, false);
     // Another client's webhook is simply not found: no answer reveals other clients' webhooks.
     const deleted = await deps.store.deleteWebhook(c.client.id, orcid, uri);
