@@ -80,9 +80,10 @@ const overviewSchema = z.object({
   series: z.array(pointSchema).describe('The last 60 minutes, one point per minute, oldest first (the last one is the current minute)'),
 });
 
-/** A page of a list: its items under `key`, and the cursor of the next page (null on the last). */
-function pageSchema<K extends string>(key: K, item: z.ZodType) {
-  return z.object({ [key]: z.array(item), nextCursor: z.string().nullable().describe('Pass as cursor for the next page; null on the last one') });
+/** A paged list's operation: its query, and a page of its items under `key` with the cursor of the next page. */
+function listOperation(operationId: string, summary: string, querystring: z.ZodType, key: string, item: z.ZodType) {
+  const page = z.object({ [key]: z.array(item), nextCursor: z.string().nullable().describe('Pass as cursor for the next page; null on the last one') });
+  return { schema: { ...ADMIN, operationId, summary, querystring, response: { 200: answer('A page', page), ...ADMIN_ERRORS } } };
 }
 
 const ERRORS_404 = { 404: orcidError('No such webhook (9028) or client (9011)') };
@@ -167,12 +168,7 @@ export function adminDashboardRoutes(admin: FastifyInstance, deps: DashboardApiD
     };
   });
 
-  admin.get('/webhooks', {
-    schema: {
-      ...ADMIN, operationId: 'listWebhooks', querystring: listWebhooksQuery, summary: 'List webhooks by id, with search, filters and cursor pagination',
-      response: { 200: answer('A page', pageSchema('webhooks', adminWebhookSchema)), ...ADMIN_ERRORS },
-    },
-  }, async function listWebhooks(req) {
+  admin.get('/webhooks', listOperation('listWebhooks', 'List webhooks by id, with search, filters and cursor pagination', listWebhooksQuery, 'webhooks', adminWebhookSchema), async function listWebhooks(req) {
     const q = parseQuery(listWebhooksQuery, req.query);
     const limit = q.limit ?? 50;
     const rows = await store.listWebhooks({
@@ -225,12 +221,7 @@ export function adminDashboardRoutes(admin: FastifyInstance, deps: DashboardApiD
     return reply.code(204).send();
   });
 
-  admin.get('/records', {
-    schema: {
-      ...ADMIN, operationId: 'listRecords', querystring: listRecordsQuery, summary: 'List records by iD, with cursor pagination',
-      response: { 200: answer('A page', pageSchema('records', recordSchema)), ...ADMIN_ERRORS },
-    },
-  }, async function listRecords(req) {
+  admin.get('/records', listOperation('listRecords', 'List records by iD, with cursor pagination', listRecordsQuery, 'records', recordSchema), async function listRecords(req) {
     const q = parseQuery(listRecordsQuery, req.query);
     if (q.orcid !== undefined) {
       const r = await store.getRecord(q.orcid);

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { OrcidApiError } from '../domain/errors.ts';
-import type { TargetPolicy } from '../domain/ssrf.ts';
 import type { ApplyChangesResult, Store } from '../store/types.ts';
 import type { Metrics } from '../metrics.ts';
 import { createChangeSink, type ChangeSink } from '../changes/source.ts';
@@ -16,22 +15,17 @@ import { errorHandler, sendOrcidError } from './errors.ts';
 import { oauthRoutes } from './oauth.ts';
 import { registerOpenApi } from './openapi.ts';
 import { opsRoutes } from './ops.ts';
-import { orcidWebhookRoutes } from './orcid-webhooks.ts';
+import { orcidWebhookRoutes, type WebhookRouteDeps } from './orcid-webhooks.ts';
 import { RateLimiter, clientRateLimit, tokenRateLimit } from './rate-limit.ts';
 
-export interface AppDeps {
+/** ORCID's webhook endpoints' settings (policy, records mode, compat, base URL, limit) as orcid-webhooks.ts takes them. */
+type WebhookSettings = Pick<WebhookRouteDeps, 'policy' | 'records' | 'compat' | 'recordExists' | 'baseUrl' | 'maxWebhooksPerClient'>;
+
+export interface AppDeps extends WebhookSettings {
   store: Store;
-  policy: TargetPolicy;
   logger: Logger;
-  records: 'strict' | 'open' | 'upstream';
-  /** --compat orcid: ORCID's leniency where safe (see config). */
-  compat?: 'none' | 'orcid';
-  /** `--records upstream`: whether the upstream registry has a record never seen here. */
-  recordExists?: (orcid: string) => Promise<boolean>;
-  baseUrl: string | null;
   adminToken: string;
   notifyDelayMs: number;
-  maxWebhooksPerClient: number;
   now?: () => number;
   metrics: Metrics;
   /** Whether this node delivers, and whether its worker runs (for /ready). */

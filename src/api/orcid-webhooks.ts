@@ -73,9 +73,11 @@ function location(req: FastifyRequest, baseUrl: string | null): string {
 
 const ALLOW = 'DELETE, GET, HEAD, OPTIONS, POST, PUT';
 
-/** What PUT and DELETE both refuse: the token, the scope, the media types, the rate limit. */
-const ORCID_REFUSALS = { ...CLIENT_AUTH_ERRORS, 415: orcidError('Content-Type is not one of ORCID\'s XML or JSON types (9001)') };
-const WEBHOOK_OPERATION = { tags: ['ORCID API'], security: [{ bearer: [] }], params: webhookPathParams };
+/** PUT's or DELETE's operation: its own answers, and what both refuse (token, scope, media types, rate limit). */
+function webhookOperation<A extends Record<number, unknown>>(operationId: string, summary: string, answers: A) {
+  const refusals = { ...CLIENT_AUTH_ERRORS, 415: orcidError('Content-Type is not one of ORCID\'s XML or JSON types (9001)') };
+  return { schema: { tags: ['ORCID API'], security: [{ bearer: [] }], params: webhookPathParams, operationId, summary, response: { ...answers, ...refusals } } };
+}
 
 export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps): void {
   /**
@@ -123,19 +125,12 @@ export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps)
     },
   });
 
-  app.put('/:orcid/webhook/*', {
-    schema: {
-      ...WEBHOOK_OPERATION, operationId: 'registerWebhook',
-      summary: 'Register a webhook (ORCID-compatible); a disabled one is re-enabled',
-      response: {
-        201: noBody('Registered', { location: "The webhook's absolute URL: the request's path, without its query" }),
-        204: noBody('This client already had it (re-enabled if it was disabled)'),
-        400: orcidError('Invalid iD (9001) or callback URL (9012)'),
-        404: orcidError('No such record (9011)'),
-        ...ORCID_REFUSALS,
-      },
-    },
-  }, async function registerWebhook(req, reply) {
+  app.put('/:orcid/webhook/*', webhookOperation('registerWebhook', 'Register a webhook (ORCID-compatible); a disabled one is re-enabled', {
+    201: noBody('Registered', { location: "The webhook's absolute URL: the request's path, without its query" }),
+    204: noBody('This client already had it (re-enabled if it was disabled)'),
+    400: orcidError('Invalid iD (9001) or callback URL (9012)'),
+    404: orcidError('No such record (9011)'),
+  }), async function registerWebhook(req, reply) {
     const { c, orcid, uri } = await orcidCaller(req);
     const t = checkCallback(uri, deps);
     // Ours (not ORCID's): a name that is loopback by definition or resolves to a refused address now.
@@ -156,18 +151,11 @@ export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps)
   });
 
   // ORCID checks no callback syntax on DELETE: a callback it never accepted is simply not found.
-  app.delete('/:orcid/webhook/*', {
-    schema: {
-      ...WEBHOOK_OPERATION, operationId: 'unregisterWebhook',
-      summary: 'Unregister a webhook (ORCID-compatible)',
-      response: {
-        204: noBody('Unregistered'),
-        400: orcidError('Invalid iD (9001)'),
-        404: orcidError('No such record (9011), or this client has no such webhook (9028)'),
-        ...ORCID_REFUSALS,
-      },
-    },
-  }, async function unregisterWebhook(req, reply) {
+  app.delete('/:orcid/webhook/*', webhookOperation('unregisterWebhook', 'Unregister a webhook (ORCID-compatible)', {
+    204: noBody('Unregistered'),
+    400: orcidError('Invalid iD (9001)'),
+    404: orcidError('No such record (9011), or this client has no such webhook (9028)'),
+  }), async function unregisterWebhook(req, reply) {
     const { c, orcid, uri } = await orcidCaller(req);
     await requireRecord(orcid, false);
     // Another client's webhook is simply not found: no answer reveals other clients' webhooks.
