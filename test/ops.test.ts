@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import { buildApp } from '../src/api/app.ts';
 import { testConfig } from '../src/config.ts';
 import { parseRetrySchedule } from '../src/domain/retry-schedule.ts';
+import { TargetPolicy } from '../src/domain/ssrf.ts';
 import { createLogger } from '../src/logger.ts';
+import { Metrics } from '../src/metrics.ts';
 import { createApiClient } from '../src/ops/clients.ts';
 import { startService } from '../src/service.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
@@ -109,6 +112,56 @@ describe('health, readiness, metrics, logs', () => {
     assert.equal(page.statusCode, 200);
     assert.match(String(page.headers['content-type']), /text\/html/);
     assert.doesNotMatch(page.body, /<script src=|<link [^>]*href="http/, 'no external assets');
+  });
+  test('/openapi.json is generated from the routes: each operation once, with its operationId, shared error schemas, Location, XML errors', async () => {
+    // A second app on the same store, to see every route as it is registered.
+    const app = buildApp({
+      store: h.store, policy: new TargetPolicy({}), logger: createLogger('silent'), records: 'strict', baseUrl: null,
+      adminToken: ADMIN_TOKEN, notifyDelayMs: 0, maxWebhooksPerClient: 10, metrics: new Metrics(h.store), worker: { expected: false, running: () => false },
+    });
+    const routes: { method: string; url: string; hidden: boolean }[] = [];
+    app.addHook('onRoute', function collect(r) {
+      for (const method of [r.method].flat()) routes.push({ method, url: r.url ?? '', hidden: (r.schema as { hide?: boolean } | undefined)?.hide === true });
+    });
+    try {
+      await app.ready();
+      type Op = { operationId?: string; responses: Record<string, { headers?: Record<string, unknown>; content?: Record<string, { schema: { $ref?: string } }> }> };
+      const doc = (await app.inject({ url: '/openapi.json' })).json() as { paths: Record<string, Record<string, Op>>; components: { schemas: Record<string, { properties: Record<string, unknown> }> } };
+      const ops = Object.entries(doc.paths).flatMap(([path, byMethod]) => Object.entries(byMethod).map(([method, op]) => ({ key: `${method.toUpperCase()} ${path}`, op })));
+
+      // Every route but HEAD (Fastify's, from GET) and the internal ones, once; nothing else.
+      const asPath = (url: string) => url.replace(/:(\w+)/g, '{$1}').replace(/\*$/, '{callback}');
+      const expected = routes.filter((r) => !r.hidden && r.method !== 'HEAD').map((r) => `${r.method} ${asPath(r.url)}`);
+      assert.equal(new Set(expected).size, expected.length, 'each operation is registered once');
+      assert.deepEqual(ops.map((o) => o.key).sort(), [...expected].sort());
+      const internal = routes.filter((r) => r.hidden && r.method !== 'HEAD').map((r) => `${r.method} ${r.url}`);
+      for (const r of ['GET /openapi.json', 'GET /docs', 'GET /admin', 'GET /admin/assets/*', 'PATCH /:orcid/webhook/*']) assert.ok(internal.includes(r), `${r} is internal`);
+      assert.ok(ops.length >= 27, `${ops.length} operations`);
+
+      const ids = ops.map((o) => o.op.operationId);
+      assert.ok(ids.every((id) => typeof id === 'string' && id !== ''), 'every operation has an operationId');
+      assert.equal(new Set(ids).size, ids.length, 'operationIds are unique');
+
+      // The error schemas are written once, under components, and referenced by every error answer.
+      assert.ok(doc.components.schemas.OrcidError?.properties['developer-message']);
+      assert.ok(doc.components.schemas.OAuthError?.properties.error_description);
+      assert.doesNotMatch(JSON.stringify(doc.paths), /developer-message|error_description/, 'no error schema inlined');
+      for (const { key, op } of ops) {
+        for (const [code, r] of Object.entries(op.responses)) {
+          if (Number(code) < 400 || code === '503') continue;
+          for (const [type, c] of Object.entries(r.content ?? {})) {
+            assert.match(c.schema.$ref ?? '', /^#\/components\/schemas\/(OrcidError|OAuthError)$/, `${key} ${code} ${type}`);
+          }
+        }
+      }
+
+      const put = doc.paths['/{orcid}/webhook/{callback}']!.put!;
+      assert.ok(put.responses['201']!.headers?.location, 'the 201 declares its Location');
+      // ORCID's errors in the negotiated media type: XML (ORCID's own and plain) beside JSON.
+      assert.deepEqual(Object.keys(put.responses['404']!.content!).sort(), ['application/json', 'application/vnd.orcid+xml', 'application/xml']);
+    } finally {
+      await app.close();
+    }
   });
 });
 
