@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, SETTINGS, resolveConfig, type Config } from '../config.ts';
-import { notificationId } from '../delivery/worker.ts';
+import { notificationId } from '../domain/notification-id.ts';
 import { checkOrcid, mintOrcid } from '../domain/orcid-id.ts';
 import { isWebhookPublicId } from '../domain/public-id.ts';
 import { WEBHOOK_STATES, webhookStateOf } from '../domain/webhook-state.ts';

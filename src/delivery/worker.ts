@@ -8,6 +8,7 @@ import type { RetrySchedule } from '../domain/retry-schedule.ts';
 import { DEFAULT_WORKER_STALE_MS, type AttemptOutcome, type AttemptRecord, type Claim, type Store, type WebhookRow } from '../store/types.ts';
 import { deadPredecessors } from './predecessors.ts';
 import { recordHeaders } from '../domain/attempt-headers.ts';
+import { notificationId } from '../domain/notification-id.ts';
 import { classify, decideOutcome, type ResultClass } from './outcome.ts';
 import type { SendRequest, SendResult, Sender } from './sender.ts';
 
@@ -60,10 +61,8 @@ export interface AttemptEvent {
   latencyMs: number | null;
 }
 
-/** `msg_<webhook public id>_<seq>`: the same across every retry of one notification. */
-export function notificationId(w: WebhookRow): string {
-  return `msg_${w.publicId}_${w.notifySeq}`;
-}
+/** Moved to the domain; src/api imports it from here until the API rewrite lands (then delete). */
+export { notificationId };
 
 export const defaultRequest: RequestBuilder = (w, id, ts) => ({
   url: deliveryUrl(w.url),
