@@ -46,7 +46,7 @@ export function dataDir(db: string): string {
 }
 
 /** The admin token from the settings, or one generated on first start and kept (0600) in the data directory. */
-export function resolveAdminToken(config: Config): { token: string; file: string | null } {
+function resolveAdminToken(config: Config): { token: string; file: string | null } {
   if (config.adminToken) return { token: config.adminToken, file: null };
   const dir = dataDir(config.db);
   const file = join(dir, 'admin-token');
@@ -66,7 +66,7 @@ export function resolveAdminToken(config: Config): { token: string; file: string
  * when it holds nothing but the service's own files (a directory shared with anything else, such as
  * /tmp, is left as it is).
  */
-export function secureDataDir(config: Config): void {
+function secureDataDir(config: Config): void {
   const dir = dataDir(config.db);
   if (!existsSync(dir)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -94,7 +94,7 @@ export async function openStore(config: Config): Promise<Store> {
 }
 
 /** The store of a long-running server: SQLite checkpoints move off the event loop. */
-export async function openServiceStore(config: Config): Promise<Store> {
+async function openServiceStore(config: Config): Promise<Store> {
   return createStore(config.db, { poolSize: config.poolSize, statementTimeoutMs: config.statementTimeoutMs, backgroundCheckpoint: true, secrets: secretsKeys(config).box });
 }
 

@@ -127,7 +127,7 @@ function deliveryError(e: unknown): never {
   throw new CliError(e.kind === 'no-client' ? `${e.message} (see "orcid-webhooks clients list")` : `${e.message} (use --rotate or --remove)`);
 }
 
-export function buildCli(): Command {
+function buildCli(): Command {
   const program = new Command('orcid-webhooks')
     .description('Self-hosted, ORCID-API-compatible webhook service.\nRun "orcid-webhooks serve" to start it; every command takes --help.')
     .version(VERSION, '-V, --version')

@@ -15,7 +15,7 @@ export interface ReceiveOptions {
   out?: (line: string) => void;
 }
 
-export interface ReceivedCallback {
+interface ReceivedCallback {
   at: string;
   method: string;
   path: string;

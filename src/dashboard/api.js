@@ -9,7 +9,7 @@ export const token = {
 };
 
 /** An API failure with the message to show: the server's own words where it gave some. */
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(status, message, code = null) {
     super(message);
     this.status = status;
@@ -18,7 +18,7 @@ export class ApiError extends Error {
 }
 
 /** The useful part of an error body: ORCID format ("… Full validation error: <detail>") or OAuth. */
-export function errorMessage(status, body) {
+function errorMessage(status, body) {
   if (body && typeof body === 'object') {
     const dev = body['developer-message'];
     if (typeof dev === 'string') {

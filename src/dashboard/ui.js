@@ -35,7 +35,7 @@ const numFmt = new Intl.NumberFormat();
 
 export const fmtNumber = (n) => (n === null || n === undefined ? '—' : numFmt.format(n));
 export const fmtDate = (iso) => (iso ? dateFmt.format(new Date(iso)) : '—');
-export const fmtClock = (d = new Date()) => timeFmt.format(d);
+const fmtClock = (d = new Date()) => timeFmt.format(d);
 
 export function fmtMs(ms) {
   if (ms === null || ms === undefined) return '—';

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type { WorkerRow } from '../store/types.ts';
 
 /** `host:pid:random`, the id a worker's heartbeat row carries (see DeliveryWorker.owner). */
-export function parseWorkerId(id: string): { host: string; pid: number } | null {
+function parseWorkerId(id: string): { host: string; pid: number } | null {
   const parts = id.split(':');
   if (parts.length < 3) return null;
   const pid = Number(parts[parts.length - 2]);

@@ -46,7 +46,7 @@ function prepare(s: ClientDeliverySettings | null): Prepared {
 }
 
 /** The optional JSON body: a Standard Webhooks event; `modified` is the record change it reports. */
-export function jsonPayload(w: WebhookRow, timestampSec: number): string {
+function jsonPayload(w: WebhookRow, timestampSec: number): string {
   const sentAt = timestampSec * 1000;
   return JSON.stringify({
     type: 'record.updated',

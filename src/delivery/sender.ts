@@ -242,7 +242,7 @@ function readSnippet(body: Dispatcher.ResponseData['body']): Promise<string> {
 function noop(): void {}
 
 /** Delta-seconds or an HTTP-date, as ms from now; null when absent or unreadable. */
-export function parseRetryAfter(value: string | string[] | undefined): number | null {
+function parseRetryAfter(value: string | string[] | undefined): number | null {
   const raw = (Array.isArray(value) ? value[0] : value)?.trim();
   if (raw === undefined || raw === '') return null;
   if (/^\d+$/.test(raw)) return Number(raw) * 1000;

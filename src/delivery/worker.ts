@@ -64,7 +64,7 @@ export interface AttemptEvent {
 /** Moved to the domain; src/api imports it from here until the API rewrite lands (then delete). */
 export { notificationId };
 
-export const defaultRequest: RequestBuilder = (w, id, ts) => ({
+const defaultRequest: RequestBuilder = (w, id, ts) => ({
   url: deliveryUrl(w.url),
   headers: { 'webhook-id': id, 'webhook-timestamp': String(ts) },
   body: '',

@@ -4,7 +4,7 @@ import type { TargetPolicy } from './ssrf.ts';
 
 export type CallbackUrlCheck = { ok: true; url: string; host: string } | { ok: false; reason: string };
 
-export const MAX_CALLBACK_URL_LENGTH = 2048;
+const MAX_CALLBACK_URL_LENGTH = 2048;
 
 /**
  * The URL a stored callback is called at. ORCID (WebhookManagerImpl.doPost) calls a callback that

@@ -8,9 +8,9 @@
 export const MORE_INFO = 'https://members.orcid.org/api/resources/troubleshooting';
 
 /** ORCID's "apiError.validation.message", between the code's text and the exception's own message. */
-export const VALIDATION_MESSAGE = 'Full validation error:';
+const VALIDATION_MESSAGE = 'Full validation error:';
 
-export interface ErrorCodeSpec {
+interface ErrorCodeSpec {
   status: number;
   userMessage: string;
   developerMessage: string;

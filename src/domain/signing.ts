@@ -4,7 +4,7 @@ import { createHmac, randomBytes } from 'node:crypto';
  * Standard Webhooks signatures (https://www.standardwebhooks.com): a secret is `whsec_` + base64 of
  * the HMAC key; a signature is `v1,` + base64 of HMAC-SHA256 over `{webhook-id}.{webhook-timestamp}.{body}`.
  */
-export const SECRET_PREFIX = 'whsec_';
+const SECRET_PREFIX = 'whsec_';
 
 /** 32 random bytes (the specification asks for 24 to 64). */
 const KEY_BYTES = 32;

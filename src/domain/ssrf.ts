@@ -114,7 +114,7 @@ export class TargetPolicy {
 const LOOPBACK_NAMES = new Set(['localhost', 'localhost.localdomain', 'ip6-localhost', 'ip6-loopback', 'loopback']);
 
 /** Loopback by definition, whatever a resolver says: `localhost`, `*.localhost`, the usual aliases, with or without the trailing dot. */
-export function isLoopbackName(hostname: string): boolean {
+function isLoopbackName(hostname: string): boolean {
   const name = hostname.toLowerCase().replace(/\.$/, '');
   return LOOPBACK_NAMES.has(name) || name.endsWith('.localhost');
 }

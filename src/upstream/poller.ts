@@ -61,7 +61,7 @@ export interface PollerOptions {
 }
 
 /** The leader's lease: 0.6 interval (0.5 s to 60 s), renewed every quarter of it. */
-export function leaseFor(intervalMs: number): number {
+function leaseFor(intervalMs: number): number {
   return Math.min(60_000, Math.max(500, Math.round(intervalMs * 0.6)));
 }
 
