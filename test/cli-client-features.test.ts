@@ -3,32 +3,18 @@
  * webhooks replay, webhooks recover.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
-import { SETTINGS } from '../src/config.ts';
 import { loadSecretBox } from '../src/ops/secrets-key.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
+import { runCli, type CliResult } from './helpers/cli.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 
-interface Result { code: number; stdout: string; stderr: string }
-
-function cli(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  const clean: NodeJS.ProcessEnv = { ...process.env };
-  for (const s of SETTINGS) delete clean[s.env];
-  delete clean.NODE_TEST_CONTEXT;
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env: { ...clean, ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
-      if (err && typeof err.code !== 'number') return reject(new Error(`${args.join(' ')}: ${err.message}\n${stderr}`));
-      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
-    });
-  });
+function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return runCli(args, { env });
 }
 
 async function json<T = Record<string, unknown>>(args: string[], env?: Record<string, string>): Promise<T> {

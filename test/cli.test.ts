@@ -1,44 +1,22 @@
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SETTINGS } from '../src/config.ts';
 import { isValidOrcid } from '../src/domain/orcid-id.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import { VERSION } from '../src/version.ts';
+import { cleanEnv, MAIN, ROOT, runCli as cli, type CliResult as Result } from './helpers/cli.ts';
+import { tempDir } from './helpers/tmp.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 const BIN = join(ROOT, 'src', 'cli', 'bin.ts');
-
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-/** A fresh temporary directory, removed when the file's tests end. */
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'ow-cli-'));
-  dirs.push(d);
-  return d;
-}
 
 /** A `--db` value naming a new SQLite file in its own temporary directory. */
 function tempDb(): { dir: string; file: string; url: string } {
-  const dir = tempDir();
+  const dir = tempDir('ow-cli-');
   const file = join(dir, 'x.db');
   return { dir, file, url: `sqlite:${file}` };
-}
-
-/** The environment without any of our settings, so the caller's shell cannot leak into a test. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const s of SETTINGS) delete env[s.env];
-  delete env.NODE_TEST_CONTEXT;
-  return { ...env, ...extra };
 }
 
 /** Opens the SQLite file a test's CLI runs used, for seeding and checking without another subprocess. */
@@ -50,22 +28,6 @@ async function withDb<T>(file: string, fn: (store: SqliteStore) => Promise<T>): 
   } finally {
     await store.close();
   }
-}
-
-interface Result { code: number; stdout: string; stderr: string }
-
-/** Runs the CLI as a subprocess; resolves with its exit code and output (never rejects on a non-zero exit). */
-function cli(args: string[], opts: { env?: Record<string, string>; entry?: string; timeoutMs?: number } = {}): Promise<Result> {
-  const argv = ['--import', 'tsx', opts.entry ?? MAIN, ...args];
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, argv, { cwd: ROOT, env: cleanEnv(opts.env), timeout: opts.timeoutMs ?? 30_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err && (err.killed || typeof err.code !== 'number')) {
-        reject(new Error(`orcid-webhooks ${args.join(' ')} did not finish: ${err.message}\n${stderr}`));
-        return;
-      }
-      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
-    });
-  });
 }
 
 /** Runs the CLI, expects exit code 0 and JSON on stdout. */

@@ -3,35 +3,25 @@
  * (--db / DATABASE_URL) and what to check; an unknown scheme is refused before anything is created.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { SETTINGS, resolveConfig } from '../src/config.ts';
+import { resolveConfig } from '../src/config.ts';
 import { createStore } from '../src/store/index.ts';
 import { explainDatabaseError } from '../src/store/database-errors.ts';
 import { parseDatabaseUrl } from '../src/store/database-url.ts';
 import { pgTestUrl, postgresSuiteGate } from './helpers/postgres.ts';
+import { runCli, type CliResult } from './helpers/cli.ts';
 
-const MAIN = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 // Resolved here: the CLI runs in an empty temporary directory, where `--import tsx` would not be found.
 const TSX = import.meta.resolve('tsx');
 const dir = mkdtempSync(join(tmpdir(), 'ow-dberr-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const clean: NodeJS.ProcessEnv = { ...process.env };
-  for (const s of SETTINGS) delete clean[s.env];
-  delete clean.NODE_TEST_CONTEXT;
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', TSX, MAIN, ...args], { cwd: dir, env: { ...clean, ...env }, timeout: 120_000 }, (err, stdout, stderr) => {
-      if (err && typeof err.code !== 'number') reject(err);
-      else resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
-    });
-  });
+function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return runCli(args, { env, cwd: dir, loader: TSX, timeoutMs: 120_000 });
 }
 
 describe('an unknown database scheme', () => {

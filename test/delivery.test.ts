@@ -2,19 +2,10 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { parseRetrySchedule } from '../src/domain/retry-schedule.ts';
 import { VERSION } from '../src/version.ts';
-import { ADMIN_TOKEN, backends, startHarness, webhookPath, type Harness } from './helpers/harness.ts';
+import { ADMIN_TOKEN, FAST_DELIVERY as fast, backends, startHarness, webhookPath, type Harness } from './helpers/harness.ts';
 import { eventually, sleep, startReceiver, type Receiver } from './helpers/receiver.ts';
 
 const ORCIDS = ['0000-0002-1825-0097', '0000-0002-7465-2162', '0000-0001-5109-3700', '0000-0002-1694-233X'];
-
-const fast = {
-  allowedTargets: ['127.0.0.0/8'],
-  retrySchedule: parseRetrySchedule('150ms,150ms,150ms'),
-  pollIntervalMs: 200,
-  requestTimeoutMs: 400,
-  connectTimeoutMs: 400,
-  leaseMs: 2000,
-};
 
 for (const { backend, skip } of await backends()) {
   describe(`delivery on ${backend}`, { skip }, () => {

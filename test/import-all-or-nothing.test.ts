@@ -3,17 +3,14 @@
  * API refuses a whole request; without it the good lines are applied (and the exit code is 1).
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { SETTINGS } from '../src/config.ts';
 import { importChanges } from '../src/ops/import.ts';
 import { backends, snapshot, startHarness, type Harness } from './helpers/harness.ts';
+import { runCli } from './helpers/cli.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'ow-aon-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -53,15 +50,7 @@ for (const { backend, skip } of await backends()) describe(`importChanges allOrN
 });
 
 describe('orcid-webhooks records import --all-or-nothing', () => {
-  const cli = (args: string[]) => new Promise<{ code: number; stdout: string }>((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    for (const s of SETTINGS) delete env[s.env];
-    delete env.NODE_TEST_CONTEXT;
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: ROOT, env, timeout: 120_000 }, (err, stdout) => {
-      if (err && typeof err.code !== 'number') reject(err);
-      else resolve({ code: err ? (err.code as number) : 0, stdout });
-    });
-  });
+  const cli = (args: string[]) => runCli(args, { timeoutMs: 120_000 });
 
   test('exits 1, says nothing was applied and names the line; the database is unchanged; a clean file then imports', async () => {
     const db = `sqlite:${join(dir, 'cli.db')}`;

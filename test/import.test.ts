@@ -1,32 +1,16 @@
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { SETTINGS } from '../src/config.ts';
 import { orcidFromBase } from '../src/domain/orcid-id.ts';
 import { importChanges, type ImportProgress, type ImportReport } from '../src/ops/import.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
-
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'ow-import-'));
-  dirs.push(d);
-  return d;
-}
+import { runCli as cli } from './helpers/cli.ts';
+import { tempDir } from './helpers/tmp.ts';
 
 /** A migrated SQLite store in its own temporary directory. */
 async function tempStore(): Promise<{ dir: string; file: string; url: string; store: SqliteStore }> {
-  const dir = tempDir();
+  const dir = tempDir('ow-import-');
   const file = join(dir, 'x.db');
   const store = new SqliteStore(file);
   await store.migrate();
@@ -37,24 +21,6 @@ function writeTemp(dir: string, name: string, text: string): string {
   const path = join(dir, name);
   writeFileSync(path, text);
   return path;
-}
-
-interface Result { code: number; stdout: string; stderr: string }
-
-/** `orcid-webhooks ...` as a subprocess (settings env vars scrubbed); never rejects on a non-zero exit. */
-function cli(args: string[]): Promise<Result> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const s of SETTINGS) delete env[s.env];
-  delete env.NODE_TEST_CONTEXT;
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env, timeout: 30_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err && (err.killed || typeof err.code !== 'number')) {
-        reject(new Error(`orcid-webhooks ${args.join(' ')} did not finish: ${err.message}\n${stderr}`));
-        return;
-      }
-      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
-    });
-  });
 }
 
 const ms = (iso: string) => Date.parse(iso);

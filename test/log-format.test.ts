@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { SETTINGS } from '../src/config.ts';
+import { cleanEnv } from './helpers/cli.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'ow-logfmt-'));
@@ -16,13 +16,10 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Starts serve (optionally under a pseudo-terminal), collects stdout until the "listening" line, then stops it. */
 function serveOutput(args: string[], env: Record<string, string> = {}, tty = false): Promise<string> {
-  const clean: NodeJS.ProcessEnv = { ...process.env };
-  for (const s of SETTINGS) delete clean[s.env];
-  delete clean.NODE_TEST_CONTEXT;
   const argv = [process.execPath, '--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0', '--db', `sqlite:${join(dir, `${Math.random()}.db`)}`,
     '--admin-token', 'log-format-test-admin-token', ...args];
   const [cmd, ...rest] = tty ? ['script', '-qfec', argv.map((a) => `'${a}'`).join(' '), '/dev/null'] : argv;
-  const child = spawn(cmd!, rest, { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd!, rest, { cwd: ROOT, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`no "listening" line within 120 s:\n${out}`)); }, 120_000);

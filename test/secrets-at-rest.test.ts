@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { SETTINGS, testConfig } from '../src/config.ts';
+import { testConfig } from '../src/config.ts';
 import { SecretBox, newKey, parseKey } from '../src/domain/secret-box.ts';
 import { createLogger } from '../src/logger.ts';
 import { createApiClient } from '../src/ops/clients.ts';
@@ -16,8 +14,8 @@ import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import type { Store } from '../src/store/types.ts';
 import { ADMIN_TOKEN, backends } from './helpers/harness.ts';
 import { createTestSchema } from './helpers/postgres.ts';
+import { runCli } from './helpers/cli.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const key = () => parseKey(newKey(), 'test');
 const mode = (path: string) => statSync(path).mode & 0o777;
@@ -158,11 +156,9 @@ describe('files at rest (SQLite service)', () => {
       await s.close();
       const before = readFileSync(join(dir, 'secrets-key'), 'utf8');
 
-      const env: NodeJS.ProcessEnv = { ...process.env };
-      for (const st of SETTINGS) delete env[st.env];
-      delete env.NODE_TEST_CONTEXT;
-      const out = await new Promise<string>((resolve, reject) => execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'secrets', 'rotate-key', '--db', `sqlite:${db}`, '--json'], { cwd: ROOT, env, timeout: 30_000 }, (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout))));
-      const result = JSON.parse(out) as { resealed: number; newKeyId: string; dropped: string[] };
+      const rotate = await runCli(['secrets', 'rotate-key', '--db', `sqlite:${db}`, '--json']);
+      assert.equal(rotate.code, 0, rotate.stderr);
+      const result = JSON.parse(rotate.stdout) as { resealed: number; newKeyId: string; dropped: string[] };
       assert.equal(result.resealed, 1);
       assert.deepEqual(result.dropped, [box.box.currentKeyId]);
       assert.notEqual(readFileSync(join(dir, 'secrets-key'), 'utf8'), before);

@@ -9,19 +9,9 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import { CallbackRequestBuilder } from '../src/delivery/request-builder.ts';
 import { newSigningSecret, signingKey } from '../src/domain/signing.ts';
-import { parseRetrySchedule } from '../src/domain/retry-schedule.ts';
 import type { ClientDeliverySettings, WebhookRow } from '../src/store/types.ts';
-import { ADMIN_TOKEN, startHarness, webhookPath, type Harness } from './helpers/harness.ts';
+import { ADMIN_TOKEN, FAST_DELIVERY as fast, startHarness, webhookPath, type Harness } from './helpers/harness.ts';
 import { eventually, sleep, startReceiver, type Received, type Receiver } from './helpers/receiver.ts';
-
-const fast = {
-  allowedTargets: ['127.0.0.0/8'],
-  retrySchedule: parseRetrySchedule('150ms,150ms,150ms'),
-  pollIntervalMs: 200,
-  requestTimeoutMs: 400,
-  connectTimeoutMs: 400,
-  leaseMs: 2000,
-};
 
 const headersOf = (r: Received): Record<string, string> => {
   const out: Record<string, string> = {};

@@ -3,31 +3,17 @@
  * `upstream status`: streamed, newest first, stopping at the upstream cursor.
  */
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { createWriteStream, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { SETTINGS } from '../src/config.ts';
+import { describe, it } from 'node:test';
 import { importOrcidLambda, parseLambdaTime } from '../src/ops/import-orcid-lambda.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import { UPSTREAM_SOURCE } from '../src/upstream/poller.ts';
+import { runCli as cli } from './helpers/cli.ts';
 import { fakeOrcidId } from './helpers/fake-orcid.ts';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'ow-lambda-'));
-  dirs.push(d);
-  return d;
-}
+import { tempDir } from './helpers/tmp.ts';
 
 const HEADER = 'orcid,?,?,last_modified';
 /** `2026-12-01 10:11:12.123456` as the lambda file writes times. */
@@ -70,7 +56,7 @@ describe('records import --format orcid-lambda', () => {
   });
 
   it('reads the gzipped tar, changes known records only, sets the cursor to the newest change; a later import stops at the cursor', async () => {
-    const dir = tempDir();
+    const dir = tempDir('ow-lambda-');
     const newest = Date.parse('2026-12-01T12:00:00Z');
     await writeCsv(join(dir, 'last_modified.csv'), 5000, newest);
     const file = tarGz(dir, 'last_modified.csv');
@@ -101,7 +87,7 @@ describe('records import --format orcid-lambda', () => {
   });
 
   it('streams 300,000 lines in bounded memory; bad lines are reported by number', { timeout: 120_000 }, async () => {
-    const dir = tempDir();
+    const dir = tempDir('ow-lambda-');
     const csv = join(dir, 'big.csv');
     await writeCsv(csv, 300_000, Date.parse('2026-12-01T12:00:00Z'));
     const file = tarGz(dir, 'big.csv');
@@ -131,18 +117,10 @@ describe('records import --format orcid-lambda', () => {
   });
 
   it('the CLI: import with a progress bar and --json, then upstream status', { timeout: 60_000 }, async () => {
-    const dir = tempDir();
+    const dir = tempDir('ow-lambda-');
     await writeCsv(join(dir, 'last_modified.csv'), 2000, Date.parse('2026-12-01T12:00:00Z'));
     const file = tarGz(dir, 'last_modified.csv');
     const db = `sqlite:${join(dir, 'cli.sqlite')}`;
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    for (const s of SETTINGS) delete env[s.env];
-    delete env.NODE_TEST_CONTEXT;
-    const cli = (args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env, timeout: 30_000 }, (err, stdout, stderr) => {
-        resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr });
-      });
-    });
     let r = await cli(['records', 'import', '--format', 'orcid-lambda', '--create-records', '--db', db, '--json', file]);
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout) as { lines: number; created: number; cursor: number };

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testConfig, type Config } from '../../src/config.ts';
+import { parseRetrySchedule } from '../../src/domain/retry-schedule.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createApiClient } from '../../src/ops/clients.ts';
 import { startService, type Service } from '../../src/service.ts';
@@ -12,6 +13,16 @@ export const SEED_ORCID = '0000-0002-7465-2162';
 export const SEED_CALLBACK = 'https://nowhere2.com/0000-0002-7465-2162/updated';
 export const SEED_ENCODED = 'https%3A%2F%2Fnowhere2.com%2F0000-0002-7465-2162%2Fupdated';
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+
+/** Delivery settings for tests that watch retries: loopback callbacks, three 150 ms retries, short timeouts and lease. */
+export const FAST_DELIVERY = {
+  allowedTargets: ['127.0.0.0/8'],
+  retrySchedule: parseRetrySchedule('150ms,150ms,150ms'),
+  pollIntervalMs: 200,
+  requestTimeoutMs: 400,
+  connectTimeoutMs: 400,
+  leaseMs: 2000,
+} satisfies Partial<Config>;
 
 export interface Harness {
   svc: Service;

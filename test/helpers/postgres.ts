@@ -8,20 +8,10 @@
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import pg from 'pg';
+import { redactUserinfo } from '../../src/logger.ts';
 
 export function pgTestUrl(): string {
   return process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-}
-
-/** The URL with any password masked, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '<unparseable database URL>';
-  }
 }
 
 /** The URL with `-c search_path=<schema>` added to its startup options (works with any pg client). */
@@ -63,7 +53,7 @@ let skipAnnounced = false;
 export async function requirePostgres(): Promise<boolean> {
   const reason = await pgUnreachableReason();
   if (reason === null) return true;
-  const url = redactUrl(pgTestUrl());
+  const url = redactUserinfo(pgTestUrl());
   if (process.env.CI === 'true') throw new Error(`PostgreSQL not reachable at ${url} (${reason}); CI=true requires it`);
   if (!skipAnnounced) {
     skipAnnounced = true;

@@ -13,11 +13,11 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ServerResponse } from 'node:http';
-import { SETTINGS } from '../../src/config.ts';
 import { orcidFromBase } from '../../src/domain/orcid-id.ts';
 import { createApiClient } from '../../src/ops/clients.ts';
 import type { Store, WebhookRow } from '../../src/store/types.ts';
 import { sleep, startReceiver, type Received, type Receiver } from './receiver.ts';
+import { cleanEnv } from './cli.ts';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const PROCESS_ADMIN_TOKEN = 'process-test-admin-token-0123456789';
@@ -71,14 +71,6 @@ function toArgs(flags: Record<string, string | number | boolean>): string[] {
   return Object.entries(flags).flatMap(([k, v]) => [`--${k}`, String(v)]);
 }
 
-/** The settings' environment variables and the test runner's own: a child sees only its flags. */
-function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const s of SETTINGS) delete env[s.env];
-  delete env.NODE_TEST_CONTEXT;
-  return { ...env, ...extra };
-}
-
 const LISTENING = /^orcid-webhooks \S+ listening on (http:\/\/127\.0\.0\.1:\d+)$/;
 
 /**
@@ -91,7 +83,7 @@ export async function startServer(
 ): Promise<ServerProcess> {
   const args = ['--import', 'tsx', join('src', 'cli', 'main.ts'), 'serve',
     ...toArgs({ port: 0, host: '127.0.0.1', 'admin-token': PROCESS_ADMIN_TOKEN, ...flags })];
-  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: childEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogLine[] = [];
   let stderr = '';
   let exit: ExitInfo | null = null;
