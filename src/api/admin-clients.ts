@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { notificationId } from '../delivery/worker.ts';
+import { notificationId } from '../domain/notification-id.ts';
 import { OrcidApiError } from '../domain/errors.ts';
 import { parseIsoTime } from '../domain/time.ts';
 import {

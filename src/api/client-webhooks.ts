@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { notificationId } from '../delivery/worker.ts';
+import { notificationId } from '../domain/notification-id.ts';
 import { WEBHOOK_STATES } from '../domain/webhook-state.ts';
 import { OrcidApiError, webhookNotFound } from '../domain/errors.ts';
 import { checkOrcid } from '../domain/orcid-id.ts';

@@ -61,9 +61,6 @@ export interface AttemptEvent {
   latencyMs: number | null;
 }
 
-/** Moved to the domain; src/api imports it from here until the API rewrite lands (then delete). */
-export { notificationId };
-
 const defaultRequest: RequestBuilder = (w, id, ts) => ({
   url: deliveryUrl(w.url),
   headers: { 'webhook-id': id, 'webhook-timestamp': String(ts) },
