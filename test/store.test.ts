@@ -403,10 +403,36 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.deepEqual(await reg(B, 'https://x.example/full2'), { outcome: 'limit' });
       });
 
-      it('fails for an unknown client or record', async () => {
+      it('fails for an unknown client; an unknown record answers no-record and writes nothing', async () => {
         await seed(store);
         await assert.rejects(store.registerWebhook({ clientId: 'nope', orcid: A, url: 'https://x.example/', host: 'x.example', now: T0 }));
-        await assert.rejects(store.registerWebhook({ clientId: 'c1', orcid: '0000-0009-9999-9999', url: 'https://x.example/', host: 'x.example', now: T0 }));
+        const missing = '0000-0009-9999-9999';
+        const before = await store.getClient('c1');
+        assert.deepEqual(await store.registerWebhook({ clientId: 'c1', orcid: missing, url: 'https://x.example/', host: 'x.example', now: T0 }), { outcome: 'no-record' });
+        assert.deepEqual(await store.registerWebhook({ clientId: 'c1', orcid: missing, url: 'https://x.example/', host: 'x.example', now: T0, maxPerClient: 10 }), { outcome: 'no-record' });
+        assert.equal(await store.getRecord(missing), null);
+        assert.equal(await store.findWebhook('c1', missing, 'https://x.example/'), null);
+        assert.deepEqual(await store.getClient('c1'), before);
+        const created = await store.registerWebhook({ clientId: 'c1', orcid: missing, url: 'https://x.example/', host: 'x.example', now: T0, createRecord: true });
+        assert.equal(created.outcome, 'created', 'createRecord: the record comes with the webhook');
+        assert.notEqual(await store.getRecord(missing), null);
+      });
+
+      it('registrations arriving together are committed together, each answered on its own', async () => {
+        await seed(store);
+        const regs = await Promise.allSettled([
+          store.registerWebhook({ clientId: 'c1', orcid: A, url: 'https://x.example/g1', host: 'x.example', now: T0 }),
+          store.registerWebhook({ clientId: 'nope', orcid: A, url: 'https://x.example/g2', host: 'x.example', now: T0 }),
+          store.registerWebhook({ clientId: 'c1', orcid: A, url: 'https://x.example/g1', host: 'x.example', now: T0 }),
+          store.registerWebhook({ clientId: 'c1', orcid: '0000-0009-9999-9999', url: 'https://x.example/g3', host: 'x.example', now: T0 }),
+          store.registerWebhook({ clientId: 'c1', orcid: B, url: 'https://x.example/g4', host: 'x.example', now: T0 }),
+        ]);
+        const outcome = (r: PromiseSettledResult<{ outcome: string }>) => (r.status === 'fulfilled' ? r.value.outcome : 'error');
+        // The same webhook twice in one batch: one creates it, the other finds it (in either order on PostgreSQL).
+        assert.deepEqual([regs[0], regs[2]].map(outcome).sort(), ['created', 'exists']);
+        assert.deepEqual([regs[1], regs[3], regs[4]].map(outcome), ['error', 'no-record', 'created'], 'a failing one leaves the others');
+        assert.notEqual(await store.findWebhook('c1', A, 'https://x.example/g1'), null);
+        assert.notEqual(await store.findWebhook('c1', B, 'https://x.example/g4'), null);
       });
     });
 

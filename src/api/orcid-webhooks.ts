@@ -94,21 +94,21 @@ export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps)
     return { c, orcid: (req.params as { orcid: string }).orcid, uri: decodeCallback(segment) };
   }
 
+  /** ORCID's record check (`profileEntityManager.orcidExists`): 404 / 9011 when the record is not there. */
+  async function requireRecord(orcid: string): Promise<void> {
+    validOrcid(orcid);
+    if ((await deps.store.getRecord(orcid)) === null) throw recordNotFound(orcid);
+  }
+
   /**
-   * ORCID's record check (`profileEntityManager.orcidExists`): 404 / 9011 when the record is not
-   * there. Before it, ours: the iD's format and check digit (400 / 9001; not with --compat orcid,
-   * where such an iD is simply a record that does not exist). `create`: PUT in open mode, where
-   * a valid iD's record comes with its first webhook. Returns whether the record must be created.
+   * The iD's format and check digit: 400 / 9001, ours (not with --compat orcid, where such an iD is
+   * simply a record that does not exist: false, and beyond 64 characters 404 at once).
    */
-  async function requireRecord(orcid: string, create: boolean): Promise<boolean> {
+  function validOrcid(orcid: string): boolean {
     const check = checkOrcid(orcid);
     if (!check.ok && deps.compat !== 'orcid') throw new OrcidApiError(9001, `Invalid ORCID iD: ${check.reason}`);
-    const known = (check.ok || orcid.length <= 64) && (await deps.store.getRecord(orcid)) !== null;
-    if (known) return false;
-    if (create && check.ok && deps.records === 'open') return true;
-    // Upstream mode: an iD never seen here is asked of the upstream registry once (the answer is remembered).
-    if (create && check.ok && deps.records === 'upstream' && (await deps.recordExists?.(orcid))) return true;
-    throw recordNotFound(orcid);
+    if (!check.ok && orcid.length > 64) throw recordNotFound(orcid);
+    return check.ok;
   }
 
   app.route({
@@ -136,12 +136,16 @@ export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps)
     // Ours (not ORCID's): a name that is loopback by definition or resolves to a refused address now.
     const target = await deps.policy.checkRegistration(deliveryUrl(t.url));
     if (!target.allowed) throw new OrcidApiError(9012, `Webhook uri: ${t.url.length > 200 ? `${t.url.slice(0, 200)}…` : t.url} is not allowed: ${target.reason}`);
-    const createRecord = await requireRecord(orcid, true);
-    // Open mode: the record is created with the webhook, so a refused registration writes nothing.
-    const res = await deps.store.registerWebhook({
-      clientId: c.client.id, orcid, url: t.url, host: t.host, now: deps.now(), maxPerClient: deps.maxWebhooksPerClient,
-      createRecord,
+    // The record check (404 / 9011) is the store's, in the registration's own statement or
+    // transaction. Open mode: the record is created with the webhook, so a refused registration
+    // writes nothing. Upstream mode: an iD never seen here is asked of the upstream registry once.
+    const valid = validOrcid(orcid);
+    const register = (createRecord: boolean) => deps.store.registerWebhook({
+      clientId: c.client.id, orcid, url: t.url, host: t.host, now: deps.now(), maxPerClient: deps.maxWebhooksPerClient, createRecord,
     });
+    let res = await register(valid && deps.records === 'open');
+    if (res.outcome === 'no-record' && valid && deps.records === 'upstream' && (await deps.recordExists?.(orcid))) res = await register(true);
+    if (res.outcome === 'no-record') throw recordNotFound(orcid);
     if (res.outcome === 'limit') {
       throw new OrcidApiError(9050, `Client ${c.client.id} already has the maximum of ${deps.maxWebhooksPerClient} webhooks; delete some first`);
     }
@@ -157,7 +161,7 @@ export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps)
     404: orcidError('No such record (9011), or this client has no such webhook (9028)'),
   }), async function unregisterWebhook(req, reply) {
     const { c, orcid, uri } = await orcidCaller(req);
-    await requireRecord(orcid, false);
+    await requireRecord(orcid);
     // Another client's webhook is simply not found: no answer reveals other clients' webhooks.
     const deleted = await deps.store.deleteWebhook(c.client.id, orcid, uri);
     if (!deleted) throw webhookNotFound(orcid, uri);

@@ -15,7 +15,7 @@ import {
 } from './sql/webhooks.ts';
 import type {
   ApplyChangesOptions, ApplyChangesResult, AttemptBucket, AttemptRecord, AttemptRow, Claim, ClaimOptions, ClientDeliverySettings, ClientRow, DeliveryBacklog,
-  FailureCount, NewClient, PayloadMode, RecordChange, RecordRow, RegisterResult, ReplayResult, Store, TokenRow, UpstreamState, WebhookCounts, WebhookFilter,
+  FailureCount, NewClient, PayloadMode, RecordChange, RecordRow, RegisterInput, RegisterResult, ReplayResult, Store, TokenRow, UpstreamState, WebhookCounts, WebhookFilter,
   WebhookRow, WorkerRow,
 } from './types.ts';
 
@@ -55,7 +55,7 @@ export abstract class SqlStore implements Store {
   abstract pendingMigrations(): Promise<string[]>;
   abstract close(): Promise<void>;
   abstract applyChanges(changes: RecordChange[], opts: ApplyChangesOptions): Promise<ApplyChangesResult>;
-  abstract registerWebhook(input: { clientId: string; orcid: string; url: string; host: string; now: number; maxPerClient?: number; createRecord?: boolean }): Promise<RegisterResult>;
+  abstract registerWebhook(input: RegisterInput): Promise<RegisterResult>;
   abstract claimDue(opts: ClaimOptions): Promise<Claim[]>;
   abstract completeAttempts(attempts: AttemptRecord[]): Promise<void>;
   abstract subscribeWakeups(listener: () => void): Promise<() => Promise<void>>;

@@ -98,10 +98,23 @@ export interface ApplyChangesResult {
   webhooksNotified: number;
 }
 
+export interface RegisterInput {
+  clientId: string;
+  orcid: string;
+  url: string;
+  host: string;
+  now: number;
+  /** The client's cap on webhooks: beyond it, outcome 'limit'. */
+  maxPerClient?: number;
+  /** Create the record (a placeholder) when it does not exist; otherwise outcome 'no-record'. */
+  createRecord?: boolean;
+}
+
 export type RegisterResult =
   | { outcome: 'created'; webhook: WebhookRow }
   | { outcome: 'exists'; webhook: WebhookRow; reenabled: boolean }
-  | { outcome: 'limit' };
+  | { outcome: 'limit' }
+  | { outcome: 'no-record' };
 
 /** A list filter: see src/domain/webhook-state.ts. */
 export type WebhookState = WebhookStateName;
@@ -310,10 +323,11 @@ export interface Store {
   /**
    * Registers a webhook for a client. An existing one answers 'exists'; if it was disabled it is
    * re-enabled, its failure count reset, and any notification it still owed becomes due now.
-   * maxPerClient (when set) refuses a new webhook beyond the cap. createRecord (open records mode)
-   * creates a missing record in the same transaction, only when the webhook is created.
+   * maxPerClient (when set) refuses a new webhook beyond the cap. A missing record answers
+   * 'no-record', or with createRecord (open records mode) is created with the webhook, only when the
+   * webhook is created.
    */
-  registerWebhook(input: { clientId: string; orcid: string; url: string; host: string; now: number; maxPerClient?: number; createRecord?: boolean }): Promise<RegisterResult>;
+  registerWebhook(input: RegisterInput): Promise<RegisterResult>;
   /**
    * Re-enables a disabled webhook as registerWebhook does (failures reset; a notification it still
    * owed becomes due now); an enabled one is left as it is. null when there is no such webhook.

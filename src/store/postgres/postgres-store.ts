@@ -13,7 +13,7 @@ import { isNewer } from '../sql/records.ts';
 import { GIVE_BACK_PLACE, REGISTER_IN_ONE_STATEMENT, toWebhook } from '../sql/webhooks.ts';
 import { GET_CLIENT } from '../sql/clients.ts';
 import {
-  DEFAULT_WORKER_STALE_MS, type ApplyChangesOptions, type ApplyChangesResult, type AttemptRecord, type Claim, type ClaimOptions, type RecordChange, type RegisterResult,
+  DEFAULT_WORKER_STALE_MS, type ApplyChangesOptions, type ApplyChangesResult, type AttemptRecord, type Claim, type ClaimOptions, type RecordChange, type RegisterInput, type RegisterResult,
 } from '../types.ts';
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -306,7 +306,7 @@ export class PostgresStore extends SqlStore {
 
   // Concurrent registrations race here (SQLite's single writer has none): one statement, no
   // transaction (REGISTER_IN_ONE_STATEMENT); a lost race gives the place back and asks again.
-  async registerWebhook(input: { clientId: string; orcid: string; url: string; host: string; now: number; maxPerClient?: number; createRecord?: boolean }): Promise<RegisterResult> {
+  async registerWebhook(input: RegisterInput): Promise<RegisterResult> {
     for (let round = 0; round < 5; round++) {
       const [r] = await this.conn.all(REGISTER_IN_ONE_STATEMENT, {
         ...input, publicId: newWebhookPublicId(), cap: input.maxPerClient, createRecord: input.createRecord === true,
@@ -318,11 +318,11 @@ export class PostgresStore extends SqlStore {
       if (r?.kind === 'existing') return { outcome: 'exists', webhook: toWebhook(r), reenabled: false };
       if (r?.kind === 'created') return { outcome: 'created', webhook: toWebhook(r) };
       if (!r?.took) {
+        if (!r?.has_record && !input.createRecord) return { outcome: 'no-record' };
         if (!(await this.one(GET_CLIENT, { id: input.clientId }))) throw new Error(`No client with id ${input.clientId}`);
         return { outcome: 'limit' };
       }
       await this.conn.run(GIVE_BACK_PLACE, { clientId: input.clientId });
-      if (!r.has_record) throw new Error(`No record ${input.orcid}`);
     }
     throw new Error('webhook registration kept racing');
   }

@@ -27,24 +27,26 @@ export const REENABLE_BY_ID = `${REENABLE} WHERE id = @id AND enabled = 0 RETURN
 /**
  * PostgreSQL registers in one statement and one round trip, without a transaction (SQLite has no
  * writable CTEs, and its single writer needs no such care). Found: re-enabled when disabled. New:
- * the client's place is taken by the UPDATE that checks the cap (its row lock lasts this statement
- * only), the record is locked FOR SHARE so that a change being applied to it (FOR NO KEY UPDATE)
- * either sees this webhook or committed before it, then the row is inserted. No row found: the cap
- * was reached (took = false), or the record is missing or a concurrent registration of the same
- * webhook won (took = true: the caller gives the place back, then fails or asks again).
+ * the record is locked FOR SHARE so that a change being applied to it (FOR NO KEY UPDATE) either
+ * sees this webhook or committed before it; the client's place is taken by the UPDATE that checks
+ * the cap (its row lock lasts this statement only); then the row is inserted. No row found: the
+ * record is missing (has_record = false, took = false unless it is being created), the cap was
+ * reached (took = false), or a concurrent registration of the same webhook or record won (took =
+ * true: the caller gives the place back and asks again).
  */
 export const REGISTER_IN_ONE_STATEMENT = `WITH existing AS (
     ${FIND_WEBHOOK}
   ), reenabled AS (
     ${REENABLE} WHERE id IN (SELECT id FROM existing WHERE enabled = 0) RETURNING *
+  ), record AS (
+    SELECT orcid FROM records WHERE orcid = @orcid AND NOT EXISTS (SELECT 1 FROM existing) FOR SHARE
   ), place AS (
     UPDATE clients SET webhook_count = webhook_count + 1
-    WHERE id = @clientId AND NOT EXISTS (SELECT 1 FROM existing) AND (@cap::bigint IS NULL OR webhook_count < @cap::bigint) RETURNING id
+    WHERE id = @clientId AND NOT EXISTS (SELECT 1 FROM existing) AND (EXISTS (SELECT 1 FROM record) OR @createRecord::boolean)
+      AND (@cap::bigint IS NULL OR webhook_count < @cap::bigint) RETURNING id
   ), placeholder AS (
-    INSERT INTO records (orcid, modified_at, created_at, placeholder) SELECT @orcid, @now::bigint, @now::bigint, 1 FROM place WHERE @createRecord::boolean
-    ON CONFLICT (orcid) DO NOTHING RETURNING orcid
-  ), record AS (
-    SELECT orcid FROM records WHERE orcid = @orcid FOR SHARE
+    INSERT INTO records (orcid, modified_at, created_at, placeholder) SELECT @orcid, @now::bigint, @now::bigint, 1 FROM place
+    WHERE NOT EXISTS (SELECT 1 FROM record) ON CONFLICT (orcid) DO NOTHING RETURNING orcid
   ), created AS (
     INSERT INTO webhooks (client_id, orcid, url, host, created_at, public_id)
     SELECT @clientId, @orcid, @url, @host, @now::bigint, @publicId FROM place
@@ -55,7 +57,7 @@ export const REGISTER_IN_ONE_STATEMENT = `WITH existing AS (
     UNION ALL SELECT 'existing', * FROM existing WHERE enabled = 1
     UNION ALL SELECT 'created', * FROM created
   )
-  SELECT EXISTS (SELECT 1 FROM place) AS took, EXISTS (SELECT 1 FROM record) OR EXISTS (SELECT 1 FROM placeholder) AS has_record, found.*
+  SELECT EXISTS (SELECT 1 FROM place) AS took, EXISTS (SELECT 1 FROM record) AS has_record, found.*
   FROM (VALUES (1)) AS one LEFT JOIN found ON true`;
 
 /**

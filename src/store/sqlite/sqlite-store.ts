@@ -10,12 +10,12 @@ import { loadMigrations } from '../migrations.ts';
 import { SqlStore, type Conn } from '../sql-store.ts';
 import { headersJson } from '../sql/attempts.ts';
 import { claimableSql, claimScanSize, OWE_CHANGE, outcomeSetSql } from '../sql/claims.ts';
-import { CREATE_PLACEHOLDER, isNewer } from '../sql/records.ts';
+import { CREATE_PLACEHOLDER, GET_RECORD, isNewer } from '../sql/records.ts';
 import { FIND_WEBHOOK, INSERT_WEBHOOK, REENABLE_BY_KEY, TAKE_PLACE, toWebhook } from '../sql/webhooks.ts';
 import { GET_CLIENT } from '../sql/clients.ts';
 import { BackgroundCheckpointer } from './checkpointer.ts';
 import {
-  DEFAULT_WORKER_STALE_MS, type ApplyChangesOptions, type ApplyChangesResult, type AttemptRecord, type Claim, type ClaimOptions, type RecordChange, type RegisterResult,
+  DEFAULT_WORKER_STALE_MS, type ApplyChangesOptions, type ApplyChangesResult, type AttemptRecord, type Claim, type ClaimOptions, type RecordChange, type RegisterInput, type RegisterResult,
 } from '../types.ts';
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
@@ -81,6 +81,12 @@ export class SqliteStore extends SqlStore {
   /** An open transaction of tx(): its statements run across awaits, so everything else waits for it. */
   private busy: Promise<void> | null = null;
   private wakeOnCommit = false;
+  /** Registrations waiting for the next group commit, and the one being written. */
+  private readonly registrations: { input: RegisterInput; resolve: (r: RegisterResult) => void; reject: (err: unknown) => void }[] = [];
+  private flushing: Promise<void> = Promise.resolve();
+  /** The batch's transaction, and each registration's savepoint in it (better-sqlite3 nests transactions so). */
+  private readonly registerBatch: Database.Transaction<(inputs: RegisterInput[]) => ({ ok: RegisterResult } | { err: unknown })[]>;
+  private readonly registerInSavepoint: Database.Transaction<(input: RegisterInput) => RegisterResult>;
   private readonly inTx: Conn = {
     all: async (sql, p = {}) => this.all(sql, p),
     run: async (sql, p = {}) => this.run(sql, p),
@@ -110,6 +116,8 @@ export class SqliteStore extends SqlStore {
       this.checkpointer = new BackgroundCheckpointer(path);
     }
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)');
+    this.registerBatch = this.db.transaction((inputs: RegisterInput[]) => this.registerAll(inputs));
+    this.registerInSavepoint = this.db.transaction((input: RegisterInput) => this.registerOne(input));
   }
 
   /** The statement of a store/sql/ text, compiled and prepared once, and its arguments. */
@@ -188,6 +196,8 @@ export class SqliteStore extends SqlStore {
   }
 
   async close(): Promise<void> {
+    while (this.registrations.length) await new Promise((resolve) => setImmediate(resolve));
+    await this.flushing;
     await this.idle();
     await this.checkpointer?.stop();
     if (this.db.open) this.db.close();
@@ -224,24 +234,54 @@ export class SqliteStore extends SqlStore {
     return res;
   }
 
-  // One writer: the look-up, the cap and the insert cannot race (PostgreSQL must lock and retry).
-  async registerWebhook(input: { clientId: string; orcid: string; url: string; host: string; now: number; maxPerClient?: number; createRecord?: boolean }): Promise<RegisterResult> {
+  // Group commit: the registrations that arrive in one turn of the event loop are written in one
+  // transaction (one WAL write instead of one per registration), each in its own savepoint so that
+  // one that fails leaves the others; each is answered only after the commit. One writer: the
+  // look-up, the cap and the insert cannot race (PostgreSQL must lock and retry).
+  async registerWebhook(input: RegisterInput): Promise<RegisterResult> {
+    return new Promise((resolve, reject) => {
+      if (this.registrations.push({ input, resolve, reject }) === 1) setImmediate(() => void (this.flushing = this.flushRegistrations()));
+    });
+  }
+
+  private async flushRegistrations(): Promise<void> {
     if (this.busy) await this.idle();
-    const key = { clientId: input.clientId, orcid: input.orcid, url: input.url };
-    const res = this.db.transaction((): RegisterResult => {
-      const existing = this.get(FIND_WEBHOOK, key);
-      if (existing?.enabled) return { outcome: 'exists', webhook: toWebhook(existing), reenabled: false };
-      if (existing) return { outcome: 'exists', webhook: toWebhook(this.get(REENABLE_BY_KEY, { ...key, now: input.now })!), reenabled: true };
-      if (!this.run(TAKE_PLACE, { clientId: input.clientId, cap: input.maxPerClient ?? Number.MAX_SAFE_INTEGER })) {
-        if (!this.get(GET_CLIENT, { id: input.clientId })) throw new Error(`No client with id ${input.clientId}`);
-        return { outcome: 'limit' };
+    const batch = this.registrations.splice(0);
+    let results: ({ ok: RegisterResult } | { err: unknown })[];
+    try {
+      results = this.registerBatch.immediate(batch.map((b) => b.input));
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+      return;
+    }
+    if (results.some((r) => 'ok' in r && r.ok.outcome === 'exists' && r.ok.reenabled)) this.wakeups.emit('wake');
+    results.forEach((r, i) => ('ok' in r ? batch[i]!.resolve(r.ok) : batch[i]!.reject(r.err)));
+  }
+
+  private registerAll(inputs: RegisterInput[]): ({ ok: RegisterResult } | { err: unknown })[] {
+    return inputs.map((input) => {
+      try {
+        return { ok: this.registerInSavepoint(input) };
+      } catch (err) {
+        return { err };
       }
-      if (input.createRecord) this.run(CREATE_PLACEHOLDER, { orcid: input.orcid, now: input.now });
-      const row = this.get(INSERT_WEBHOOK, { ...key, host: input.host, now: input.now, publicId: newWebhookPublicId() })!;
-      return { outcome: 'created', webhook: toWebhook(row) };
-    }).immediate();
-    if (res.outcome === 'exists' && res.reenabled) this.wakeups.emit('wake');
-    return res;
+    });
+  }
+
+    private registerOne(input: RegisterInput): RegisterResult {
+    const key = { clientId: input.clientId, orcid: input.orcid, url: input.url };
+    const existing = this.get(FIND_WEBHOOK, key);
+    if (existing?.enabled) return { outcome: 'exists', webhook: toWebhook(existing), reenabled: false };
+    if (existing) return { outcome: 'exists', webhook: toWebhook(this.get(REENABLE_BY_KEY, { ...key, now: input.now })!), reenabled: true };
+    const hasRecord = this.get(GET_RECORD, { orcid: input.orcid }) !== undefined;
+    if (!hasRecord && !input.createRecord) return { outcome: 'no-record' };
+    if (!this.run(TAKE_PLACE, { clientId: input.clientId, cap: input.maxPerClient ?? Number.MAX_SAFE_INTEGER })) {
+      if (!this.get(GET_CLIENT, { id: input.clientId })) throw new Error(`No client with id ${input.clientId}`);
+      return { outcome: 'limit' };
+    }
+    if (!hasRecord) this.run(CREATE_PLACEHOLDER, { orcid: input.orcid, now: input.now });
+    const row = this.get(INSERT_WEBHOOK, { ...key, host: input.host, now: input.now, publicId: newWebhookPublicId() })!;
+    return { outcome: 'created', webhook: toWebhook(row) };
   }
 
   async claimDue(o: ClaimOptions): Promise<Claim[]> {
