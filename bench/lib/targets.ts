@@ -175,6 +175,51 @@ export async function insertWebhooks(t: Target, bases: string[], from: number, t
   } else throw new Error('unknown store');
 }
 
+/** n webhooks of the first client on one record, callbacks /cb/<first + k>: setup of the fan-out run. */
+export async function insertWebhooksOn(t: Target, orcid: string, bases: string[], first: number, n: number): Promise<void> {
+  const rows = Array.from({ length: n }, (_, k) => {
+    const url = callbackUrl(bases, first + k);
+    return { clientId: t.clientIds[0]!, orcid, url, host: new URL(url).host.toLowerCase() };
+  });
+  await insertRows(t.store, rows);
+}
+
+/** Direct inserts (setup only, never measured): one transaction (SQLite) or one statement per 20,000 rows (PostgreSQL). */
+export async function insertRows(store: Store, rows: { clientId: string; orcid: string; url: string; host: string }[]): Promise<void> {
+  const now = Date.now();
+  if (store instanceof SqliteStore) {
+    const ins = store.db.prepare('INSERT INTO webhooks (client_id, orcid, url, host, created_at) VALUES (?, ?, ?, ?, ?)');
+    store.db.transaction(() => {
+      for (const r of rows) ins.run(r.clientId, r.orcid, r.url, r.host, now);
+    })();
+  } else if (store instanceof PostgresStore) {
+    for (let i = 0; i < rows.length; i += 20_000) {
+      const part = rows.slice(i, i + 20_000);
+      await store.pool.query(`INSERT INTO webhooks (client_id, orcid, url, host, created_at)
+        SELECT c, o, u, h, $5 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(c, o, u, h)`,
+      [part.map((r) => r.clientId), part.map((r) => r.orcid), part.map((r) => r.url), part.map((r) => r.host), now]);
+    }
+  } else throw new Error('unknown store');
+}
+
+/** Points the webhooks of records [from, to) at the given receivers (callback /cb/<i> kept): setup. */
+export async function retargetWebhooks(t: Target, bases: string[], from: number, to: number): Promise<void> {
+  const rows = Array.from({ length: to - from }, (_, k) => {
+    const url = callbackUrl(bases, from + k);
+    return { orcid: benchOrcid(from + k), url, host: new URL(url).host.toLowerCase() };
+  });
+  if (t.store instanceof SqliteStore) {
+    const upd = t.store.db.prepare('UPDATE webhooks SET url = ?, host = ? WHERE orcid = ?');
+    const db = t.store.db;
+    db.transaction(() => {
+      for (const r of rows) upd.run(r.url, r.host, r.orcid);
+    })();
+  } else if (t.store instanceof PostgresStore) {
+    await t.store.pool.query(`UPDATE webhooks w SET url = t.u, host = t.h FROM unnest($1::text[], $2::text[], $3::text[]) AS t(o, u, h) WHERE w.orcid = t.o`,
+      [rows.map((r) => r.orcid), rows.map((r) => r.url), rows.map((r) => r.host)]);
+  } else throw new Error('unknown store');
+}
+
 export async function startTarget(spec: TargetSpec, o: TargetOptions): Promise<Target> {
   const label = targetLabel(spec);
   const settings = {
