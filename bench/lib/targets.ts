@@ -5,12 +5,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import pino from 'pino';
 import { testConfig, type Config } from '../../src/config.ts';
 import { hashToken, newToken } from '../../src/domain/secrets.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -25,6 +26,12 @@ import { timeStore, type CallStats } from './store-timing.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 export const ADMIN_TOKEN = `bench-admin-${randomBytes(12).toString('hex')}`;
+/**
+ * The service's log (every process's): a file, as `npm start > file` would write it (synchronously,
+ * pino's default for stdout), so that the log lines cost what they cost users without burying the
+ * benchmark's own output.
+ */
+export const SERVICE_LOG = fileURLToPath(new URL('../results/service.log', import.meta.url));
 
 export interface TargetSpec {
   store: 'sqlite' | 'postgres';
@@ -247,7 +254,8 @@ export async function startTarget(spec: TargetSpec, o: TargetOptions): Promise<T
     let service: Service | null = null;
     let seeded: Awaited<ReturnType<typeof seed>>;
     try {
-      service = await startService(config, { logger: createLogger(config.logLevel) });
+      mkdirSync(fileURLToPath(new URL('../results/', import.meta.url)), { recursive: true });
+      service = await startService(config, { logger: createLogger(config.logLevel, pino.destination({ dest: SERVICE_LOG, sync: true, append: true })) });
       seeded = await seed(service.store, o);
     } catch (err) {
       await service?.close();
@@ -285,9 +293,12 @@ export async function startTarget(spec: TargetSpec, o: TargetOptions): Promise<T
   const children: ChildProcess[] = [];
   const start = async (role: 'api' | 'worker'): Promise<string> => {
     const port = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--role', role, '--port', String(port), ...common], {
-      stdio: ['ignore', 'inherit', 'inherit'],
+    mkdirSync(fileURLToPath(new URL('../results/', import.meta.url)), { recursive: true });
+    const logFd = openSync(SERVICE_LOG, 'a');
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--role', role, '--port', String(port), '--log-format', 'json', ...common], {
+      stdio: ['ignore', logFd, 'inherit'],
     });
+    closeSync(logFd);
     children.push(child);
     const url = `http://127.0.0.1:${port}`;
     await waitHttp(`${url}/`, child);
