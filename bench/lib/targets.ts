@@ -158,28 +158,17 @@ async function seed(store: Store, o: TargetOptions): Promise<{ clientIds: string
 }
 
 /**
- * Webhooks [from, to) for the first client, straight into the database in one statement: setup
- * for the delivery measurements, which do not need to pay for thousands of registrations.
+ * Webhooks [from, to) for the first client, straight into the database: setup for the delivery
+ * measurements, which do not need to pay for thousands of registrations.
  */
 export async function insertWebhooks(t: Target, bases: string[], from: number, to: number): Promise<void> {
   if (to <= from) return;
   const clientId = t.clientIds[0]!;
-  const now = Date.now();
   const rows = Array.from({ length: to - from }, (_, k) => {
     const url = callbackUrl(bases, from + k);
-    return { orcid: benchOrcid(from + k), url, host: new URL(url).host.toLowerCase() };
+    return { clientId, orcid: benchOrcid(from + k), url, host: new URL(url).host.toLowerCase() };
   });
-  if (t.store instanceof SqliteStore) {
-    const db = t.store.db;
-    const ins = db.prepare('INSERT INTO webhooks (client_id, orcid, url, host, created_at) VALUES (?, ?, ?, ?, ?)');
-    db.transaction(() => {
-      for (const r of rows) ins.run(clientId, r.orcid, r.url, r.host, now);
-    })();
-  } else if (t.store instanceof PostgresStore) {
-    await t.store.pool.query(`INSERT INTO webhooks (client_id, orcid, url, host, created_at)
-      SELECT $1, o, u, h, $5 FROM unnest($2::text[], $3::text[], $4::text[]) AS t(o, u, h)`,
-    [clientId, rows.map((r) => r.orcid), rows.map((r) => r.url), rows.map((r) => r.host), now]);
-  } else throw new Error('unknown store');
+  await insertRows(t.store, rows);
 }
 
 /** n webhooks of the first client on one record, callbacks /cb/<first + k>: setup of the fan-out run. */
@@ -191,13 +180,22 @@ export async function insertWebhooksOn(t: Target, orcid: string, bases: string[]
   await insertRows(t.store, rows);
 }
 
-/** Direct inserts (setup only, never measured): one transaction (SQLite) or one statement per 20,000 rows (PostgreSQL). */
+/**
+ * Direct inserts (setup only, never measured): one transaction (SQLite) or one statement per 20,000
+ * rows (PostgreSQL). Then each client's clients.webhook_count (the per-client cap's counter and the
+ * overview's total, which registrations and deletions keep) is set from its rows, as migration 007
+ * does: a database built here is one the service could have built.
+ */
 export async function insertRows(store: Store, rows: { clientId: string; orcid: string; url: string; host: string }[]): Promise<void> {
   const now = Date.now();
+  const clientIds = [...new Set(rows.map((r) => r.clientId))];
+  const recount = 'UPDATE clients SET webhook_count = (SELECT count(*) FROM webhooks WHERE webhooks.client_id = clients.id) WHERE id = ';
   if (store instanceof SqliteStore) {
     const ins = store.db.prepare('INSERT INTO webhooks (client_id, orcid, url, host, created_at) VALUES (?, ?, ?, ?, ?)');
+    const count = store.db.prepare(`${recount}?`);
     store.db.transaction(() => {
       for (const r of rows) ins.run(r.clientId, r.orcid, r.url, r.host, now);
+      for (const id of clientIds) count.run(id);
     })();
   } else if (store instanceof PostgresStore) {
     for (let i = 0; i < rows.length; i += 20_000) {
@@ -206,6 +204,7 @@ export async function insertRows(store: Store, rows: { clientId: string; orcid: 
         SELECT c, o, u, h, $5 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(c, o, u, h)`,
       [part.map((r) => r.clientId), part.map((r) => r.orcid), part.map((r) => r.url), part.map((r) => r.host), now]);
     }
+    for (const id of clientIds) await store.pool.query(`${recount}$1`, [id]);
   } else throw new Error('unknown store');
 }
 
