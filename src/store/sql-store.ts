@@ -1,4 +1,4 @@
-import { STATE_COUNTS_SQL, toWebhookCounts } from '../domain/webhook-state.ts';
+import { stateCountsSql, toWebhookCounts } from '../domain/webhook-state.ts';
 import type { SecretBox } from '../domain/secret-box.ts';
 import type { Dialect, Params, Row } from './dialect.ts';
 import { attemptStatsSql, BACKLOG, failuresBySql, LIST_ATTEMPTS, PRUNE_ATTEMPTS, toAttempt, toAttemptBuckets, toBacklog, toFailureCounts } from './sql/attempts.ts';
@@ -157,7 +157,7 @@ export abstract class SqlStore implements Store {
   }
 
   async countWebhooks(): Promise<WebhookCounts> {
-    return toWebhookCounts(await this.one(STATE_COUNTS_SQL));
+    return toWebhookCounts(await this.one(stateCountsSql(this.d.name)));
   }
 
   async getClientDeliverySettings(clientId: string): Promise<ClientDeliverySettings | null> {
