@@ -80,8 +80,9 @@ export function stateFilterIndex(filter: WebhookStateName, byClient: boolean): s
 export function stateCountsSql(dialect: 'sqlite' | 'postgres'): string {
   const count = (s: (typeof RARE_STATES)[number]): string =>
     `(SELECT count(*) FROM webhooks${dialect === 'sqlite' ? ` INDEXED BY ${STATE_INDEX[s]}` : ''} WHERE ${STATE_SQL[s]}) AS ${s}`;
-  return `SELECT total, ${RARE_STATES.join(', ')}, total - ${RARE_STATES.join(' - ')} AS enabled FROM (
-    SELECT (SELECT COALESCE(sum(webhook_count), 0) FROM clients) AS total, ${RARE_STATES.map(count).join(', ')}) AS c`;
+  // MATERIALIZED: each count once (PostgreSQL would otherwise inline them into each use).
+  return `WITH c AS MATERIALIZED (SELECT (SELECT COALESCE(sum(webhook_count), 0) FROM clients) AS total, ${RARE_STATES.map(count).join(', ')})
+    SELECT total, ${RARE_STATES.join(', ')}, total - ${RARE_STATES.join(' - ')} AS enabled FROM c`;
 }
 
 /** The overview's counts (each matches a filter: enabled, disabled, pending, and backoff = failing) from a stateCountsSql row. */
