@@ -817,6 +817,48 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         await store.claimDue(claimOpts({ now: t + 60_001, limit: 1, leaseMs: 100 }));
         assert.equal(await store.nextDueAt(), leased, 'the first lease ends before the second is due again');
       });
+
+      it('from the index walk equals min(max(due_at, lease_until)) over every owed row, whatever the leases', async () => {
+        // Rows in every lease situation: none, expired (0), ended before its due time, live past it;
+        // disabled and owing nothing. The store's answer against the formula read from every row.
+        await seedClients(store);
+        const orcids = Array.from({ length: 40 }, (_, i) => orcidN(30_000 + i));
+        await store.addRecords(orcids, T0);
+        const ws: WebhookRow[] = [];
+        for (const [i, orcid] of orcids.entries()) ws.push(await register(store, 'c1', orcid, `https://h${i % 4}.example/${i}`));
+        const exec = async (sql: string, params: unknown[]): Promise<Record<string, unknown>[]> => {
+          if (store instanceof SqliteStore) {
+            const st = store.db.prepare(sql.replace(/\$\d+/g, '?'));
+            return st.reader ? (st.all(...params) as Record<string, unknown>[]) : (st.run(...params), []);
+          }
+          if (store instanceof PostgresStore) return (await store.pool.query(sql, params)).rows as Record<string, unknown>[];
+          return assert.fail('unknown store');
+        };
+        const brute = async () => {
+          const [r] = await exec('SELECT min(CASE WHEN lease_until > due_at THEN lease_until ELSE due_at END) AS t FROM webhooks WHERE enabled = 1 AND due_at IS NOT NULL', []);
+          return r?.t === null || r?.t === undefined ? null : Number(r.t);
+        };
+        const set = (id: number, enabled: number, dueAt: number | null, leaseUntil: number | null) =>
+          exec('UPDATE webhooks SET enabled = $1, due_at = $2, lease_until = $3, lease_owner = $4 WHERE id = $5', [enabled, dueAt, leaseUntil, leaseUntil === null ? null : 'w', id]);
+        let seed = 12345;
+        const rand = (n: number) => {
+          seed = (seed * 1103515245 + 12345) % 2147483648;
+          return seed % n;
+        };
+        for (let round = 0; round < 25; round++) {
+          for (const w of ws) {
+            const due = rand(5) === 0 ? null : T0 + rand(1000);
+            const lease = [null, null, 0, due === null ? null : due - 1 - rand(50), T0 + rand(2000)][rand(5)]!;
+            await set(w.id, rand(8) === 0 ? 0 : 1, due, lease);
+          }
+          assert.equal(await store.nextDueAt(), await brute(), `round ${round}`);
+        }
+        // Every owed row leased past its due time: the earliest lease end.
+        for (const [i, w] of ws.entries()) await set(w.id, 1, T0 + i, T0 + 5000 - i);
+        assert.equal(await store.nextDueAt(), T0 + 5000 - (ws.length - 1));
+        for (const w of ws) await set(w.id, 1, null, null);
+        assert.equal(await store.nextDueAt(), null);
+      });
     });
 
     describe('dashboard queries', () => {
