@@ -318,8 +318,8 @@ export class DeliveryWorker extends EventEmitter {
 
   /**
    * When to look again: the next due time, bounded by the poll interval (the backstop).
-   * nextDueAt reads every owed row (no index answers min(max(due_at, lease_until))), so it is asked
-   * only after a claim that took nothing, and at most every NEXT_DUE_QUERY_INTERVAL_MS: under load a
+   * nextDueAt is asked only after a claim that took nothing, and at most every
+   * NEXT_DUE_QUERY_INTERVAL_MS (it once read every owed row; it now walks webhooks_due): under load a
    * busy worker pumps after every finished callback, and asking each time cost a quarter of a
    * delivery run's CPU with 8 receiving hosts (issue 12). In between, it looks again when the
    * interval ends; a finishing callback or a wakeup looks sooner.
