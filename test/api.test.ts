@@ -123,6 +123,40 @@ for (const { backend, skip } of await backends()) describe(`ORCID API on ${backe
     });
   });
 
+  test('PUT /admin/api/records/{orcid} answers the modified time its write left, with no read after it', async () => {
+    const orcid = '0000-0003-1415-9269';
+    const getRecord = h.store.getRecord.bind(h.store);
+    let reads = 0;
+    h.store.getRecord = async (o: string) => {
+      reads++;
+      return getRecord(o);
+    };
+    try {
+      const touch = (body?: object) => h.svc.app.inject({
+        method: 'PUT', url: `/admin/api/records/${orcid}`, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body && { 'content-type': 'application/json' }) },
+        ...(body && { payload: JSON.stringify(body) }),
+      });
+      const stored = async () => new Date((await getRecord(orcid))!.modifiedAt).toISOString();
+      const created = await touch({ modified: '2031-01-01T00:00:00.000Z' });
+      assert.equal(created.statusCode, 201);
+      const c = created.json() as Record<string, unknown>;
+      assert.deepEqual([c.orcid, c.modified, c.created, c.changed, c.ignored], [orcid, '2031-01-01T00:00:00.000Z', true, false, false]);
+      // A touch "now" is before 2031: the store makes it the current time + 1 ms, so it still counts.
+      const touched = await touch();
+      assert.equal(touched.statusCode, 200);
+      assert.equal(touched.json().modified, '2031-01-01T00:00:00.001Z');
+      assert.equal(touched.json().changed, true);
+      assert.equal(touched.json().modified, await stored());
+      // An older change is ignored: the answer is the record's current time, not the change's.
+      const older = await touch({ modified: '2030-01-01T00:00:00.000Z' });
+      assert.equal(older.json().ignored, true);
+      assert.equal(older.json().modified, '2031-01-01T00:00:00.001Z');
+      assert.equal(reads, 0, 'no getRecord on the PUT path');
+    } finally {
+      h.store.getRecord = getRecord;
+    }
+  });
+
   describe('PUT and DELETE /{orcid}/webhook/{callback}', () => {
     test('Location is the request path exactly as sent, as ORCID answers', async () => {
       const raw = 'https%3a%2f%2fexample.org%2fLower%2dcase';

@@ -9,13 +9,14 @@ import assert from 'node:assert/strict';
 import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import type { AttemptOutcome, AttemptRecord, Claim, Store, WebhookRow } from '../src/store/types.ts';
+import { webhookStateOf } from '../src/domain/webhook-state.ts';
 import { createTestSchema, postgresSuiteGate, withPgClient, pgTestUrl, type TestSchema } from './helpers/postgres.ts';
 
 const T0 = 1_700_000_000_000;
 const A = '0000-0001-0000-0001';
 const B = '0000-0001-0000-0002';
 const C = '0000-0001-0000-0003';
-const MIGRATIONS = ['001_init', '002_client_features', '003_webhook_public_ids', '004_delivery_hardening', '005_upstream', '006_attempt_headers', '007_client_webhook_count'];
+const MIGRATIONS = ['001_init', '002_client_features', '003_webhook_public_ids', '004_delivery_hardening', '005_upstream', '006_attempt_headers', '007_client_webhook_count', '008_state_indexes_record_count'];
 
 const orcidN = (i: number): string => `0000-0002-${String(Math.floor(i / 10000)).padStart(4, '0')}-${String(i % 10000).padStart(4, '0')}`;
 
@@ -508,6 +509,89 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         ]);
         assert.deepEqual(await store.countWebhooks(), { total: 4, enabled: 3, disabled: 1, pending: 0, backoff: 1 });
       });
+
+      it('keeps the counts exact (counters and partial indexes, migration 008) through every change of state, deletion and bulk import', async () => {
+        // The truth, from every row: the state of each webhook, and the records listed one by one.
+        const truth = async () => {
+          const all = await store.listWebhooks({ limit: 100_000 });
+          const n = (s: string) => all.filter((w) => webhookStateOf(w) === s).length;
+          return {
+            webhooks: { total: all.length, enabled: all.filter((w) => w.enabled).length, disabled: n('disabled'), pending: n('pending'), backoff: n('failing') },
+            records: (await store.listRecords({ limit: 100_000 })).length,
+          };
+        };
+        const check = async (step: string, expected?: { total: number; disabled: number; pending: number; backoff: number; records: number }) => {
+          const t = await truth();
+          const counts = { webhooks: await store.countWebhooks(), records: await store.countRecords() };
+          assert.deepEqual(counts, t, `${step}: counts as read from every row`);
+          if (expected) {
+            const { total, disabled, pending, backoff } = t.webhooks;
+            assert.deepEqual({ total, disabled, pending, backoff, records: t.records }, expected, `${step}: the expected numbers`);
+          }
+          // Each state's list (the partial indexes) holds exactly what its count says, for all clients and per client.
+          for (const state of ['disabled', 'failing', 'pending'] as const) {
+            const listed = await store.listWebhooks({ limit: 100_000, state });
+            const perClient = (await store.listWebhooks({ limit: 100_000, state, clientId: 'c1' })).length + (await store.listWebhooks({ limit: 100_000, state, clientId: 'c2' })).length;
+            assert.equal(listed.length, counts.webhooks[state === 'failing' ? 'backoff' : state], `${step}: ${state} listed`);
+            assert.equal(perClient, listed.length, `${step}: ${state} listed per client`);
+            assert.ok(listed.every((w) => webhookStateOf(w) === state), `${step}: only ${state} rows listed`);
+          }
+        };
+        await check('empty', { total: 0, disabled: 0, pending: 0, backoff: 0, records: 0 });
+        await seed(store);
+        await check('records added', { total: 0, disabled: 0, pending: 0, backoff: 0, records: 3 });
+        const ws: WebhookRow[] = [];
+        for (let i = 0; i < 6; i++) ws.push(await register(store, i % 2 ? 'c2' : 'c1', [A, B, C][i % 3]!, `https://h${i % 2}.example/${i}`));
+        await check('registered', { total: 6, disabled: 0, pending: 0, backoff: 0, records: 3 });
+        // Open records mode: a registration creates its record (a placeholder), counted once.
+        const D = orcidN(4242);
+        const open = await store.registerWebhook({ clientId: 'c1', orcid: D, url: 'https://h0.example/d', host: 'h0.example', now: T0, createRecord: true });
+        assert.equal(open.outcome, 'created');
+        await check('registered on a new record', { total: 7, disabled: 0, pending: 0, backoff: 0, records: 4 });
+        await store.applyChanges([A, B, C, D].map((orcid) => ({ orcid, modifiedAt: T0 + 10 })), { create: false, now: T0 + 10, notifyDelayMs: 0 });
+        await check('changed: all owe', { total: 7, disabled: 0, pending: 7, backoff: 0, records: 4 });
+        const claims = await store.claimDue(claimOpts({ now: T0 + 1000 }));
+        assert.equal(claims.length, 7);
+        await check('claimed (leases change no state)', { total: 7, disabled: 0, pending: 7, backoff: 0, records: 4 });
+        const byId = new Map(claims.map((c) => [c.webhook.id, c.webhook]));
+        const w = (i: number) => byId.get(ws[i]!.id)!;
+        await store.completeAttempts([
+          attempt(w(0), 'w1', { kind: 'success' }), attempt(w(1), 'w1', { kind: 'retry', retryAt: T0 + 9000 }),
+          attempt(w(2), 'w1', { kind: 'retry', retryAt: T0 + 9000 }), attempt(w(3), 'w1', { kind: 'disable', reason: 'gone' }),
+        ]);
+        await store.releaseClaims('w1', claims.map((c) => c.webhook.id));
+        await check('success, failing, disabled', { total: 7, disabled: 1, pending: 3, backoff: 2, records: 4 });
+        // Re-enabled: failures reset, and it owes what it owed (pending).
+        assert.equal((await store.enableWebhook(ws[3]!.id, T0 + 2000))?.reenabled, true);
+        await check('re-enabled', { total: 7, disabled: 0, pending: 4, backoff: 2, records: 4 });
+        // A disabled webhook registered again is re-enabled, not a new one.
+        const again = await store.claimDue(claimOpts({ now: T0 + 2000 }));
+        const w3 = again.find((c) => c.webhook.id === ws[3]!.id)!.webhook;
+        await store.completeAttempts([attempt(w3, 'w1', { kind: 'disable', reason: 'gone' })]);
+        await store.releaseClaims('w1', again.map((c) => c.webhook.id));
+        await check('disabled again', { total: 7, disabled: 1, pending: 3, backoff: 2, records: 4 });
+        const re = await store.registerWebhook({ clientId: ws[3]!.clientId, orcid: ws[3]!.orcid, url: ws[3]!.url, host: ws[3]!.host, now: T0 + 3000 });
+        assert.equal(re.outcome === 'exists' && re.reenabled, true);
+        await check('re-enabled by registration', { total: 7, disabled: 0, pending: 4, backoff: 2, records: 4 });
+        // Replay and recovery (failures reset, owes one now).
+        await store.replayWebhook(ws[1]!.id, T0 + 4000);
+        await check('replayed', { total: 7, disabled: 0, pending: 5, backoff: 1, records: 4 });
+        assert.equal(await store.recoverWebhooks(ws[2]!.clientId, T0, T0 + 5000) > 0, true);
+        await check('recovered', { total: 7, disabled: 0, pending: 6, backoff: 0, records: 4 });
+        // Deletion gives the place back; a client revoked keeps its webhooks (there is no client deletion).
+        assert.equal(await store.deleteWebhook(ws[5]!.clientId, ws[5]!.orcid, ws[5]!.url), true);
+        assert.equal(await store.deleteWebhook(ws[5]!.clientId, ws[5]!.orcid, ws[5]!.url), false);
+        await check('deleted', { total: 6, disabled: 0, pending: 5, backoff: 0, records: 4 });
+        await store.revokeClient('c2', T0 + 6000);
+        await check('client revoked', { total: 6, disabled: 0, pending: 5, backoff: 0, records: 4 });
+        // A bulk import that creates records (some known, some twice in the list) and one that adds them.
+        const fresh = Array.from({ length: 1200 }, (_, i) => orcidN(10_000 + i));
+        const res = await store.applyChanges([...fresh, ...fresh.slice(0, 50), A].map((orcid) => ({ orcid, modifiedAt: T0 + 7000 })), { create: true, now: T0 + 7000, notifyDelayMs: 0 });
+        assert.ok(res);
+        await check('bulk import creating records', { total: 6, disabled: 0, pending: 6, backoff: 0, records: 1204 });
+        assert.equal(await store.addRecords([...fresh.slice(0, 10), orcidN(20_000), orcidN(20_001)], T0 + 8000), 2);
+        await check('records added in bulk', { total: 6, disabled: 0, pending: 6, backoff: 0, records: 1206 });
+      });
     });
 
     describe('claimDue and releaseClaims', () => {
@@ -758,6 +842,48 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.ok(leased >= t + 5000 && leased <= Date.now() + 5000, 'the leased one counts from the end of its lease');
         await store.claimDue(claimOpts({ now: t + 60_001, limit: 1, leaseMs: 100 }));
         assert.equal(await store.nextDueAt(), leased, 'the first lease ends before the second is due again');
+      });
+
+      it('from the index walk equals min(max(due_at, lease_until)) over every owed row, whatever the leases', async () => {
+        // Rows in every lease situation: none, expired (0), ended before its due time, live past it;
+        // disabled and owing nothing. The store's answer against the formula read from every row.
+        await seedClients(store);
+        const orcids = Array.from({ length: 40 }, (_, i) => orcidN(30_000 + i));
+        await store.addRecords(orcids, T0);
+        const ws: WebhookRow[] = [];
+        for (const [i, orcid] of orcids.entries()) ws.push(await register(store, 'c1', orcid, `https://h${i % 4}.example/${i}`));
+        const exec = async (sql: string, params: unknown[]): Promise<Record<string, unknown>[]> => {
+          if (store instanceof SqliteStore) {
+            const st = store.db.prepare(sql.replace(/\$\d+/g, '?'));
+            return st.reader ? (st.all(...params) as Record<string, unknown>[]) : (st.run(...params), []);
+          }
+          if (store instanceof PostgresStore) return (await store.pool.query(sql, params)).rows as Record<string, unknown>[];
+          return assert.fail('unknown store');
+        };
+        const brute = async () => {
+          const [r] = await exec('SELECT min(CASE WHEN lease_until > due_at THEN lease_until ELSE due_at END) AS t FROM webhooks WHERE enabled = 1 AND due_at IS NOT NULL', []);
+          return r?.t === null || r?.t === undefined ? null : Number(r.t);
+        };
+        const set = (id: number, enabled: number, dueAt: number | null, leaseUntil: number | null) =>
+          exec('UPDATE webhooks SET enabled = $1, due_at = $2, lease_until = $3, lease_owner = $4 WHERE id = $5', [enabled, dueAt, leaseUntil, leaseUntil === null ? null : 'w', id]);
+        let seed = 12345;
+        const rand = (n: number) => {
+          seed = (seed * 1103515245 + 12345) % 2147483648;
+          return seed % n;
+        };
+        for (let round = 0; round < 25; round++) {
+          for (const w of ws) {
+            const due = rand(5) === 0 ? null : T0 + rand(1000);
+            const lease = [null, null, 0, due === null ? null : due - 1 - rand(50), T0 + rand(2000)][rand(5)]!;
+            await set(w.id, rand(8) === 0 ? 0 : 1, due, lease);
+          }
+          assert.equal(await store.nextDueAt(), await brute(), `round ${round}`);
+        }
+        // Every owed row leased past its due time: the earliest lease end.
+        for (const [i, w] of ws.entries()) await set(w.id, 1, T0 + i, T0 + 5000 - i);
+        assert.equal(await store.nextDueAt(), T0 + 5000 - (ws.length - 1));
+        for (const w of ws) await set(w.id, 1, null, null);
+        assert.equal(await store.nextDueAt(), null);
       });
     });
 

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { performance } from 'node:perf_hooks';
 import { parseRetrySchedule } from '../src/domain/retry-schedule.ts';
 import type { SendRequest, SendResult } from '../src/delivery/sender.ts';
-import { DeliveryWorker } from '../src/delivery/worker.ts';
+import { DeliveryWorker, NEXT_DUE_QUERY_INTERVAL_MS } from '../src/delivery/worker.ts';
+import { orcidFromBase } from '../src/domain/orcid-id.ts';
 import { createLogger } from '../src/logger.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import { eventually, sleep } from './helpers/receiver.ts';
@@ -74,6 +76,52 @@ test('a completion delayed past its lease (database outage) cannot free a newer 
     assert.notEqual(sends[2], sends[1], 'the later change is a new notification');
   } finally {
     releaseSecond();
+    await worker.stop(1000);
+    await store.close();
+  }
+});
+
+test('under sustained load the worker asks nextDueAt (a scan of every owed row) at most every ~50 ms, not after every pump', async () => {
+  const store = new SqliteStore(':memory:');
+  await store.migrate();
+  await store.createClient({ id: 'APP-L', name: 'l', secretHash: 'x', premium: true, createdAt: 1 });
+  const n = 1500;
+  const orcids = Array.from({ length: n }, (_, i) => orcidFromBase(100_000_000_000 + i));
+  await store.addRecords(orcids, 1000);
+  // 8 hosts of 8 slots: 64 in flight at most, far below the global 256, so a slot is always free.
+  for (const [i, orcid] of orcids.entries()) {
+    await store.registerWebhook({ clientId: 'APP-L', orcid, url: `https://h${i % 8}.example.org/cb`, host: `h${i % 8}.example.org`, now: 2000 });
+  }
+  let dueQueries = 0;
+  const nextDueAt = store.nextDueAt.bind(store);
+  store.nextDueAt = async () => {
+    dueQueries++;
+    return nextDueAt();
+  };
+  let sent = 0;
+  const sender = {
+    async send(): Promise<SendResult> {
+      await sleep(1);
+      sent++;
+      return { kind: 'response', status: 200, durationMs: 1, bodySnippet: '', retryAfterMs: null };
+    },
+    async close() {},
+  };
+  const worker = new DeliveryWorker({
+    store, sender, schedule: parseRetrySchedule('1m'), logger: createLogger('silent'),
+    concurrency: 256, perHostConcurrency: 8, leaseMs: 60_000, pollIntervalMs: 1000, notifyDelayMs: 0, attemptRetentionMs: 86_400_000,
+  });
+  try {
+    await store.applyChanges(orcids.map((orcid) => ({ orcid, modifiedAt: Date.now(), touch: true })), { create: false, now: Date.now(), notifyDelayMs: 0 });
+    const started = performance.now();
+    await worker.start();
+    await eventually(() => sent >= n, 30_000, 'every callback');
+    const elapsed = performance.now() - started;
+    // Before: one query per pump whenever a slot was free (one per finished callback, ~n of them).
+    const allowed = Math.ceil(elapsed / NEXT_DUE_QUERY_INTERVAL_MS) + 3;
+    assert.ok(dueQueries <= allowed, `${dueQueries} nextDueAt queries for ${n} callbacks in ${Math.round(elapsed)} ms (at most ${allowed})`);
+    await eventually(async () => (await store.nextDueAt()) === null, 5000, 'nothing owed');
+  } finally {
     await worker.stop(1000);
     await store.close();
   }

@@ -79,7 +79,8 @@ export type PeerCommand =
   | { id: number; cmd: 'arm'; count: number }
   /** Answer when the armed count arrived, or after idleMs without a new callback. */
   | { id: number; cmd: 'wait'; idleMs: number }
-  | { id: number; cmd: 'register'; apiUrl: string; tokens: string[]; from: number; count: number; concurrency: number }
+  /** PUT /{orcid}/webhook/{callback} for webhooks [from, from + count); `expect` is the status that counts as success (201 new, 204 already there; 200 for the hello world). */
+  | { id: number; cmd: 'register'; apiUrl: string; tokens: string[]; from: number; count: number; concurrency: number; expect: number }
   | { id: number; cmd: 'latency'; apiUrl: string; adminToken: string; rate: number; seconds: number; records: number; connections: number; graceMs: number }
   | { id: number; cmd: 'close' };
 
@@ -96,7 +97,7 @@ export interface ExpectResult {
 export interface RegisterResult {
   ok: number;
   failed: number;
-  /** status code -> count, for anything that was not 201. */
+  /** status code -> count, for anything that was not the expected status. */
   statuses: Record<string, number>;
   seconds: number;
   perSecond: number;

@@ -55,7 +55,7 @@ export class Peer {
     return this.call({ cmd: 'wait', idleMs }) as Promise<ExpectResult>;
   }
 
-  register(o: { apiUrl: string; tokens: string[]; from: number; count: number; concurrency: number }): Promise<RegisterResult> {
+  register(o: { apiUrl: string; tokens: string[]; from: number; count: number; concurrency: number; expect: number }): Promise<RegisterResult> {
     return this.call({ cmd: 'register', ...o }) as Promise<RegisterResult>;
   }
 

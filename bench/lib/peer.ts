@@ -128,7 +128,7 @@ async function register(c: Extract<PeerCommand, { cmd: 'register' }>): Promise<R
         const res = await pool.request({ method: 'PUT', path, headers: { authorization: `Bearer ${token}` } });
         await res.body.dump();
         times.push(wallNow() - s);
-        if (res.statusCode === 201) ok++;
+        if (res.statusCode === c.expect) ok++;
         else {
           failed++;
           statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;

@@ -4,12 +4,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { Agent } from 'undici';
+import { Agent, request } from 'undici';
 import { USER_AGENT } from '../../src/version.ts';
 import { benchOrcid, round1, round2, round3, wallNow, type LatencyResult, type RegisterResult } from './common.ts';
 import type { Peer } from './peer-client.ts';
 import type { CallStats } from './store-timing.ts';
-import type { Target } from './targets.ts';
+import { insertWebhooksOn, type Target } from './targets.ts';
 
 /** CPU time (user + system, ms) a process has used so far, from /proc; null where unavailable. */
 export function cpuMs(pid: number): number | null {
@@ -133,8 +133,8 @@ export interface BaselineResult {
  * undici loop, as many at once as the service may (global and per-host limits), the same empty
  * POST with the same headers. No database, no bookkeeping.
  */
-export async function baseline(peer: Peer, n: number, concurrency: number, perHost: number, idleMs = 15_000): Promise<BaselineResult> {
-  const hosts = peer.bases.length;
+export async function baseline(peer: Peer, n: number, concurrency: number, perHost: number, idleMs = 15_000, bases = peer.bases): Promise<BaselineResult> {
+  const hosts = bases.length;
   const loops = Math.min(concurrency, hosts * perHost);
   const agent = new Agent({ connections: perHost });
   await peer.arm(n);
@@ -144,7 +144,7 @@ export async function baseline(peer: Peer, n: number, concurrency: number, perHo
   let next = 0;
   let failed = 0;
   const loop = async (j: number): Promise<void> => {
-    const origin = peer.bases[j % hosts]!;
+    const origin = bases[j % hosts]!;
     while (next < n) {
       const i = next++;
       try {
@@ -172,8 +172,8 @@ export async function baseline(peer: Peer, n: number, concurrency: number, perHo
 }
 
 /** PUT /{orcid}/webhook/{callback} for webhooks [from, from + n), by the first `clients` clients. */
-export async function registrations(t: Target, peer: Peer, o: { from: number; n: number; concurrency: number; clients: number }): Promise<RegisterResult> {
-  const r = await peer.register({ apiUrl: t.apiUrl, tokens: t.tokens.slice(0, Math.max(1, o.clients)), from: o.from, count: o.n, concurrency: o.concurrency });
+export async function registrations(t: Target, peer: Peer, o: { from: number; n: number; concurrency: number; clients: number; expect?: number }): Promise<RegisterResult> {
+  const r = await peer.register({ apiUrl: t.apiUrl, tokens: t.tokens.slice(0, Math.max(1, o.clients)), from: o.from, count: o.n, concurrency: o.concurrency, expect: o.expect ?? 201 });
   if (r.failed) throw new Error(`registrations: ${r.failed} failed: ${JSON.stringify(r.statuses)}`);
   return r;
 }
@@ -209,5 +209,38 @@ export async function latency(t: Target, peer: Peer, o: { rate: number; seconds:
     processCpuPct: each.map((u) => (u === null ? null : Math.round((100 * u) / elapsed))),
     ...(loop && { eventLoopDelayMs: { p50: round1(loop.percentile(50) / 1e6), p99: round1(loop.percentile(99) / 1e6), max: round1(loop.max / 1e6) } }),
     ...(t.storeTiming && { storeCalls: t.storeTiming() }),
+  };
+}
+
+export interface FanoutResult {
+  webhooks: number;
+  received: number;
+  duplicates: number;
+  /** From the admin PUT of the record leaving to the last callback arriving. */
+  lastCallbackMs: number;
+  firstCallbackMs: number;
+  serviceCpuMsPerCallback: number | null;
+  cpuPressurePct: number | null;
+}
+
+/**
+ * One change on a record with n webhooks (record `index`, webhooks inserted directly as setup), made
+ * as users make it: PUT /admin/api/records/{orcid}. Time to the last of the n callbacks.
+ */
+export async function fanout(t: Target, peer: Peer, n: number, index: number): Promise<FanoutResult> {
+  const orcid = benchOrcid(index);
+  await insertWebhooksOn(t, orcid, peer.bases, index + 1, n);
+  await peer.arm(n);
+  const serviceCpu = cpuMeter(t.pids);
+  const pressure = cpuPressure();
+  const t0 = wallNow();
+  const res = await request(`${t.apiUrl}/admin/api/records/${orcid}`, { method: 'PUT', headers: { authorization: `Bearer ${t.adminToken}` } });
+  await res.body.dump();
+  if (res.statusCode !== 200) throw new Error(`fan-out: PUT /admin/api/records answered ${res.statusCode}`);
+  const r = await peer.wait(15_000);
+  const used = serviceCpu();
+  return {
+    webhooks: n, received: r.received, duplicates: r.duplicates, lastCallbackMs: round1(r.last - t0), firstCallbackMs: round1(r.first - t0),
+    serviceCpuMsPerCallback: used === null ? null : round3(used / (r.received || 1)), cpuPressurePct: pressure(),
   };
 }

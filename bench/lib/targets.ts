@@ -5,12 +5,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import pino from 'pino';
 import { testConfig, type Config } from '../../src/config.ts';
 import { hashToken, newToken } from '../../src/domain/secrets.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -25,6 +26,12 @@ import { timeStore, type CallStats } from './store-timing.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 export const ADMIN_TOKEN = `bench-admin-${randomBytes(12).toString('hex')}`;
+/**
+ * The service's log (every process's): a file, as `npm start > file` would write it (synchronously,
+ * pino's default for stdout), so that the log lines cost what they cost users without burying the
+ * benchmark's own output.
+ */
+export const SERVICE_LOG = fileURLToPath(new URL('../results/service.log', import.meta.url));
 
 export interface TargetSpec {
   store: 'sqlite' | 'postgres';
@@ -151,27 +158,71 @@ async function seed(store: Store, o: TargetOptions): Promise<{ clientIds: string
 }
 
 /**
- * Webhooks [from, to) for the first client, straight into the database in one statement: setup
- * for the delivery measurements, which do not need to pay for thousands of registrations.
+ * Webhooks [from, to) for the first client, straight into the database: setup for the delivery
+ * measurements, which do not need to pay for thousands of registrations.
  */
 export async function insertWebhooks(t: Target, bases: string[], from: number, to: number): Promise<void> {
   if (to <= from) return;
   const clientId = t.clientIds[0]!;
+  const rows = Array.from({ length: to - from }, (_, k) => {
+    const url = callbackUrl(bases, from + k);
+    return { clientId, orcid: benchOrcid(from + k), url, host: new URL(url).host.toLowerCase() };
+  });
+  await insertRows(t.store, rows);
+}
+
+/** n webhooks of the first client on one record, callbacks /cb/<first + k>: setup of the fan-out run. */
+export async function insertWebhooksOn(t: Target, orcid: string, bases: string[], first: number, n: number): Promise<void> {
+  const rows = Array.from({ length: n }, (_, k) => {
+    const url = callbackUrl(bases, first + k);
+    return { clientId: t.clientIds[0]!, orcid, url, host: new URL(url).host.toLowerCase() };
+  });
+  await insertRows(t.store, rows);
+}
+
+/**
+ * Direct inserts (setup only, never measured): one transaction (SQLite) or one statement per 20,000
+ * rows (PostgreSQL). Then each client's clients.webhook_count (the per-client cap's counter and the
+ * overview's total, which registrations and deletions keep) is set from its rows, as migration 007
+ * does: a database built here is one the service could have built.
+ */
+export async function insertRows(store: Store, rows: { clientId: string; orcid: string; url: string; host: string }[]): Promise<void> {
   const now = Date.now();
+  const clientIds = [...new Set(rows.map((r) => r.clientId))];
+  const recount = 'UPDATE clients SET webhook_count = (SELECT count(*) FROM webhooks WHERE webhooks.client_id = clients.id) WHERE id = ';
+  if (store instanceof SqliteStore) {
+    const ins = store.db.prepare('INSERT INTO webhooks (client_id, orcid, url, host, created_at) VALUES (?, ?, ?, ?, ?)');
+    const count = store.db.prepare(`${recount}?`);
+    store.db.transaction(() => {
+      for (const r of rows) ins.run(r.clientId, r.orcid, r.url, r.host, now);
+      for (const id of clientIds) count.run(id);
+    })();
+  } else if (store instanceof PostgresStore) {
+    for (let i = 0; i < rows.length; i += 20_000) {
+      const part = rows.slice(i, i + 20_000);
+      await store.pool.query(`INSERT INTO webhooks (client_id, orcid, url, host, created_at)
+        SELECT c, o, u, h, $5 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(c, o, u, h)`,
+      [part.map((r) => r.clientId), part.map((r) => r.orcid), part.map((r) => r.url), part.map((r) => r.host), now]);
+    }
+    for (const id of clientIds) await store.pool.query(`${recount}$1`, [id]);
+  } else throw new Error('unknown store');
+}
+
+/** Points the webhooks of records [from, to) at the given receivers (callback /cb/<i> kept): setup. */
+export async function retargetWebhooks(t: Target, bases: string[], from: number, to: number): Promise<void> {
   const rows = Array.from({ length: to - from }, (_, k) => {
     const url = callbackUrl(bases, from + k);
     return { orcid: benchOrcid(from + k), url, host: new URL(url).host.toLowerCase() };
   });
   if (t.store instanceof SqliteStore) {
+    const upd = t.store.db.prepare('UPDATE webhooks SET url = ?, host = ? WHERE orcid = ?');
     const db = t.store.db;
-    const ins = db.prepare('INSERT INTO webhooks (client_id, orcid, url, host, created_at) VALUES (?, ?, ?, ?, ?)');
     db.transaction(() => {
-      for (const r of rows) ins.run(clientId, r.orcid, r.url, r.host, now);
+      for (const r of rows) upd.run(r.url, r.host, r.orcid);
     })();
   } else if (t.store instanceof PostgresStore) {
-    await t.store.pool.query(`INSERT INTO webhooks (client_id, orcid, url, host, created_at)
-      SELECT $1, o, u, h, $5 FROM unnest($2::text[], $3::text[], $4::text[]) AS t(o, u, h)`,
-    [clientId, rows.map((r) => r.orcid), rows.map((r) => r.url), rows.map((r) => r.host), now]);
+    await t.store.pool.query(`UPDATE webhooks w SET url = t.u, host = t.h FROM unnest($1::text[], $2::text[], $3::text[]) AS t(o, u, h) WHERE w.orcid = t.o`,
+      [rows.map((r) => r.orcid), rows.map((r) => r.url), rows.map((r) => r.host)]);
   } else throw new Error('unknown store');
 }
 
@@ -202,7 +253,8 @@ export async function startTarget(spec: TargetSpec, o: TargetOptions): Promise<T
     let service: Service | null = null;
     let seeded: Awaited<ReturnType<typeof seed>>;
     try {
-      service = await startService(config, { logger: createLogger(config.logLevel) });
+      mkdirSync(fileURLToPath(new URL('../results/', import.meta.url)), { recursive: true });
+      service = await startService(config, { logger: createLogger(config.logLevel, pino.destination({ dest: SERVICE_LOG, sync: true, append: true })) });
       seeded = await seed(service.store, o);
     } catch (err) {
       await service?.close();
@@ -240,9 +292,12 @@ export async function startTarget(spec: TargetSpec, o: TargetOptions): Promise<T
   const children: ChildProcess[] = [];
   const start = async (role: 'api' | 'worker'): Promise<string> => {
     const port = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--role', role, '--port', String(port), ...common], {
-      stdio: ['ignore', 'inherit', 'inherit'],
+    mkdirSync(fileURLToPath(new URL('../results/', import.meta.url)), { recursive: true });
+    const logFd = openSync(SERVICE_LOG, 'a');
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--role', role, '--port', String(port), '--log-format', 'json', ...common], {
+      stdio: ['ignore', logFd, 'inherit'],
     });
+    closeSync(logFd);
     children.push(child);
     const url = `http://127.0.0.1:${port}`;
     await waitHttp(`${url}/`, child);

@@ -9,6 +9,8 @@ import type { ApplyChangesResult, RecordChange, Store } from '../store/types.ts'
 export interface ApplyOptions {
   /** Create records not known yet (admin API, imports); false ignores them (the poller). */
   create: boolean;
+  /** One change: answer its record's modified time after the apply (ApplyChangesResult.modifiedAt). */
+  reportModified?: boolean;
 }
 
 export interface ChangeSink {
@@ -35,7 +37,7 @@ export function createChangeSink(deps: ChangeSinkDeps): ChangeSink {
   const now = deps.now ?? Date.now;
   return {
     async apply(source, changes, opts) {
-      const result = await deps.store.applyChanges(changes, { create: opts.create, now: now(), notifyDelayMs: deps.notifyDelayMs });
+      const result = await deps.store.applyChanges(changes, { create: opts.create, now: now(), notifyDelayMs: deps.notifyDelayMs, reportModified: opts.reportModified });
       deps.onApplied?.(source, result);
       return result;
     },

@@ -23,7 +23,6 @@ export interface Dialect {
   list(param: string, type: 'text' | 'bigint'): string;
   /** `a IS DISTINCT FROM b`: true when they differ, NULLs compared as values. */
   distinct(a: string, b: string): string;
-  greatest(a: string, b: string): string;
   /** Whether `text` contains `part` (both already lower-cased by the caller if needed). */
   contains(text: string, part: string): string;
   /** percentile_cont over expr (interpolated; NULLs ignored). */
@@ -49,7 +48,6 @@ export const sqlite: Dialect = {
   now: "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
   list: (param) => `SELECT value FROM json_each(${param})`,
   distinct: (a, b) => `${a} IS NOT ${b}`,
-  greatest: (a, b) => `max(${a}, ${b})`,
   contains: (text, part) => `instr(${text}, ${part}) > 0`,
   percentile: (expr, p) => `percentile_cont(${expr}, ${p})`,
   forUpdate: '',
@@ -69,7 +67,6 @@ export const postgres: Dialect = {
   now: '(extract(epoch from statement_timestamp()) * 1000)::bigint',
   list: (param, type) => `SELECT unnest(${param.replace(/::\w+$/, '')}::${type}[]) AS value`,
   distinct: (a, b) => `${a} IS DISTINCT FROM ${b}`,
-  greatest: (a, b) => `GREATEST(${a}, ${b})`,
   contains: (text, part) => `strpos(${text}, ${part}) > 0`,
   percentile: (expr, p) => `percentile_cont(${p}) WITHIN GROUP (ORDER BY ${expr})`,
   forUpdate: ' FOR UPDATE',

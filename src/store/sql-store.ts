@@ -1,9 +1,9 @@
-import { STATE_COUNTS_SQL, toWebhookCounts } from '../domain/webhook-state.ts';
+import { stateCountsSql, toWebhookCounts } from '../domain/webhook-state.ts';
 import type { SecretBox } from '../domain/secret-box.ts';
 import type { Dialect, Params, Row } from './dialect.ts';
 import { attemptStatsSql, BACKLOG, failuresBySql, LIST_ATTEMPTS, PRUNE_ATTEMPTS, toAttempt, toAttemptBuckets, toBacklog, toFailureCounts } from './sql/attempts.ts';
 import {
-  DELETE_WORKER, expireLeasesButSql, expireLeasesSql, heartbeatSql, LIST_WORKERS, nextDueSql, pruneWorkersSql, releaseClaimsSql,
+  DELETE_WORKER, expireLeasesButSql, expireLeasesSql, heartbeatSql, LIST_WORKERS, NEXT_DUE, pruneWorkersSql, releaseClaimsSql,
 } from './sql/claims.ts';
 import { DELETE_TOKENS, FIND_TOKEN, GET_CLIENT, INSERT_CLIENT, INSERT_TOKEN, LIST_CLIENTS, REVOKE_CLIENT, toClient, toToken } from './sql/clients.ts';
 import { DELIVERY_SETTINGS, resealRow, SET_PAYLOAD_MODE, SET_SIGNING_SECRET, storedSecretsSql, toDeliverySettings, UPDATE_STORED_SECRETS } from './sql/client-features.ts';
@@ -157,7 +157,7 @@ export abstract class SqlStore implements Store {
   }
 
   async countWebhooks(): Promise<WebhookCounts> {
-    return toWebhookCounts(await this.one(STATE_COUNTS_SQL));
+    return toWebhookCounts(await this.one(stateCountsSql(this.d.name)));
   }
 
   async getClientDeliverySettings(clientId: string): Promise<ClientDeliverySettings | null> {
@@ -228,7 +228,7 @@ export abstract class SqlStore implements Store {
   }
 
   async nextDueAt(): Promise<number | null> {
-    const t = (await this.one(nextDueSql(this.d)))?.t;
+    const t = (await this.one(NEXT_DUE))?.t;
     return t === null || t === undefined ? null : Number(t);
   }
 

@@ -87,6 +87,8 @@ export interface ApplyChangesOptions {
   now: number;
   /** Delay before a newly owed notification is due (burst settling). */
   notifyDelayMs: number;
+  /** A batch of one change: report its record's modified time after the apply (ApplyChangesResult.modifiedAt). */
+  reportModified?: boolean;
 }
 
 export interface ApplyChangesResult {
@@ -96,6 +98,11 @@ export interface ApplyChangesResult {
   ignored: number;
   /** Webhooks that now owe a notification (or owe one more). */
   webhooksNotified: number;
+  /**
+   * With reportModified, a batch of one change: its record's modified time after this apply (the
+   * change's, or the current one when ignored), so the caller needs no read after the write.
+   */
+  modifiedAt?: number;
 }
 
 export interface RegisterInput {

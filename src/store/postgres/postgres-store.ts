@@ -268,6 +268,7 @@ export class PostgresStore extends SqlStore {
         evOrcid.push(ch.orcid);
         evModified.push(modified);
       }
+      if (opts.reportModified && changes.length === 1) result.modifiedAt = current.get(changes[0]!.orcid);
       if (inserts.size === 0 && updates.size === 0) return result;
       const [r] = (await c.query<Row>(`WITH
         ins AS (

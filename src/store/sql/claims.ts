@@ -60,9 +60,23 @@ export const OWE_CHANGE = `UPDATE webhooks SET
 export const releaseClaimsSql = (d: Dialect): string =>
   `UPDATE webhooks SET lease_owner = NULL, lease_until = NULL WHERE id IN (${d.list('@ids', 'bigint')}) AND lease_owner = @lease`;
 
-/** The next wake-up: earliest due time, not before a live lease ends. */
-export const nextDueSql = (d: Dialect): string =>
-  `SELECT min(${d.greatest('due_at', 'COALESCE(lease_until, 0)')}) AS t FROM webhooks WHERE enabled = 1 AND due_at IS NOT NULL`;
+/**
+ * The next wake-up: the earliest min(max(due_at, lease_until)) over the owed rows, from the partial
+ * index webhooks_due (due_at) instead of reading every owed row (issue 12, cause 5). Walking the
+ * index in due_at order, the first row not leased past its due time (`first`) gives due_at; only
+ * the rows before it can end earlier, and each of them is leased past its due time: in flight,
+ * so few (at most the workers' concurrency). Their lease ends are the other candidates.
+ */
+export const NEXT_DUE = `WITH first AS (
+    SELECT due_at FROM webhooks WHERE enabled = 1 AND due_at IS NOT NULL AND (lease_until IS NULL OR lease_until <= due_at)
+    ORDER BY due_at LIMIT 1
+  )
+  SELECT min(t) AS t FROM (
+    SELECT due_at AS t FROM first
+    UNION ALL
+    SELECT lease_until FROM webhooks WHERE enabled = 1 AND due_at IS NOT NULL
+      AND due_at < COALESCE((SELECT due_at FROM first), 9223372036854775807) AND lease_until > due_at
+  ) AS candidates`;
 
 /* Worker heartbeats (issue 11). */
 

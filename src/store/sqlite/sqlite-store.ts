@@ -208,6 +208,7 @@ export class SqliteStore extends SqlStore {
   async applyChanges(changes: RecordChange[], opts: ApplyChangesOptions): Promise<ApplyChangesResult> {
     if (this.busy) await this.idle();
     const [[get], [ins], [upd]] = [this.q(SQL.get), this.q(SQL.insert), this.q(SQL.update)];
+    const report = opts.reportModified === true && changes.length === 1;
     const res = this.db.transaction(() => {
       const result: ApplyChangesResult = { created: 0, changed: 0, ignored: 0, webhooksNotified: 0 };
       for (const c of changes) {
@@ -216,14 +217,17 @@ export class SqliteStore extends SqlStore {
           if (opts.create) {
             ins.run(c.orcid, c.modifiedAt, opts.now);
             result.created++;
+            if (report) result.modifiedAt = c.modifiedAt;
           } else result.ignored++;
           continue;
         }
         const modified = c.touch ? Math.max(c.modifiedAt, Number(cur.modified_at) + 1) : c.modifiedAt;
         if (!isNewer(modified, Number(cur.modified_at), Boolean(cur.placeholder))) {
           result.ignored++;
+          if (report) result.modifiedAt = Number(cur.modified_at);
           continue;
         }
+        if (report) result.modifiedAt = modified;
         upd.run(modified, c.orcid);
         result.changed++;
         result.webhooksNotified += this.run(OWE_CHANGE, { orcid: c.orcid, modified, due: opts.now + opts.notifyDelayMs });
