@@ -28,8 +28,10 @@ export interface Dialect {
   contains(text: string, part: string): string;
   /** percentile_cont over expr (interpolated; NULLs ignored). */
   percentile(expr: string, p: number): string;
+  /** The number a JSON object parameter holds under key (a column), NULL when absent. */
+  entry(obj: string, key: string): string;
   /** Row lock of a SELECT in a transaction; SQLite has one writer and locks the whole database. */
-  forUpdate: string;
+  lock(mode: 'UPDATE' | 'NO KEY UPDATE' | 'UPDATE SKIP LOCKED'): string;
 }
 
 const PARAM = /@(\w+)(?:::(\w+(?:\[\])?))?/g;
@@ -52,7 +54,8 @@ export const sqlite: Dialect = {
   greatest: (a, b) => `max(${a}, ${b})`,
   contains: (text, part) => `instr(${text}, ${part}) > 0`,
   percentile: (expr, p) => `percentile_cont(${expr}, ${p})`,
-  forUpdate: '',
+  entry: (obj, key) => `(SELECT value FROM json_each(${obj}) WHERE key = ${key})`,
+  lock: () => '',
 };
 
 export const postgres: Dialect = {
@@ -72,7 +75,8 @@ export const postgres: Dialect = {
   greatest: (a, b) => `GREATEST(${a}, ${b})`,
   contains: (text, part) => `strpos(${text}, ${part}) > 0`,
   percentile: (expr, p) => `percentile_cont(${p}) WITHIN GROUP (ORDER BY ${expr})`,
-  forUpdate: ' FOR UPDATE',
+  entry: (obj, key) => `(${obj}::jsonb ->> ${key})::int`,
+  lock: (mode) => ` FOR ${mode}`,
 };
 
 /** A nullable number column. */

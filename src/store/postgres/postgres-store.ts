@@ -8,13 +8,10 @@ import { postgres, type Compiled, type Params, type Row } from '../dialect.ts';
 import { loadMigrations } from '../migrations.ts';
 import { SqlStore, type Conn } from '../sql-store.ts';
 import { headersJson } from '../sql/attempts.ts';
-import { claimableSql, claimScanSize, outcomeSetSql } from '../sql/claims.ts';
+import { outcomeSetSql } from '../sql/claims.ts';
 import { isNewer } from '../sql/records.ts';
 import { GIVE_BACK_PLACE, REGISTER_IN_ONE_STATEMENT, toWebhook } from '../sql/webhooks.ts';
-import { GET_CLIENT } from '../sql/clients.ts';
-import {
-  DEFAULT_WORKER_STALE_MS, type ApplyChangesOptions, type ApplyChangesResult, type AttemptRecord, type Claim, type ClaimOptions, type RecordChange, type RegisterResult,
-} from '../types.ts';
+import type { ApplyChangesOptions, ApplyChangesResult, AttemptRecord, NewWebhook, RecordChange, RegisterResult } from '../types.ts';
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
 
@@ -306,7 +303,7 @@ export class PostgresStore extends SqlStore {
 
   // Concurrent registrations race here (SQLite's single writer has none): one statement, no
   // transaction (REGISTER_IN_ONE_STATEMENT); a lost race gives the place back and asks again.
-  async registerWebhook(input: { clientId: string; orcid: string; url: string; host: string; now: number; maxPerClient?: number; createRecord?: boolean }): Promise<RegisterResult> {
+  async registerWebhook(input: NewWebhook): Promise<RegisterResult> {
     for (let round = 0; round < 5; round++) {
       const [r] = await this.conn.all(REGISTER_IN_ONE_STATEMENT, {
         ...input, publicId: newWebhookPublicId(), cap: input.maxPerClient, createRecord: input.createRecord === true,
@@ -318,51 +315,13 @@ export class PostgresStore extends SqlStore {
       if (r?.kind === 'existing') return { outcome: 'exists', webhook: toWebhook(r), reenabled: false };
       if (r?.kind === 'created') return { outcome: 'created', webhook: toWebhook(r) };
       if (!r?.took) {
-        if (!(await this.one(GET_CLIENT, { id: input.clientId }))) throw new Error(`No client with id ${input.clientId}`);
+        if (!(await this.getClient(input.clientId))) throw new Error(`No client with id ${input.clientId}`);
         return { outcome: 'limit' };
       }
       await this.conn.run(GIVE_BACK_PLACE, { clientId: input.clientId });
       if (!r.has_record) throw new Error(`No record ${input.orcid}`);
     }
     throw new Error('webhook registration kept racing');
-  }
-
-  async claimDue(o: ClaimOptions): Promise<Claim[]> {
-    if (o.limit <= 0) return [];
-    // One statement: SKIP LOCKED lets concurrent claimers pass each other's rows; the CTE keeps
-    // the previous lease_until, so "reclaimed" says whether a dead worker's lease was taken over.
-    // With per-host and per-client limits the candidates are ranked within their host and their
-    // client (window functions cannot share a SELECT with FOR UPDATE, hence two steps); candidates
-    // not picked stay unleased. The lease is stamped with the database's clock.
-    const rows = await this.query(`WITH cand AS MATERIALIZED (
-        SELECT id, host, client_id, due_at, lease_until AS prev FROM webhooks
-        WHERE enabled = 1 AND due_at IS NOT NULL AND due_at <= $1
-          AND ${claimableSql(postgres, '$10::bigint')}
-          AND host <> ALL($2::text[])
-          AND client_id <> ALL($11::text[])
-        -- id breaks ties (a bulk change makes thousands due at one instant): rows taken over from a
-        -- dead worker, claimed in id order before, come first instead of behind the whole backlog.
-        ORDER BY due_at, id LIMIT $6
-        FOR UPDATE SKIP LOCKED),
-      c AS (
-        SELECT id, prev FROM (
-          SELECT id, prev, host, client_id, due_at,
-            row_number() OVER (PARTITION BY host ORDER BY due_at, id) AS rank_in_host,
-            row_number() OVER (PARTITION BY client_id ORDER BY due_at, id) AS rank_in_client
-          FROM cand) ranked
-        WHERE rank_in_host <= COALESCE((SELECT s.free FROM unnest($8::text[], $9::int[]) AS s(host, free) WHERE s.host = ranked.host), $7)
-          AND rank_in_client <= COALESCE((SELECT s.free FROM unnest($13::text[], $14::int[]) AS s(client, free) WHERE s.client = ranked.client_id), $12)
-        ORDER BY due_at, id LIMIT $3)
-      UPDATE webhooks w SET lease_owner = $4, lease_worker = $15, lease_until = ${postgres.now} + $5::bigint
-      FROM c WHERE w.id = c.id
-      RETURNING w.*, (c.prev IS NOT NULL) AS reclaimed`, [o.now, o.excludeHosts, o.limit, o.lease, o.leaseMs,
-      claimScanSize(o.limit, o.perHostLimit, o.perClientLimit), o.perHostLimit ?? o.limit,
-      Object.keys(o.hostSlots ?? {}), Object.values(o.hostSlots ?? {}), o.workerStaleMs ?? DEFAULT_WORKER_STALE_MS,
-      o.excludeClients ?? [], o.perClientLimit ?? o.limit, Object.keys(o.clientSlots ?? {}), Object.values(o.clientSlots ?? {}),
-      o.worker ?? null]);
-    return rows
-      .map((r) => ({ webhook: toWebhook(r), reclaimed: Boolean(r.reclaimed) }))
-      .sort((a, b) => (a.webhook.dueAt ?? 0) - (b.webhook.dueAt ?? 0) || a.webhook.id - b.webhook.id);
   }
 
   /*

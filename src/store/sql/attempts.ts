@@ -67,8 +67,8 @@ export function failuresBySql(column: 'host' | 'client_id'): string {
     LIMIT @limit::bigint`;
 }
 
-export function toFailureCounts(rows: Row[]): FailureCount[] {
-  return rows.map((r) => ({ key: String(r.key), attempts: Number(r.attempts), failures: Number(r.failures) }));
+export function toFailureCount(r: Row): FailureCount {
+  return { key: String(r.key), attempts: Number(r.attempts), failures: Number(r.failures) };
 }
 
 /** The attempt's headers as stored (JSON text, or NULL when not kept). */

@@ -1,9 +1,9 @@
-import type { Dialect } from '../dialect.ts';
+import type { Dialect, Row } from '../dialect.ts';
+import type { WorkerRow } from '../types.ts';
 
 /*
- * Claims and their outcomes. Each store claims and completes in its own way (see the stores); the
- * SET clauses of the outcomes, the claimable condition and the owing of a change are written once
- * here. Lease and heartbeat times come from the database's clock, never a worker's, so clock skew
+ * Claims and their outcomes. Each store completes in its own way (see the stores); the claim, the
+ * SET clauses of the outcomes and the owing of a change are written once here. Lease and heartbeat times come from the database's clock, never a worker's, so clock skew
  * between hosts cannot make a live lease look expired to another worker.
  */
 
@@ -27,6 +27,38 @@ export function claimScanSize(limit: number, perHostLimit: number | undefined, p
   const perGroup = Math.min(perHostLimit ?? Infinity, perClientLimit ?? Infinity);
   return Number.isFinite(perGroup) ? Math.min(limit * 4, limit + 4 * perGroup) : limit;
 }
+
+/**
+ * Claims a batch in one statement (Store.claimDue): the earliest due claimable rows, at most @scan,
+ * are ranked within their host and within their client, and only the first few of each (its free
+ * slots, else the per-host or per-client limit) are leased, with the database's clock. SET sees the
+ * old lease_until, so lease_reclaimed records whether a dead worker's lease was taken over.
+ * PostgreSQL locks the candidates FOR UPDATE SKIP LOCKED, so that concurrent claimers pass each
+ * other's rows (window functions cannot share a SELECT with FOR UPDATE, hence two steps); SQLite
+ * has one writer and no row locks. Candidates not picked stay unleased.
+ */
+export const claimSql = (d: Dialect): string => `WITH cand AS MATERIALIZED (
+    SELECT id, host, client_id, due_at FROM webhooks
+    WHERE enabled = 1 AND due_at IS NOT NULL AND due_at <= @now::bigint
+      AND ${claimableSql(d, '@stale::bigint')}
+      AND host NOT IN (${d.list('@exclude', 'text')})
+      AND client_id NOT IN (${d.list('@excludeClients', 'text')})
+    -- id breaks ties (a bulk change makes thousands due at one instant): rows taken over from a
+    -- dead worker, claimed in id order before, come first instead of behind the whole backlog.
+    ORDER BY due_at, id LIMIT @scan::bigint${d.lock('UPDATE SKIP LOCKED')}),
+  picked AS (
+    SELECT id FROM (
+      SELECT id, host, client_id, due_at,
+        row_number() OVER (PARTITION BY host ORDER BY due_at, id) AS rank_in_host,
+        row_number() OVER (PARTITION BY client_id ORDER BY due_at, id) AS rank_in_client
+      FROM cand) ranked
+    WHERE rank_in_host <= COALESCE(${d.entry('@hostSlots', 'host')}, @perHost::bigint)
+      AND rank_in_client <= COALESCE(${d.entry('@clientSlots', 'client_id')}, @perClient::bigint)
+    ORDER BY due_at, id LIMIT @limit::bigint)
+  UPDATE webhooks SET lease_owner = @lease::text, lease_worker = @worker::text, lease_until = ${d.now} + @leaseMs::bigint,
+    lease_reclaimed = CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END
+  WHERE id IN (SELECT id FROM picked)
+  RETURNING *`;
 
 /**
  * SET clauses of the outcomes, `w` being the webhook and `a` the attempt (a table alias in
@@ -72,6 +104,7 @@ export const DELETE_WORKER = 'DELETE FROM workers WHERE id = @worker';
 /** Rows of workers silent for an hour: long dead, nothing refers to them any more. */
 export const pruneWorkersSql = (d: Dialect): string => `DELETE FROM workers WHERE heartbeat_at < ${d.now} - 3600000`;
 export const LIST_WORKERS = 'SELECT * FROM workers ORDER BY started_at, id';
+export const toWorker = (r: Row): WorkerRow => ({ id: String(r.id), startedAt: Number(r.started_at), heartbeatAt: Number(r.heartbeat_at) });
 
 /** Expires at once the leases held by these workers (dead ones): the next claim takes them over. */
 export const expireLeasesSql = (d: Dialect): string =>

@@ -9,14 +9,12 @@ import { sqlite, type Params, type Row } from '../dialect.ts';
 import { loadMigrations } from '../migrations.ts';
 import { SqlStore, type Conn } from '../sql-store.ts';
 import { headersJson } from '../sql/attempts.ts';
-import { claimableSql, claimScanSize, OWE_CHANGE, outcomeSetSql } from '../sql/claims.ts';
+import { OWE_CHANGE, outcomeSetSql } from '../sql/claims.ts';
 import { CREATE_PLACEHOLDER, isNewer } from '../sql/records.ts';
 import { FIND_WEBHOOK, INSERT_WEBHOOK, REENABLE_BY_KEY, TAKE_PLACE, toWebhook } from '../sql/webhooks.ts';
 import { GET_CLIENT } from '../sql/clients.ts';
 import { BackgroundCheckpointer } from './checkpointer.ts';
-import {
-  DEFAULT_WORKER_STALE_MS, type ApplyChangesOptions, type ApplyChangesResult, type AttemptRecord, type Claim, type ClaimOptions, type RecordChange, type RegisterResult,
-} from '../types.ts';
+import type { ApplyChangesOptions, ApplyChangesResult, AttemptRecord, NewWebhook, RecordChange, RegisterResult } from '../types.ts';
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
 
@@ -46,28 +44,6 @@ const SQL = {
   success: `UPDATE webhooks SET ${OUTCOME.success} ${LEASED}`,
   retry: `UPDATE webhooks SET ${OUTCOME.retry} ${LEASED}`,
   disable: `UPDATE webhooks SET ${OUTCOME.disable} ${LEASED}`,
-  // One statement picks and leases the batch (SQLite has one writer: no row locks to skip); SET
-  // sees the old lease_until, so lease_reclaimed records whether a dead worker's lease was taken
-  // over. With per-host and per-client limits, the earliest due rows are ranked within their host
-  // and their client, and only the first few of each are taken.
-  claim: `UPDATE webhooks SET lease_owner = @lease, lease_worker = @worker, lease_until = ${sqlite.now} + @leaseMs,
-      lease_reclaimed = (lease_until IS NOT NULL)
-    WHERE id IN (
-      SELECT id FROM (
-        SELECT id, host, client_id, due_at,
-          row_number() OVER (PARTITION BY host ORDER BY due_at, id) AS rank_in_host,
-          row_number() OVER (PARTITION BY client_id ORDER BY due_at, id) AS rank_in_client
-        FROM (
-          SELECT id, host, client_id, due_at FROM webhooks
-          WHERE enabled = 1 AND due_at IS NOT NULL AND due_at <= @now
-            AND ${claimableSql(sqlite, '@stale')}
-            AND host NOT IN (SELECT value FROM json_each(@exclude))
-            AND client_id NOT IN (SELECT value FROM json_each(@excludeClients))
-          ORDER BY due_at, id LIMIT @scan))
-      WHERE rank_in_host <= COALESCE((SELECT value FROM json_each(@hostSlots) WHERE key = host), @perHost)
-        AND rank_in_client <= COALESCE((SELECT value FROM json_each(@clientSlots) WHERE key = client_id), @perClient)
-      ORDER BY due_at, id LIMIT @limit)
-    RETURNING *`,
 };
 
 /** The SQLite store: one connection, one writer; better-sqlite3 is synchronous underneath. */
@@ -82,8 +58,8 @@ export class SqliteStore extends SqlStore {
   private busy: Promise<void> | null = null;
   private wakeOnCommit = false;
   private readonly inTx: Conn = {
-    all: async (sql, p = {}) => this.all(sql, p),
-    run: async (sql, p = {}) => this.run(sql, p),
+    all: async (sql, p = {}) => this.rows(sql, p),
+    run: async (sql, p = {}) => this.exec(sql, p),
   };
   protected readonly conn: Conn = {
     all: async (sql, p) => (await this.idle(), this.inTx.all(sql, p)),
@@ -122,17 +98,17 @@ export class SqliteStore extends SqlStore {
     return [c.s, c.names.map((n) => bindable(p[n]))];
   }
 
-  private all(sql: string, p?: Params): Row[] {
+  private rows(sql: string, p?: Params): Row[] {
     const [s, args] = this.q(sql, p);
     return s.all(...args) as Row[];
   }
 
-  private get(sql: string, p?: Params): Row | undefined {
+  private row(sql: string, p?: Params): Row | undefined {
     const [s, args] = this.q(sql, p);
     return s.get(...args) as Row | undefined;
   }
 
-  private run(sql: string, p?: Params): number {
+  private exec(sql: string, p?: Params): number {
     const [s, args] = this.q(sql, p);
     return s.run(...args).changes;
   }
@@ -146,13 +122,13 @@ export class SqliteStore extends SqlStore {
     let done!: () => void;
     this.busy = new Promise((resolve) => (done = resolve));
     try {
-      this.run('BEGIN IMMEDIATE');
+      this.exec('BEGIN IMMEDIATE');
       const result = await fn(this.inTx);
-      this.run('COMMIT');
+      this.exec('COMMIT');
       if (this.wakeOnCommit) this.wakeups.emit('wake');
       return result;
     } catch (err) {
-      if (this.db.inTransaction) this.run('ROLLBACK');
+      if (this.db.inTransaction) this.exec('ROLLBACK');
       throw err;
     } finally {
       this.wakeOnCommit = false;
@@ -216,7 +192,7 @@ export class SqliteStore extends SqlStore {
         }
         upd.run(modified, c.orcid);
         result.changed++;
-        result.webhooksNotified += this.run(OWE_CHANGE, { orcid: c.orcid, modified, due: opts.now + opts.notifyDelayMs });
+        result.webhooksNotified += this.exec(OWE_CHANGE, { orcid: c.orcid, modified, due: opts.now + opts.notifyDelayMs });
       }
       return result;
     })();
@@ -225,37 +201,23 @@ export class SqliteStore extends SqlStore {
   }
 
   // One writer: the look-up, the cap and the insert cannot race (PostgreSQL must lock and retry).
-  async registerWebhook(input: { clientId: string; orcid: string; url: string; host: string; now: number; maxPerClient?: number; createRecord?: boolean }): Promise<RegisterResult> {
+  async registerWebhook(input: NewWebhook): Promise<RegisterResult> {
     if (this.busy) await this.idle();
     const key = { clientId: input.clientId, orcid: input.orcid, url: input.url };
     const res = this.db.transaction((): RegisterResult => {
-      const existing = this.get(FIND_WEBHOOK, key);
+      const existing = this.row(FIND_WEBHOOK, key);
       if (existing?.enabled) return { outcome: 'exists', webhook: toWebhook(existing), reenabled: false };
-      if (existing) return { outcome: 'exists', webhook: toWebhook(this.get(REENABLE_BY_KEY, { ...key, now: input.now })!), reenabled: true };
-      if (!this.run(TAKE_PLACE, { clientId: input.clientId, cap: input.maxPerClient ?? Number.MAX_SAFE_INTEGER })) {
-        if (!this.get(GET_CLIENT, { id: input.clientId })) throw new Error(`No client with id ${input.clientId}`);
+      if (existing) return { outcome: 'exists', webhook: toWebhook(this.row(REENABLE_BY_KEY, { ...key, now: input.now })!), reenabled: true };
+      if (!this.exec(TAKE_PLACE, { clientId: input.clientId, cap: input.maxPerClient ?? Number.MAX_SAFE_INTEGER })) {
+        if (!this.row(GET_CLIENT, { id: input.clientId })) throw new Error(`No client with id ${input.clientId}`);
         return { outcome: 'limit' };
       }
-      if (input.createRecord) this.run(CREATE_PLACEHOLDER, { orcid: input.orcid, now: input.now });
-      const row = this.get(INSERT_WEBHOOK, { ...key, host: input.host, now: input.now, publicId: newWebhookPublicId() })!;
+      if (input.createRecord) this.exec(CREATE_PLACEHOLDER, { orcid: input.orcid, now: input.now });
+      const row = this.row(INSERT_WEBHOOK, { ...key, host: input.host, now: input.now, publicId: newWebhookPublicId() })!;
       return { outcome: 'created', webhook: toWebhook(row) };
     }).immediate();
     if (res.outcome === 'exists' && res.reenabled) this.wakeups.emit('wake');
     return res;
-  }
-
-  async claimDue(o: ClaimOptions): Promise<Claim[]> {
-    if (this.busy) await this.idle();
-    const rows = this.all(SQL.claim, {
-      lease: o.lease, worker: o.worker ?? null, leaseMs: o.leaseMs, now: o.now, limit: o.limit, exclude: JSON.stringify(o.excludeHosts),
-      perHost: o.perHostLimit ?? o.limit, scan: claimScanSize(o.limit, o.perHostLimit, o.perClientLimit),
-      hostSlots: JSON.stringify(o.hostSlots ?? {}), stale: o.workerStaleMs ?? DEFAULT_WORKER_STALE_MS,
-      perClient: o.perClientLimit ?? o.limit, clientSlots: JSON.stringify(o.clientSlots ?? {}),
-      excludeClients: JSON.stringify(o.excludeClients ?? []),
-    });
-    return rows
-      .map((r) => ({ webhook: toWebhook(r), reclaimed: Boolean(r.lease_reclaimed) }))
-      .sort((a, b) => (a.webhook.dueAt ?? 0) - (b.webhook.dueAt ?? 0) || a.webhook.id - b.webhook.id);
   }
 
   // One attempt at a time in one synchronous transaction (PostgreSQL batches them with unnest).
@@ -264,11 +226,11 @@ export class SqliteStore extends SqlStore {
     this.db.transaction(() => {
       for (const a of attempts) {
         const status = a.statusCode !== null ? String(a.statusCode) : a.error;
-        this.run(SQL.attempt, { webhookId: a.webhookId, notificationId: a.notificationId, at: a.startedAt, durationMs: Math.round(a.durationMs), statusCode: a.statusCode, error: a.error, snippet: a.responseSnippet, latencyMs: a.latencyMs === null ? null : Math.round(a.latencyMs), ...headersJson(a) });
+        this.exec(SQL.attempt, { webhookId: a.webhookId, notificationId: a.notificationId, at: a.startedAt, durationMs: Math.round(a.durationMs), statusCode: a.statusCode, error: a.error, snippet: a.responseSnippet, latencyMs: a.latencyMs === null ? null : Math.round(a.latencyMs), ...headersJson(a) });
         const base = { id: a.webhookId, lease: a.lease, now: a.startedAt + Math.round(a.durationMs), status };
-        if (a.outcome.kind === 'success') this.run(SQL.success, { ...base, claimed: a.claimedSeq, next_due: a.nextDueAt });
-        else if (a.outcome.kind === 'retry') this.run(SQL.retry, { ...base, retry_at: a.outcome.retryAt });
-        else this.run(SQL.disable, { ...base, reason: a.outcome.reason });
+        if (a.outcome.kind === 'success') this.exec(SQL.success, { ...base, claimed: a.claimedSeq, next_due: a.nextDueAt });
+        else if (a.outcome.kind === 'retry') this.exec(SQL.retry, { ...base, retry_at: a.outcome.retryAt });
+        else this.exec(SQL.disable, { ...base, reason: a.outcome.reason });
       }
     })();
   }
