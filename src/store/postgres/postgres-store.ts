@@ -115,7 +115,10 @@ export class PostgresStore extends SqlStore {
   protected readonly conn: PgConn;
   private readonly clientConfig: ClientConfig;
   private readonly onError: (err: Error) => void;
-  private readonly subscriptions = new Set<WakeupSubscription>();
+  private readonly listeners = new Set<() => void>();
+  /** Settled once the LISTEN connection made its first attempt. */
+  private listening: Promise<void> | null = null;
+  private listener: pg.Client | null = null;
   private closed = false;
 
   constructor(url: string, opts: PostgresStoreOptions = {}) {
@@ -209,8 +212,8 @@ export class PostgresStore extends SqlStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([...this.subscriptions].map((s) => s.stop()));
-    this.subscriptions.clear();
+    this.listeners.clear();
+    await this.listener?.end().catch(noop);
     await this.pool.end();
   }
 
@@ -378,18 +381,63 @@ export class PostgresStore extends SqlStore {
     });
   }
 
+  /** The subscribers share one LISTEN connection, opened by the first and kept until close(). */
   async subscribeWakeups(listener: () => void): Promise<() => Promise<void>> {
     if (this.closed) throw new Error('store is closed');
-    // A connection attempt that hangs (unreachable host) gives up and is retried with backoff.
-    const sub = new WakeupSubscription({ ...this.clientConfig, connectionTimeoutMillis: 10_000 }, listener, this.onError);
-    this.subscriptions.add(sub);
-    await sub.start();
-    return async () => {
-      this.subscriptions.delete(sub);
-      await sub.stop();
-    };
+    this.listeners.add(listener);
+    await (this.listening ??= new Promise((ready) => void this.listen(ready)));
+    return async () => void this.listeners.delete(listener);
   }
 
+  /**
+   * The LISTEN connection (a pooled one would be handed to queries); `ready` after the first
+   * attempt: a database that cannot be reached now is tried again in the background. A lost
+   * connection is replaced with backoff (100 ms doubling to 10 s, with jitter); after a reconnect
+   * the subscribers are called once, since notifications sent meanwhile were missed.
+   */
+  private async listen(ready: () => void): Promise<void> {
+    for (let first = true, delayMs = 0; !this.closed; first = false) {
+      // A connection attempt that hangs (unreachable host) gives up and is retried.
+      const client = (this.listener = new pg.Client({ ...this.clientConfig, connectionTimeoutMillis: CONNECT_TIMEOUT_MS }));
+      // Stays attached for the client's whole life: errors after it was given up are reported too.
+      const lost = new Promise<void>((resolve) => {
+        client.on('error', (err) => {
+          if (!this.closed) this.onError(err);
+          resolve();
+        });
+        client.on('end', resolve);
+      });
+      try {
+        await client.connect();
+        const schema = (await client.query<{ s: string | null }>('SELECT current_schema() AS s')).rows[0]?.s;
+        // The payload names the notifying schema: installations sharing a database stay apart.
+        client.on('notification', (n: Notification) => {
+          if (!n.payload || n.payload === schema) this.wakeListeners();
+        });
+        await client.query(`LISTEN ${WAKE_CHANNEL}`);
+        delayMs = 0;
+        if (!first) this.wakeListeners();
+        ready();
+        await lost;
+      } catch (err) {
+        if (!this.closed) this.onError(err as Error);
+        ready();
+      }
+      client.end().catch(noop);
+      delayMs = delayMs ? Math.min(delayMs * 2, 10_000) : 100;
+      if (!this.closed) await new Promise((resolve) => setTimeout(resolve, Math.round(delayMs * (0.75 + Math.random() * 0.5))).unref());
+    }
+  }
+
+  private wakeListeners(): void {
+    for (const listener of this.listeners) {
+      try {
+        listener();
+      } catch (err) {
+        this.onError(err as Error);
+      }
+    }
+  }
 }
 
 /** Parallel arrays, one per column, for `unnest($1::t[], $2::t[], ...)`. */
@@ -404,90 +452,4 @@ function columns(n: number): { cols: unknown[][]; size: number; push(...values: 
       values.forEach((v, i) => cols[i]?.push(v));
     },
   };
-}
-
-/**
- * One LISTEN connection of its own (a pooled connection would be handed to queries). A lost
- * connection is replaced with backoff (100 ms doubling to 10 s, with jitter); after a reconnect
- * the listener is called once, since notifications sent meanwhile were missed.
- */
-class WakeupSubscription {
-  private client: pg.Client | null = null;
-  private schema: string | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private delayMs = 0;
-  private stopped = false;
-
-  constructor(
-    private readonly config: ClientConfig,
-    private readonly listener: () => void,
-    private readonly onError: (err: Error) => void,
-  ) {}
-
-  /** Connects; if the database cannot be reached now, keeps trying in the background. */
-  async start(): Promise<void> {
-    await this.connect(false);
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    const c = this.client;
-    this.client = null;
-    if (c) await c.end().catch(noop);
-  }
-
-  private async connect(reconnect: boolean): Promise<void> {
-    if (this.stopped) return;
-    const client = new pg.Client(this.config);
-    this.client = client;
-    const lost = (err?: Error): void => {
-      if (err && !this.stopped) this.onError(err);
-      if (this.client !== client) return; // already replaced, or stopped
-      this.client = null;
-      client.end().catch(noop);
-      this.scheduleReconnect();
-    };
-    // Stays attached for the client's whole life: errors after it was given up are ignored.
-    client.on('error', (err) => lost(err));
-    client.on('end', () => lost());
-    client.on('notification', (n: Notification) => {
-      if (this.client !== client || n.channel !== WAKE_CHANNEL) return;
-      // The payload names the notifying schema: installations sharing a database stay apart.
-      if (n.payload && this.schema !== null && n.payload !== this.schema) return;
-      this.call();
-    });
-    try {
-      await client.connect();
-      const { rows } = await client.query<{ s: string | null }>('SELECT current_schema() AS s');
-      this.schema = rows[0]?.s ?? null;
-      await client.query(`LISTEN ${WAKE_CHANNEL}`);
-    } catch (err) {
-      lost(err as Error);
-      return;
-    }
-    if (this.client !== client) return;
-    this.delayMs = 0;
-    if (reconnect) this.call();
-  }
-
-  private scheduleReconnect(): void {
-    if (this.stopped || this.timer) return;
-    this.delayMs = this.delayMs ? Math.min(this.delayMs * 2, 10_000) : 100;
-    const delay = Math.round(this.delayMs * (0.75 + Math.random() * 0.5));
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      void this.connect(true);
-    }, delay);
-    this.timer.unref();
-  }
-
-  private call(): void {
-    try {
-      this.listener();
-    } catch (err) {
-      this.onError(err as Error);
-    }
-  }
 }
