@@ -7,8 +7,7 @@ import type { SecretBox } from '../../domain/secret-box.ts';
 import { postgres, type Compiled, type Params, type Row } from '../dialect.ts';
 import { loadMigrations } from '../migrations.ts';
 import { SqlStore, type Conn } from '../sql-store.ts';
-import { headersJson } from '../sql/attempts.ts';
-import { outcomeSetSql } from '../sql/claims.ts';
+import { ATTEMPT_COLUMNS, completion, OUTCOME_PARAMS, outcomeSetSql, type Columns } from '../sql/claims.ts';
 import { isNewer } from '../sql/records.ts';
 import { GIVE_BACK_PLACE, REGISTER_IN_ONE_STATEMENT, toWebhook } from '../sql/webhooks.ts';
 import type { ApplyChangesOptions, ApplyChangesResult, AttemptRecord, NewWebhook, RecordChange, RegisterResult } from '../types.ts';
@@ -337,47 +336,25 @@ export class PostgresStore extends SqlStore {
    */
   async completeAttempts(attempts: AttemptRecord[]): Promise<void> {
     if (attempts.length === 0) return;
-    const success = columns(6);
-    const retry = columns(5);
-    const disable = columns(5);
+    const rows: Params[] = [];
+    const outcomes: Record<AttemptRecord['outcome']['kind'], Params[]> = { success: [], retry: [], disable: [] };
     const seen = new Set<string>();
-    const ins = columns(10);
     for (const a of attempts) {
-      const duration = Math.round(a.durationMs);
-      const headers = headersJson(a);
-      ins.push(a.webhookId, a.notificationId, a.startedAt, duration, a.statusCode, a.error, a.responseSnippet, a.latencyMs === null ? null : Math.round(a.latencyMs),
-        headers.requestHeaders, headers.responseHeaders);
+      const { row, outcome } = completion(a);
+      rows.push(row);
       const key = `${a.webhookId}\u0000${a.lease}`;
-      if (seen.has(key)) continue;
+      if (!seen.has(key)) outcomes[a.outcome.kind].push(outcome);
       seen.add(key);
-      const status = a.statusCode !== null ? String(a.statusCode) : a.error;
-      const now = a.startedAt + duration;
-      if (a.outcome.kind === 'success') success.push(a.webhookId, a.lease, now, status, a.claimedSeq, a.nextDueAt);
-      else if (a.outcome.kind === 'retry') retry.push(a.webhookId, a.lease, now, status, a.outcome.retryAt);
-      else disable.push(a.webhookId, a.lease, now, status, a.outcome.reason);
     }
     await this.txClient(async (c) => {
-      if (success.size) {
-        await c.query(`UPDATE webhooks w SET ${OUTCOME.success}
-          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[]) AS a(id, lease, now, status, claimed, next_due)
-          WHERE w.id = a.id AND w.lease_owner = a.lease`, success.cols);
+      for (const kind of ['success', 'retry', 'disable'] as const) {
+        const [from, values] = unnest(OUTCOME_PARAMS[kind], outcomes[kind]);
+        if (outcomes[kind].length) await c.query(`UPDATE webhooks w SET ${OUTCOME[kind]} FROM ${from} WHERE w.id = a.id AND w.lease_owner = a.lease`, values);
       }
-      if (retry.size) {
-        await c.query(`UPDATE webhooks w SET ${OUTCOME.retry}
-          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[]) AS a(id, lease, now, status, retry_at)
-          WHERE w.id = a.id AND w.lease_owner = a.lease`, retry.cols);
-      }
-      if (disable.size) {
-        await c.query(`UPDATE webhooks w SET ${OUTCOME.disable}
-          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[]) AS a(id, lease, now, status, reason)
-          WHERE w.id = a.id AND w.lease_owner = a.lease`, disable.cols);
-      }
-      await c.query(`INSERT INTO attempts (webhook_id, notification_id, at, duration_ms, status_code, error, response_snippet, latency_ms, request_headers, response_headers)
-        SELECT a.webhook_id, a.notification_id, a.at, a.duration_ms, a.status_code, a.error, a.snippet, a.latency_ms, a.request_headers, a.response_headers
-        FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[])
-          WITH ORDINALITY AS a(webhook_id, notification_id, at, duration_ms, status_code, error, snippet, latency_ms, request_headers, response_headers, n)
-        WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.id = a.webhook_id FOR KEY SHARE)
-        ORDER BY a.n`, ins.cols);
+      const [from, values] = unnest(ATTEMPT_COLUMNS, rows);
+      const cols = ATTEMPT_COLUMNS.map(([col]) => col);
+      await c.query(`INSERT INTO attempts (${cols.join(', ')}) SELECT ${cols.map((col) => `a.${col}`).join(', ')}
+        FROM ${from} WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.id = a.webhook_id FOR KEY SHARE) ORDER BY a.n`, values);
     });
   }
 
@@ -440,16 +417,8 @@ export class PostgresStore extends SqlStore {
   }
 }
 
-/** Parallel arrays, one per column, for `unnest($1::t[], $2::t[], ...)`. */
-function columns(n: number): { cols: unknown[][]; size: number; push(...values: unknown[]): void } {
-  const cols: unknown[][] = Array.from({ length: n }, () => []);
-  return {
-    cols,
-    get size() {
-      return cols[0]?.length ?? 0;
-    },
-    push(...values: unknown[]) {
-      values.forEach((v, i) => cols[i]?.push(v));
-    },
-  };
+/** `unnest($1::t[], ...) AS a(name, ..., n)` over the columns (n: the row's number), and its parameters: one array per column. */
+function unnest(cols: Columns, rows: Params[]): [string, unknown[][]] {
+  const from = `unnest(${cols.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ')}) WITH ORDINALITY AS a(${cols.map(([name]) => name).join(', ')}, n)`;
+  return [from, cols.map(([name]) => rows.map((r) => r[name]))];
 }

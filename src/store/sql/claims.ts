@@ -1,5 +1,5 @@
-import type { Dialect, Row } from '../dialect.ts';
-import type { WorkerRow } from '../types.ts';
+import type { Dialect, Params, Row } from '../dialect.ts';
+import type { AttemptRecord, WorkerRow } from '../types.ts';
 
 /*
  * Claims and their outcomes. Each store completes in its own way (see the stores); the claim, the
@@ -61,11 +61,11 @@ export const claimSql = (d: Dialect): string => `WITH cand AS MATERIALIZED (
   RETURNING *`;
 
 /**
- * SET clauses of the outcomes, `w` being the webhook and `a` the attempt (a table alias in
- * PostgreSQL's batched UPDATE ... FROM unnest, `@` parameters in SQLite's one row at a time). Each
+ * SET clauses of the outcomes, `w` being the webhook and `a` the parameter named (a column of
+ * PostgreSQL's batched UPDATE ... FROM unnest, an `@` parameter of SQLite's one row at a time). Each
  * clears the lease; the caller guards it with lease_owner = the claim's lease token.
  */
-export function outcomeSetSql(w: string, a: (name: string) => string): Record<'success' | 'retry' | 'disable', string> {
+export function outcomeSetSql(w: string, a: (name: string) => string): Record<Kind, string> {
   const failed = `lease_owner = NULL, lease_until = NULL, failed_attempts = ${w}failed_attempts + 1, last_failed_at = ${a('now')},
     failing_since = COALESCE(${w}failing_since, ${a('now')}), last_status = ${a('status')}`;
   const newer = `${w}change_seq > ${a('claimed')}`;
@@ -78,6 +78,40 @@ export function outcomeSetSql(w: string, a: (name: string) => string): Record<'s
     retry: `${failed}, due_at = ${a('retry_at')}`,
     // Keeps pending_since: a re-enabled webhook still owes what it owed.
     disable: `${failed}, enabled = 0, disabled_reason = ${a('reason')}, disabled_at = ${a('now')}, due_at = NULL`,
+  };
+}
+
+type Kind = AttemptRecord['outcome']['kind'];
+/** Named and typed values: the columns of PostgreSQL's batches (unnest), the `@` parameters of SQLite's rows. */
+export type Columns = Array<[name: string, type: 'bigint' | 'int' | 'text']>;
+/** The parameters of each outcome's UPDATE (`completion`'s `outcome`). */
+export const OUTCOME_PARAMS: Record<Kind, Columns> = {
+  success: [['id', 'bigint'], ['lease', 'text'], ['now', 'bigint'], ['status', 'text'], ['claimed', 'bigint'], ['next_due', 'bigint']],
+  retry: [['id', 'bigint'], ['lease', 'text'], ['now', 'bigint'], ['status', 'text'], ['retry_at', 'bigint']],
+  disable: [['id', 'bigint'], ['lease', 'text'], ['now', 'bigint'], ['status', 'text'], ['reason', 'text']],
+};
+
+/** The columns of an attempts row (`completion`'s `row`). */
+export const ATTEMPT_COLUMNS: Columns = [
+  ['webhook_id', 'bigint'], ['notification_id', 'text'], ['at', 'bigint'], ['duration_ms', 'int'], ['status_code', 'int'], ['error', 'text'],
+  ['response_snippet', 'text'], ['latency_ms', 'bigint'], ['request_headers', 'text'], ['response_headers', 'text'],
+];
+
+/** What a completed attempt writes: its attempts row (by column) and its outcome's parameters (OUTCOME_PARAMS). */
+export function completion(a: AttemptRecord): { row: Params; outcome: Params } {
+  const durationMs = Math.round(a.durationMs);
+  const json = (h: unknown) => (h ? JSON.stringify(h) : null);
+  const o = a.outcome;
+  return {
+    row: {
+      webhook_id: a.webhookId, notification_id: a.notificationId, at: a.startedAt, duration_ms: durationMs, status_code: a.statusCode, error: a.error,
+      response_snippet: a.responseSnippet, latency_ms: a.latencyMs === null ? null : Math.round(a.latencyMs),
+      request_headers: json(a.requestHeaders), response_headers: json(a.responseHeaders),
+    },
+    outcome: {
+      id: a.webhookId, lease: a.lease, now: a.startedAt + durationMs, status: a.statusCode !== null ? String(a.statusCode) : a.error,
+      ...(o.kind === 'success' ? { claimed: a.claimedSeq, next_due: a.nextDueAt } : o.kind === 'retry' ? { retry_at: o.retryAt } : { reason: o.reason }),
+    },
   };
 }
 

@@ -8,8 +8,7 @@ import type { SecretBox } from '../../domain/secret-box.ts';
 import { sqlite, type Params, type Row } from '../dialect.ts';
 import { loadMigrations } from '../migrations.ts';
 import { SqlStore, type Conn } from '../sql-store.ts';
-import { headersJson } from '../sql/attempts.ts';
-import { OWE_CHANGE, outcomeSetSql } from '../sql/claims.ts';
+import { ATTEMPT_COLUMNS, completion, OWE_CHANGE, outcomeSetSql } from '../sql/claims.ts';
 import { CREATE_PLACEHOLDER, isNewer } from '../sql/records.ts';
 import { FIND_WEBHOOK, INSERT_WEBHOOK, REENABLE_BY_KEY, TAKE_PLACE, toWebhook } from '../sql/webhooks.ts';
 import { GET_CLIENT } from '../sql/clients.ts';
@@ -38,9 +37,8 @@ const SQL = {
   get: 'SELECT modified_at, placeholder FROM records WHERE orcid = ?',
   insert: 'INSERT INTO records (orcid, modified_at, created_at) VALUES (?, ?, ?)',
   update: 'UPDATE records SET modified_at = ?, placeholder = 0 WHERE orcid = ?',
-  attempt: `INSERT INTO attempts (webhook_id, notification_id, at, duration_ms, status_code, error, response_snippet, latency_ms, request_headers, response_headers)
-    SELECT @webhookId, @notificationId, @at, @durationMs, @statusCode, @error, @snippet, @latencyMs, @requestHeaders, @responseHeaders
-    WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = @webhookId)`,
+  attempt: `INSERT INTO attempts (${ATTEMPT_COLUMNS.map(([c]) => c).join(', ')}) SELECT ${ATTEMPT_COLUMNS.map(([c]) => `@${c}`).join(', ')}
+    WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = @webhook_id)`,
   success: `UPDATE webhooks SET ${OUTCOME.success} ${LEASED}`,
   retry: `UPDATE webhooks SET ${OUTCOME.retry} ${LEASED}`,
   disable: `UPDATE webhooks SET ${OUTCOME.disable} ${LEASED}`,
@@ -225,12 +223,9 @@ export class SqliteStore extends SqlStore {
     if (this.busy) await this.idle();
     this.db.transaction(() => {
       for (const a of attempts) {
-        const status = a.statusCode !== null ? String(a.statusCode) : a.error;
-        this.exec(SQL.attempt, { webhookId: a.webhookId, notificationId: a.notificationId, at: a.startedAt, durationMs: Math.round(a.durationMs), statusCode: a.statusCode, error: a.error, snippet: a.responseSnippet, latencyMs: a.latencyMs === null ? null : Math.round(a.latencyMs), ...headersJson(a) });
-        const base = { id: a.webhookId, lease: a.lease, now: a.startedAt + Math.round(a.durationMs), status };
-        if (a.outcome.kind === 'success') this.exec(SQL.success, { ...base, claimed: a.claimedSeq, next_due: a.nextDueAt });
-        else if (a.outcome.kind === 'retry') this.exec(SQL.retry, { ...base, retry_at: a.outcome.retryAt });
-        else this.exec(SQL.disable, { ...base, reason: a.outcome.reason });
+        const { row, outcome } = completion(a);
+        this.exec(SQL.attempt, row);
+        this.exec(SQL[a.outcome.kind], outcome);
       }
     })();
   }
