@@ -30,6 +30,8 @@ export interface Dialect {
   percentile(expr: string, p: number): string;
   /** The number a JSON object parameter holds under key (a column), NULL when absent. */
   entry(obj: string, key: string): string;
+  /** A row when the table exists (in the search path). */
+  tableExists(name: string): string;
   /** Row lock of a SELECT in a transaction; SQLite has one writer and locks the whole database. */
   lock(mode: 'UPDATE' | 'NO KEY UPDATE' | 'UPDATE SKIP LOCKED'): string;
 }
@@ -55,6 +57,7 @@ export const sqlite: Dialect = {
   contains: (text, part) => `instr(${text}, ${part}) > 0`,
   percentile: (expr, p) => `percentile_cont(${expr}, ${p})`,
   entry: (obj, key) => `(SELECT value FROM json_each(${obj}) WHERE key = ${key})`,
+  tableExists: (name) => `SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '${name}'`,
   lock: () => '',
 };
 
@@ -76,6 +79,7 @@ export const postgres: Dialect = {
   contains: (text, part) => `strpos(${text}, ${part}) > 0`,
   percentile: (expr, p) => `percentile_cont(${p}) WITHIN GROUP (ORDER BY ${expr})`,
   entry: (obj, key) => `(${obj}::jsonb ->> ${key})::int`,
+  tableExists: (name) => `SELECT 1 WHERE to_regclass('${name}') IS NOT NULL`,
   lock: (mode) => ` FOR ${mode}`,
 };
 

@@ -1,6 +1,7 @@
 import { STATE_COUNTS_SQL, toWebhookCounts } from '../domain/webhook-state.ts';
 import type { SecretBox } from '../domain/secret-box.ts';
 import { num, type Dialect, type Params, type Row } from './dialect.ts';
+import { loadMigrations } from './migrations.ts';
 import * as attempts from './sql/attempts.ts';
 import * as claims from './sql/claims.ts';
 import * as clients from './sql/clients.ts';
@@ -50,7 +51,11 @@ export abstract class SqlStore {
   /** Applies pending migrations; returns the names of those applied now. */
   abstract migrate(): Promise<string[]>;
   /** Names of migrations the code knows that the database has not applied. */
-  abstract pendingMigrations(): Promise<string[]>;
+  async pendingMigrations(): Promise<string[]> {
+    const applied = (await this.conn.all(this.d.tableExists('schema_migrations'))).length ? await this.conn.all('SELECT name FROM schema_migrations') : [];
+    const done = new Set(applied.map((r) => String(r.name)));
+    return loadMigrations(this.d.name).map((m) => m.name).filter((n) => !done.has(n));
+  }
   abstract close(): Promise<void>;
   /**
    * Applies record changes in one transaction and marks the webhooks that now owe a notification:

@@ -1,7 +1,5 @@
 import pg from 'pg';
 import type { ClientConfig, CustomTypesConfig, Notification, PoolClient, PoolConfig } from 'pg';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { newWebhookPublicId } from '../../domain/public-id.ts';
 import type { SecretBox } from '../../domain/secret-box.ts';
 import { postgres, type Compiled, type Params, type Row } from '../dialect.ts';
@@ -11,8 +9,6 @@ import { ATTEMPT_COLUMNS, completion, OUTCOME_PARAMS, outcomeSetSql, type Column
 import { isNewer } from '../sql/records.ts';
 import { GIVE_BACK_PLACE, REGISTER_IN_ONE_STATEMENT, toWebhook } from '../sql/webhooks.ts';
 import type { ApplyChangesOptions, ApplyChangesResult, AttemptRecord, NewWebhook, RecordChange, RegisterResult } from '../types.ts';
-
-const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
 
 /** LISTEN/NOTIFY channel; the payload is the notifying session's current_schema(). */
 const WAKE_CHANNEL = 'orcid_webhooks_wake';
@@ -142,10 +138,6 @@ export class PostgresStore extends SqlStore {
     this.conn = new PgConn(this.pool);
   }
 
-  private async query(sql: string, params: unknown[] = []): Promise<Row[]> {
-    return (await this.pool.query<Row>(sql, params)).rows;
-  }
-
   protected tx<T>(fn: (c: Conn) => Promise<T>): Promise<T> {
     return this.txClient((c) => fn(new PgConn(c)));
   }
@@ -184,7 +176,7 @@ export class PostgresStore extends SqlStore {
 
   async migrate(): Promise<string[]> {
     const applied: string[] = [];
-    for (const m of loadMigrations(MIGRATIONS_DIR)) {
+    for (const m of loadMigrations('postgres')) {
       // Each migration in its own transaction, behind one advisory lock: processes starting at
       // once queue here; the name goes in first, so a later one sees it and skips.
       const ran = await this.txClient(async (c) => {
@@ -201,12 +193,6 @@ export class PostgresStore extends SqlStore {
     return applied;
   }
 
-  async pendingMigrations(): Promise<string[]> {
-    const [t] = await this.query("SELECT to_regclass('schema_migrations') IS NOT NULL AS present");
-    const done = new Set<string>();
-    if (t?.present) for (const r of await this.query('SELECT name FROM schema_migrations')) done.add(String(r.name));
-    return loadMigrations(MIGRATIONS_DIR).map((m) => m.name).filter((n) => !done.has(n));
-  }
 
   async close(): Promise<void> {
     if (this.closed) return;

@@ -1,8 +1,7 @@
 import Database from 'better-sqlite3';
 import { EventEmitter } from 'node:events';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname } from 'node:path';
 import { newWebhookPublicId } from '../../domain/public-id.ts';
 import type { SecretBox } from '../../domain/secret-box.ts';
 import { sqlite, type Params, type Row } from '../dialect.ts';
@@ -14,8 +13,6 @@ import { FIND_WEBHOOK, INSERT_WEBHOOK, REENABLE_BY_KEY, TAKE_PLACE, toWebhook } 
 import { GET_CLIENT } from '../sql/clients.ts';
 import { BackgroundCheckpointer } from './checkpointer.ts';
 import type { ApplyChangesOptions, ApplyChangesResult, AttemptRecord, NewWebhook, RecordChange, RegisterResult } from '../types.ts';
-
-const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
 
 /** The database and its -wal and -shm files readable by the service's user only (they hold tokens' hashes and secrets). */
 function restrictDatabaseFiles(path: string): void {
@@ -142,7 +139,7 @@ export class SqliteStore extends SqlStore {
   async migrate(): Promise<string[]> {
     await this.idle();
     const applied: string[] = [];
-    for (const m of loadMigrations(MIGRATIONS_DIR)) {
+    for (const m of loadMigrations('sqlite')) {
       // IMMEDIATE takes the write lock first, so two processes migrating at once serialise; the
       // row goes in first, so the loser sees it and skips.
       const run = this.db.transaction(() => {
@@ -156,10 +153,6 @@ export class SqliteStore extends SqlStore {
     return applied;
   }
 
-  async pendingMigrations(): Promise<string[]> {
-    const done = new Set((await this.conn.all('SELECT name FROM schema_migrations')).map((r) => String(r.name)));
-    return loadMigrations(MIGRATIONS_DIR).map((m) => m.name).filter((n) => !done.has(n));
-  }
 
   async close(): Promise<void> {
     await this.idle();
