@@ -4,13 +4,13 @@ import { ConfigError, SETTINGS, resolveConfig, type Config } from '../config.ts'
 import { notificationId } from '../domain/notification-id.ts';
 import { checkOrcid, mintOrcid } from '../domain/orcid-id.ts';
 import { isWebhookPublicId } from '../domain/public-id.ts';
-import { WEBHOOK_STATES, webhookStateOf } from '../domain/webhook-state.ts';
+import { WEBHOOK_STATES, webhookStateOf, type WebhookStateName } from '../domain/webhook-state.ts';
 import { parseIsoTime } from '../domain/time.ts';
 import { ClientDeliveryError, issueSigningSecret, recoverClientWebhooks, removeSigningSecret, setPayloadMode } from '../ops/client-delivery.ts';
 import { clientView, createApiClient } from '../ops/clients.ts';
 import { importChanges } from '../ops/import.ts';
 import { redactUserinfo } from '../logger.ts';
-import type { Store, WebhookRow, WebhookState } from '../store/types.ts';
+import type { Store, WebhookRow } from '../store/types.ts';
 import { VERSION } from '../version.ts';
 import { progressReporter } from './progress.ts';
 import { importOrcidLambdaCommand, upstreamCommands } from './upstream.ts';
@@ -317,7 +317,7 @@ function buildCli(): Command {
         limit: Number(opts.limit),
         ...(opts.orcid ? { orcid: String(opts.orcid) } : {}),
         ...(opts.client ? { clientId: String(opts.client) } : {}),
-        ...(opts.state ? { state: opts.state as WebhookState } : {}),
+        ...(opts.state ? { state: opts.state as WebhookStateName } : {}),
         ...(opts.after ? { afterId: (await webhookByPublicId(store, String(opts.after))).id } : {}),
       })).map(webhookView);
       print(opts, rows, () => table(rows.map((r) => ({ id: r.id, client: r.client, orcid: r.orcid, state: r.state, failures: r.failedAttempts, 'last sent': r.lastSent, url: r.url })), 'no webhooks match'));

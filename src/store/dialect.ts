@@ -27,8 +27,12 @@ export interface Dialect {
   contains(text: string, part: string): string;
   /** percentile_cont over expr (interpolated; NULLs ignored). */
   percentile(expr: string, p: number): string;
+  /** The number a JSON object parameter holds under key (a column), NULL when absent. */
+  entry(obj: string, key: string): string;
+  /** A row when the table exists (in the search path). */
+  tableExists(name: string): string;
   /** Row lock of a SELECT in a transaction; SQLite has one writer and locks the whole database. */
-  forUpdate: string;
+  lock(mode: 'UPDATE' | 'NO KEY UPDATE' | 'UPDATE SKIP LOCKED'): string;
 }
 
 const PARAM = /@(\w+)(?:::(\w+(?:\[\])?))?/g;
@@ -50,7 +54,9 @@ export const sqlite: Dialect = {
   distinct: (a, b) => `${a} IS NOT ${b}`,
   contains: (text, part) => `instr(${text}, ${part}) > 0`,
   percentile: (expr, p) => `percentile_cont(${expr}, ${p})`,
-  forUpdate: '',
+  entry: (obj, key) => `(SELECT value FROM json_each(${obj}) WHERE key = ${key})`,
+  tableExists: (name) => `SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '${name}'`,
+  lock: () => '',
 };
 
 export const postgres: Dialect = {
@@ -69,7 +75,9 @@ export const postgres: Dialect = {
   distinct: (a, b) => `${a} IS DISTINCT FROM ${b}`,
   contains: (text, part) => `strpos(${text}, ${part}) > 0`,
   percentile: (expr, p) => `percentile_cont(${p}) WITHIN GROUP (ORDER BY ${expr})`,
-  forUpdate: ' FOR UPDATE',
+  entry: (obj, key) => `(${obj}::jsonb ->> ${key})::int`,
+  tableExists: (name) => `SELECT 1 WHERE to_regclass('${name}') IS NOT NULL`,
+  lock: (mode) => ` FOR ${mode}`,
 };
 
 /** A nullable number column. */

@@ -1,22 +1,18 @@
 import { stateCountsSql, toWebhookCounts } from '../domain/webhook-state.ts';
 import type { SecretBox } from '../domain/secret-box.ts';
-import type { Dialect, Params, Row } from './dialect.ts';
-import { attemptStatsSql, BACKLOG, failuresBySql, LIST_ATTEMPTS, PRUNE_ATTEMPTS, toAttempt, toAttemptBuckets, toBacklog, toFailureCounts } from './sql/attempts.ts';
+import { num, type Dialect, type Params, type Row } from './dialect.ts';
+import { loadMigrations } from './migrations.ts';
+import * as attempts from './sql/attempts.ts';
+import * as claims from './sql/claims.ts';
+import * as clients from './sql/clients.ts';
+import * as features from './sql/client-features.ts';
+import * as records from './sql/records.ts';
+import * as upstream from './sql/upstream.ts';
+import * as webhooks from './sql/webhooks.ts';
+import { toWebhook } from './sql/webhooks.ts';
 import {
-  DELETE_WORKER, expireLeasesButSql, expireLeasesSql, heartbeatSql, LIST_WORKERS, NEXT_DUE, pruneWorkersSql, releaseClaimsSql,
-} from './sql/claims.ts';
-import { DELETE_TOKENS, FIND_TOKEN, GET_CLIENT, INSERT_CLIENT, INSERT_TOKEN, LIST_CLIENTS, REVOKE_CLIENT, toClient, toToken } from './sql/clients.ts';
-import { DELIVERY_SETTINGS, resealRow, SET_PAYLOAD_MODE, SET_SIGNING_SECRET, storedSecretsSql, toDeliverySettings, UPDATE_STORED_SECRETS } from './sql/client-features.ts';
-import { addRecordsSql, COUNT_RECORDS, GET_RECORD, LIST_RECORDS, toRecord } from './sql/records.ts';
-import { CLAIM_LEADERSHIP, INIT_CURSOR, RELEASE_LEADERSHIP, SAVE_ERROR, SAVE_PROGRESS, toUpstreamState, UPSTREAM_STATE } from './sql/upstream.ts';
-import {
-  DELETE_WEBHOOK, FIND_WEBHOOK, GIVE_BACK_PLACE, GET_WEBHOOK, GET_WEBHOOK_BY_PUBLIC_ID, listWebhooksSql, lockWebhookSql, RECOVER_WEBHOOKS, REENABLE_BY_ID, REPLAY_WEBHOOK,
-  toWebhook, watchedOrcidsSql,
-} from './sql/webhooks.ts';
-import type {
-  ApplyChangesOptions, ApplyChangesResult, AttemptBucket, AttemptRecord, AttemptRow, Claim, ClaimOptions, ClientDeliverySettings, ClientRow, DeliveryBacklog,
-  FailureCount, NewClient, PayloadMode, RecordChange, RecordRow, RegisterInput, RegisterResult, ReplayResult, Store, TokenRow, UpstreamState, WebhookCounts, WebhookFilter,
-  WebhookRow, WorkerRow,
+  DEFAULT_WORKER_STALE_MS, type ApplyChangesOptions, type ApplyChangesResult, type AttemptRecord, type Claim, type ClaimOptions, type FailureCount, type NewClient,
+  type NewWebhook, type PayloadMode, type RecordChange, type RegisterResult, type ReplayResult, type TokenRow, type WebhookFilter,
 } from './types.ts';
 
 /** Runs SQL of store/sql/ (named `@` parameters) on one connection or in one transaction. */
@@ -27,11 +23,12 @@ export interface Conn {
 }
 
 /**
- * Every store operation written once over a Conn; a database's store is a driver (connection,
- * transactions, wake-ups, dialect) plus the few operations whose algorithm differs: migrating,
- * applying changes, registering, claiming and completing.
+ * Every store operation written once over a Conn, and documented here once (the Store type is its
+ * public part). A database's store is a driver (connection, transactions, wake-ups, dialect) plus
+ * the few operations whose algorithm differs: migrating, applying changes, registering, completing.
+ * Every operation is async so that SQLite (synchronous underneath) and PostgreSQL look the same.
  */
-export abstract class SqlStore implements Store {
+export abstract class SqlStore {
   protected abstract readonly d: Dialect;
   /** Statements outside a transaction. */
   protected abstract readonly conn: Conn;
@@ -51,236 +48,234 @@ export abstract class SqlStore implements Store {
   /** Wakes the delivery workers once the transaction of c commits. */
   protected abstract wake(c: Conn): Promise<void>;
 
+  /** Applies pending migrations; returns the names of those applied now. */
   abstract migrate(): Promise<string[]>;
-  abstract pendingMigrations(): Promise<string[]>;
+  /** Names of migrations the code knows that the database has not applied. */
+  async pendingMigrations(): Promise<string[]> {
+    const applied = (await this.conn.all(this.d.tableExists('schema_migrations'))).length ? await this.conn.all('SELECT name FROM schema_migrations') : [];
+    const done = new Set(applied.map((r) => String(r.name)));
+    return loadMigrations(this.d.name).map((m) => m.name).filter((n) => !done.has(n));
+  }
   abstract close(): Promise<void>;
+  /**
+   * Applies record changes in one transaction and marks the webhooks that now owe a notification:
+   * only webhooks created no later than the change, coalesced with any notification already owed.
+   */
   abstract applyChanges(changes: RecordChange[], opts: ApplyChangesOptions): Promise<ApplyChangesResult>;
-  abstract registerWebhook(input: RegisterInput): Promise<RegisterResult>;
-  abstract claimDue(opts: ClaimOptions): Promise<Claim[]>;
+  /**
+   * Registers a webhook for a client. An existing one answers 'exists'; if it was disabled it is
+   * re-enabled, its failure count reset, and any notification it still owed becomes due now.
+   * maxPerClient (when set) refuses a new webhook beyond the cap. A missing record answers
+   * 'no-record', or with createRecord (open records mode) is created with the webhook, only when the
+   * webhook is created.
+   */
+  abstract registerWebhook(input: NewWebhook): Promise<RegisterResult>;
+  /** Records attempts and applies their outcomes in one transaction. */
   abstract completeAttempts(attempts: AttemptRecord[]): Promise<void>;
+  /**
+   * Calls listener when notifications may have become due (record changes, re-enabled webhooks):
+   * in-process for SQLite, LISTEN/NOTIFY across processes for PostgreSQL. Returns an unsubscribe.
+   */
   abstract subscribeWakeups(listener: () => void): Promise<() => Promise<void>>;
 
-  protected async one(sql: string, params?: Params, c: Conn = this.conn): Promise<Row | undefined> {
-    return (await c.all(sql, params))[0];
+  /* A statement, its parameters and the mapping of its rows: most operations are nothing more. */
+
+  /** The first row, mapped; null when there is none. */
+  protected async one<T>(sql: string, p: Params, map: (r: Row) => T, c: Conn = this.conn): Promise<T | null> {
+    const r = (await c.all(sql, p))[0];
+    return r ? map(r) : null;
   }
 
-  async ping(): Promise<void> {
-    await this.conn.all('SELECT 1');
+  protected async all<T>(sql: string, p: Params, map: (r: Row) => T): Promise<T[]> {
+    return (await this.conn.all(sql, p)).map(map);
   }
 
-  async createClient(c: NewClient): Promise<ClientRow> {
-    await this.conn.run(INSERT_CLIENT, { ...c, premium: c.premium ? 1 : 0 });
-    return { ...c, revokedAt: null };
+  /** Whether the statement changed a row. */
+  protected async changed(sql: string, p: Params): Promise<boolean> {
+    return (await this.conn.run(sql, p)) > 0;
   }
 
-  async getClient(id: string): Promise<ClientRow | null> {
-    const r = await this.one(GET_CLIENT, { id });
-    return r ? toClient(r) : null;
-  }
+  ping = async (): Promise<void> => void (await this.conn.all('SELECT 1'));
 
-  async listClients(): Promise<ClientRow[]> {
-    return (await this.conn.all(LIST_CLIENTS)).map(toClient);
-  }
-
-  async revokeClient(id: string, now: number): Promise<boolean> {
+  createClient = async (c: NewClient) => (await this.conn.run(clients.INSERT_CLIENT, { ...c, premium: +c.premium }), { ...c, revokedAt: null });
+  getClient = (id: string) => this.one(clients.GET_CLIENT, { id }, clients.toClient);
+  listClients = () => this.all(clients.LIST_CLIENTS, {}, clients.toClient);
+  /** Marks the client revoked and deletes its tokens; false when no such client. */
+  revokeClient(id: string, now: number): Promise<boolean> {
     return this.tx(async (c) => {
-      const n = await c.run(REVOKE_CLIENT, { id, now });
-      await c.run(DELETE_TOKENS, { id });
+      const n = await c.run(clients.REVOKE_CLIENT, { id, now });
+      await c.run(clients.DELETE_TOKENS, { id });
       return n > 0;
     });
   }
 
-  async createToken(t: TokenRow): Promise<void> {
-    await this.conn.run(INSERT_TOKEN, { ...t });
-  }
+  createToken = async (t: TokenRow): Promise<void> => void (await this.conn.run(clients.INSERT_TOKEN, { ...t }));
+  /** The token and its client, if the hash is known. */
+  findToken = (tokenHash: string) => this.one(clients.FIND_TOKEN, { tokenHash }, (r) => ({ token: clients.toToken(r), client: clients.toClient(r) }));
 
-  async findToken(tokenHash: string): Promise<{ token: TokenRow; client: ClientRow } | null> {
-    const r = await this.one(FIND_TOKEN, { tokenHash });
-    return r ? { token: toToken(r), client: toClient(r) } : null;
-  }
+  getRecord = (orcid: string) => this.one(records.GET_RECORD, { orcid }, records.toRecord);
+  /** Creates records that do not exist (modified = now); returns how many were new. */
+  addRecords = async (orcids: string[], now: number) => (orcids.length ? this.conn.run(records.addRecordsSql(this.d), { orcids, now }) : 0);
+  listRecords = (o: { limit: number; afterOrcid?: string }) => this.all(records.LIST_RECORDS, { after: o.afterOrcid ?? '', limit: o.limit }, records.toRecord);
+  countRecords = async () => Number((await this.conn.all(records.COUNT_RECORDS))[0]?.n ?? 0);
 
-  async getRecord(orcid: string): Promise<RecordRow | null> {
-    const r = await this.one(GET_RECORD, { orcid });
-    return r ? toRecord(r) : null;
-  }
-
-  async addRecords(orcids: string[], now: number): Promise<number> {
-    return orcids.length ? this.conn.run(addRecordsSql(this.d), { orcids, now }) : 0;
-  }
-
-  async listRecords(opts: { limit: number; afterOrcid?: string }): Promise<RecordRow[]> {
-    return (await this.conn.all(LIST_RECORDS, { after: opts.afterOrcid ?? '', limit: opts.limit })).map(toRecord);
-  }
-
-  async countRecords(): Promise<number> {
-    return Number((await this.one(COUNT_RECORDS))?.n ?? 0);
-  }
-
-  async enableWebhook(id: number, now: number): Promise<{ webhook: WebhookRow; reenabled: boolean } | null> {
+  /**
+   * Re-enables a disabled webhook as registerWebhook does (failures reset; a notification it still
+   * owed becomes due now); an enabled one is left as it is. null when there is no such webhook.
+   */
+  enableWebhook(id: number, now: number): Promise<ReplayResult | null> {
     return this.tx(async (c) => {
-      const re = await this.one(REENABLE_BY_ID, { id, now }, c);
-      if (re) {
-        if (re.due_at !== null) await this.wake(c);
-        return { webhook: toWebhook(re), reenabled: true };
-      }
-      const existing = await this.one(GET_WEBHOOK, { id }, c);
-      return existing ? { webhook: toWebhook(existing), reenabled: false } : null;
+      const re = await this.one(webhooks.REENABLE_BY_ID, { id, now }, toWebhook, c);
+      if (re?.dueAt != null) await this.wake(c);
+      return re ? { webhook: re, reenabled: true } : this.one(webhooks.GET_WEBHOOK, { id }, (r) => ({ webhook: toWebhook(r), reenabled: false }), c);
     });
   }
 
-  async deleteWebhook(clientId: string, orcid: string, url: string): Promise<boolean> {
+  deleteWebhook(clientId: string, orcid: string, url: string): Promise<boolean> {
     return this.tx(async (c) => {
-      const gone = await this.one(DELETE_WEBHOOK, { clientId, orcid, url }, c);
-      if (gone) await c.run(GIVE_BACK_PLACE, { clientId });
-      return gone !== undefined;
+      const gone = (await c.run(webhooks.DELETE_WEBHOOK, { clientId, orcid, url })) > 0;
+      if (gone) await c.run(webhooks.GIVE_BACK_PLACE, { clientId });
+      return gone;
     });
   }
 
-  async findWebhook(clientId: string, orcid: string, url: string): Promise<WebhookRow | null> {
-    const r = await this.one(FIND_WEBHOOK, { clientId, orcid, url });
-    return r ? toWebhook(r) : null;
-  }
+  findWebhook = (clientId: string, orcid: string, url: string) => this.one(webhooks.FIND_WEBHOOK, { clientId, orcid, url }, toWebhook);
+  getWebhook = (id: number) => this.one(webhooks.GET_WEBHOOK, { id }, toWebhook);
+  getWebhookByPublicId = (publicId: string) => this.one(webhooks.GET_WEBHOOK_BY_PUBLIC_ID, { publicId }, toWebhook);
+  listWebhooks = (f: WebhookFilter) => this.all(webhooks.listWebhooksSql(this.d, f), { ...f, afterId: f.afterId ?? 0 }, toWebhook);
+  countWebhooks = async () => toWebhookCounts((await this.conn.all(stateCountsSql(this.d.name)))[0]);
 
-  async getWebhook(id: number): Promise<WebhookRow | null> {
-    const r = await this.one(GET_WEBHOOK, { id });
-    return r ? toWebhook(r) : null;
-  }
-
-  async getWebhookByPublicId(publicId: string): Promise<WebhookRow | null> {
-    const r = await this.one(GET_WEBHOOK_BY_PUBLIC_ID, { publicId });
-    return r ? toWebhook(r) : null;
-  }
-
-  async listWebhooks(f: WebhookFilter): Promise<WebhookRow[]> {
-    const { sql, params } = listWebhooksSql(this.d, f);
-    return (await this.conn.all(sql, params)).map(toWebhook);
-  }
-
-  async countWebhooks(): Promise<WebhookCounts> {
-    return toWebhookCounts(await this.one(stateCountsSql(this.d.name)));
-  }
-
-  async getClientDeliverySettings(clientId: string): Promise<ClientDeliverySettings | null> {
-    const r = await this.one(DELIVERY_SETTINGS, { clientId });
-    return r ? toDeliverySettings(r, (v) => this.secrets?.open(v) ?? v) : null;
-  }
-
-  async setSigningSecret(clientId: string, secret: string | null, opts: { previousUntil: number | null; now: number }): Promise<boolean> {
-    const stored = secret === null || !this.secrets ? secret : this.secrets.seal(secret);
-    return (await this.conn.run(SET_SIGNING_SECRET, { clientId, secret: stored, keepUntil: opts.previousUntil, now: opts.now })) > 0;
-  }
-
+  /** The client's delivery settings (defaults when never set); null when there is no such client. */
+  getClientDeliverySettings = (clientId: string) =>
+    this.one(features.DELIVERY_SETTINGS, { clientId }, (r) => features.toDeliverySettings(r, (v) => this.secrets?.open(v) ?? v));
+  /**
+   * Sets the client's signing secret; null removes signing altogether. With previousUntil, the
+   * secret being replaced (if any) keeps signing until then (rotation); without, it is dropped.
+   * false when there is no such client.
+   */
+  setSigningSecret = (clientId: string, secret: string | null, o: { previousUntil: number | null; now: number }) =>
+    this.changed(features.SET_SIGNING_SECRET, { clientId, secret: secret && this.secrets ? this.secrets.seal(secret) : secret, keepUntil: o.previousUntil, now: o.now });
+  /**
+   * Re-encrypts every stored signing secret not sealed with the current secrets key (plain ones
+   * from before encryption, or sealed with an older key), in one transaction; returns how many
+   * clients' rows changed. 0 when the store has no secrets key.
+   */
   async resealSigningSecrets(): Promise<number> {
     const box = this.secrets;
     if (!box) return 0;
     return this.tx(async (c) => {
       let n = 0;
-      for (const r of await c.all(storedSecretsSql(this.d))) {
-        const next = resealRow(r, box);
-        if (next) n += await c.run(UPDATE_STORED_SECRETS, { clientId: r.client_id, ...next });
+      for (const r of await c.all(features.storedSecretsSql(this.d))) {
+        const next = features.resealRow(r, box);
+        if (next) n += await c.run(features.UPDATE_STORED_SECRETS, { clientId: r.client_id, ...next });
       }
       return n;
     });
   }
+  /** false when there is no such client. */
+  setPayloadMode = (clientId: string, mode: PayloadMode, now: number) => this.changed(features.SET_PAYLOAD_MODE, { clientId, mode, now });
 
-  async setPayloadMode(clientId: string, mode: PayloadMode, now: number): Promise<boolean> {
-    return (await this.conn.run(SET_PAYLOAD_MODE, { clientId, mode, now })) > 0;
-  }
-
-  async replayWebhook(id: number, now: number): Promise<ReplayResult | null> {
+  /**
+   * Owes the webhook one new notification (a new notify seq, so a new `webhook-id`), due now, even
+   * if nothing changed: its record's modified time is reported again. A disabled webhook is
+   * re-enabled (an explicit replay means "try again"); failures are reset. A callback in flight
+   * finishes first and this one follows. null when there is no such webhook.
+   */
+  replayWebhook(id: number, now: number): Promise<ReplayResult | null> {
     return this.tx(async (c) => {
-      const existing = await this.one(lockWebhookSql(this.d), { id }, c);
-      if (!existing) return null;
-      const row = (await this.one(REPLAY_WEBHOOK, { id, now }, c))!;
+      const enabled = await this.one(webhooks.lockWebhookSql(this.d), { id }, (r) => Boolean(r.enabled), c);
+      if (enabled === null) return null;
+      const webhook = (await this.one(webhooks.REPLAY_WEBHOOK, { id, now }, toWebhook, c))!;
       await this.wake(c);
-      return { webhook: toWebhook(row), reenabled: !Number(existing.enabled) };
+      return { webhook, reenabled: !enabled };
     });
   }
 
-  async recoverWebhooks(clientId: string, since: number, now: number): Promise<number> {
+  /**
+   * Replays (as replayWebhook) every webhook of the client disabled at or after `since`, or still
+   * failing with a failure at or after it; returns how many.
+   */
+  recoverWebhooks(clientId: string, since: number, now: number): Promise<number> {
     return this.tx(async (c) => {
-      const n = await c.run(RECOVER_WEBHOOKS, { clientId, since, now });
+      const n = await c.run(webhooks.RECOVER_WEBHOOKS, { clientId, since, now });
       if (n > 0) await this.wake(c);
       return n;
     });
   }
 
-  async heartbeat(worker: string): Promise<void> {
-    await this.conn.run(heartbeatSql(this.d), { worker });
+  /**
+   * Claims up to `limit` enabled webhooks that are due, in one statement that stamps the lease.
+   * Rows leased by a live owner are skipped; expired leases, and leases of a worker whose heartbeat
+   * is stale, are taken over (reclaimed = true). The lease runs leaseMs from the database's clock;
+   * `now` (the caller's clock) decides only what is due. Webhooks on hosts in excludeHosts, or of
+   * clients in excludeClients, are left for later (at their limit).
+   */
+  async claimDue(o: ClaimOptions): Promise<Claim[]> {
+    if (o.limit <= 0) return [];
+    const rows = await this.conn.all(claims.claimSql(this.d), {
+      ...o, exclude: o.excludeHosts, excludeClients: o.excludeClients ?? [], worker: o.worker ?? null, stale: o.workerStaleMs ?? DEFAULT_WORKER_STALE_MS,
+      scan: claims.claimScanSize(o.limit, o.perHostLimit, o.perClientLimit), perHost: o.perHostLimit ?? o.limit, perClient: o.perClientLimit ?? o.limit,
+      hostSlots: JSON.stringify(o.hostSlots ?? {}), clientSlots: JSON.stringify(o.clientSlots ?? {}),
+    });
+    return rows
+      .map((r) => ({ webhook: toWebhook(r), reclaimed: Boolean(r.lease_reclaimed) }))
+      .sort((a, b) => (a.webhook.dueAt ?? 0) - (b.webhook.dueAt ?? 0) || a.webhook.id - b.webhook.id);
   }
 
+  /** Creates the worker's row or stamps its heartbeat, with the database's clock. */
+  heartbeat = async (worker: string): Promise<void> => void (await this.conn.run(claims.heartbeatSql(this.d), { worker }));
+  /** Removes the worker's row (clean stop); also drops rows silent for an hour. */
   async retireWorker(worker: string): Promise<void> {
-    await this.conn.run(DELETE_WORKER, { worker });
-    await this.conn.run(pruneWorkersSql(this.d));
+    await this.conn.run(claims.DELETE_WORKER, { worker });
+    await this.conn.run(claims.pruneWorkersSql(this.d));
   }
-
-  async listWorkers(): Promise<WorkerRow[]> {
-    return (await this.conn.all(LIST_WORKERS)).map((r) => ({ id: String(r.id), startedAt: Number(r.started_at), heartbeatAt: Number(r.heartbeat_at) }));
-  }
-
+  listWorkers = () => this.all(claims.LIST_WORKERS, {}, claims.toWorker);
+  /**
+   * Expires at once every lease of these workers (dead ones), or with 'all-but', of every worker but
+   * this one (a single-node store at start: nobody else holds claims); returns how many.
+   */
   async expireLeases(workers: string[] | { allBut: string }): Promise<number> {
-    if (!Array.isArray(workers)) return this.conn.run(expireLeasesButSql(this.d), { worker: workers.allBut });
-    return workers.length ? this.conn.run(expireLeasesSql(this.d), { workers }) : 0;
+    if (!Array.isArray(workers)) return this.conn.run(claims.expireLeasesButSql(this.d), { worker: workers.allBut });
+    return workers.length ? this.conn.run(claims.expireLeasesSql(this.d), { workers }) : 0;
   }
+  /** Gives claims back unattempted (due time unchanged). */
+  releaseClaims = async (lease: string, ids: number[]): Promise<void> => void (ids.length && (await this.conn.run(claims.releaseClaimsSql(this.d), { ids, lease })));
+  /** Earliest due time of an enabled webhook, or null; drives the worker's next wake-up. */
+  nextDueAt = async () => num((await this.conn.all(claims.NEXT_DUE))[0]?.t);
 
-  async releaseClaims(lease: string, ids: number[]): Promise<void> {
-    if (ids.length) await this.conn.run(releaseClaimsSql(this.d), { ids, lease });
-  }
-
-  async nextDueAt(): Promise<number | null> {
-    const t = (await this.one(NEXT_DUE))?.t;
-    return t === null || t === undefined ? null : Number(t);
-  }
-
-  async listAttempts(webhookId: number, limit: number): Promise<AttemptRow[]> {
-    return (await this.conn.all(LIST_ATTEMPTS, { webhookId, limit })).map(toAttempt);
-  }
-
-  async attemptStats(since: number, bucketMs: number): Promise<AttemptBucket[]> {
-    return toAttemptBuckets(await this.conn.all(attemptStatsSql(this.d), { since, bucketMs }), since, bucketMs);
-  }
-
-  async deliveryBacklog(now: number): Promise<DeliveryBacklog> {
-    return toBacklog(await this.one(BACKLOG, { now }));
-  }
-
+  listAttempts = (webhookId: number, limit: number) => this.all(attempts.LIST_ATTEMPTS, { webhookId, limit }, attempts.toAttempt);
+  /** Attempts at or after `since` aggregated per bucket of bucketMs, in SQL; only buckets with attempts. */
+  attemptStats = async (since: number, bucketMs: number) =>
+    attempts.toAttemptBuckets(await this.conn.all(attempts.attemptStatsSql(this.d), { since, bucketMs }), since, bucketMs);
+  /** The oldest owed notification and the callbacks in flight (all processes). */
+  deliveryBacklog = async (now: number) => attempts.toBacklog((await this.conn.all(attempts.BACKLOG, { now }))[0]);
+  /** Attempts since `since` with at least one failure, by receiving host and by client; the `limit` worst of each. */
   async failureBreakdown(since: number, limit: number): Promise<{ byHost: FailureCount[]; byClient: FailureCount[] }> {
-    const [byHost, byClient] = await Promise.all([
-      this.conn.all(failuresBySql('host'), { since, limit }), this.conn.all(failuresBySql('client_id'), { since, limit }),
-    ]);
-    return { byHost: toFailureCounts(byHost), byClient: toFailureCounts(byClient) };
+    const by = (column: 'host' | 'client_id') => this.all(attempts.failuresBySql(column), { since, limit }, attempts.toFailureCount);
+    const [byHost, byClient] = await Promise.all([by('host'), by('client_id')]);
+    return { byHost, byClient };
   }
+  /** Deletes attempts older than `before`; returns how many. */
+  pruneAttempts = (before: number) => this.conn.run(attempts.PRUNE_ATTEMPTS, { before });
 
-  async pruneAttempts(before: number): Promise<number> {
-    return this.conn.run(PRUNE_ATTEMPTS, { before });
-  }
-
-  async upstreamState(source: string): Promise<UpstreamState | null> {
-    const r = await this.one(UPSTREAM_STATE, { source });
-    return r ? toUpstreamState(r) : null;
-  }
-
-  async claimUpstreamLeadership(source: string, owner: string, now: number, leaseMs: number): Promise<boolean> {
-    return (await this.conn.all(CLAIM_LEADERSHIP, { source, owner, until: now + leaseMs, now })).length > 0;
-  }
-
-  async releaseUpstreamLeadership(source: string, owner: string): Promise<void> {
-    await this.conn.run(RELEASE_LEADERSHIP, { source, owner });
-  }
-
-  async initUpstreamCursor(source: string, cursor: number, now: number): Promise<number> {
-    return Number((await this.one(INIT_CURSOR, { source, cursor, now }))!.cursor_at);
-  }
-
-  async saveUpstreamProgress(source: string, owner: string, cursor: number, now: number): Promise<boolean> {
-    return (await this.conn.run(SAVE_PROGRESS, { source, owner, cursor, now })) > 0;
-  }
-
-  async saveUpstreamError(source: string, owner: string, error: string, now: number): Promise<void> {
-    await this.conn.run(SAVE_ERROR, { source, owner, error, now });
-  }
-
-  async watchedOrcids(orcids: string[]): Promise<string[]> {
-    return orcids.length ? (await this.conn.all(watchedOrcidsSql(this.d), { orcids })).map((r) => String(r.orcid)) : [];
-  }
+  /** The upstream source's cursor and leadership; null when it never ran. */
+  upstreamState = (source: string) => this.one(upstream.UPSTREAM_STATE, { source }, upstream.toUpstreamState);
+  /**
+   * Takes or renews the leadership of an upstream source until now + leaseMs: true when the caller
+   * now leads (nobody led, it led already, or the leader's lease ran out).
+   */
+  claimUpstreamLeadership = async (source: string, owner: string, now: number, leaseMs: number) =>
+    (await this.conn.all(upstream.CLAIM_LEADERSHIP, { source, owner, until: now + leaseMs, now })).length > 0;
+  releaseUpstreamLeadership = async (source: string, owner: string): Promise<void> =>
+    void (await this.conn.run(upstream.RELEASE_LEADERSHIP, { source, owner }));
+  /** Sets the cursor if the source has none yet; returns the cursor in force. */
+  initUpstreamCursor = async (source: string, cursor: number, now: number) =>
+    Number((await this.conn.all(upstream.INIT_CURSOR, { source, cursor, now }))[0]!.cursor_at);
+  /** The leader's progress (cursor never moves back; clears the last error); false when owner no longer leads. */
+  saveUpstreamProgress = (source: string, owner: string, cursor: number, now: number) =>
+    this.changed(upstream.SAVE_PROGRESS, { source, owner, cursor, now });
+  saveUpstreamError = async (source: string, owner: string, error: string, now: number): Promise<void> =>
+    void (await this.conn.run(upstream.SAVE_ERROR, { source, owner, error, now }));
+  /** Those of the iDs that have at least one enabled webhook. */
+  watchedOrcids = async (orcids: string[]) => (orcids.length ? this.all(webhooks.watchedOrcidsSql(this.d), { orcids }, (r) => String(r.orcid)) : []);
 }

@@ -1,11 +1,8 @@
 import type { RecordedHeaders } from '../domain/attempt-headers.ts';
 import type { WebhookStateName } from '../domain/webhook-state.ts';
+import type { SqlStore } from './sql-store.ts';
 
-/**
- * The narrow seam between the service and its database. Every method is async so that SQLite
- * (synchronous underneath) and PostgreSQL share one interface; all times are epoch milliseconds.
- * The same behaviour suite (test/store.test.ts) runs against every implementation.
- */
+/* The rows and options of the Store's operations; all times are epoch milliseconds. */
 
 export interface ClientRow {
   id: string;
@@ -63,12 +60,19 @@ export interface WebhookRow {
   leaseUntil: number | null;
 }
 
-export interface NewClient {
-  id: string;
-  name: string;
-  secretHash: string;
-  premium: boolean;
-  createdAt: number;
+export type NewClient = Omit<ClientRow, 'revokedAt'>;
+
+/** Store.registerWebhook's input. */
+export interface NewWebhook {
+  clientId: string;
+  orcid: string;
+  url: string;
+  host: string;
+  now: number;
+  /** The client's cap on webhooks: beyond it, outcome 'limit'. */
+  maxPerClient?: number;
+  /** Create the record (a placeholder) when it does not exist; otherwise outcome 'no-record'. */
+  createRecord?: boolean;
 }
 
 export interface RecordChange {
@@ -105,31 +109,17 @@ export interface ApplyChangesResult {
   modifiedAt?: number;
 }
 
-export interface RegisterInput {
-  clientId: string;
-  orcid: string;
-  url: string;
-  host: string;
-  now: number;
-  /** The client's cap on webhooks: beyond it, outcome 'limit'. */
-  maxPerClient?: number;
-  /** Create the record (a placeholder) when it does not exist; otherwise outcome 'no-record'. */
-  createRecord?: boolean;
-}
-
 export type RegisterResult =
   | { outcome: 'created'; webhook: WebhookRow }
   | { outcome: 'exists'; webhook: WebhookRow; reenabled: boolean }
   | { outcome: 'limit' }
   | { outcome: 'no-record' };
 
-/** A list filter: see src/domain/webhook-state.ts. */
-export type WebhookState = WebhookStateName;
-
 export interface WebhookFilter {
   clientId?: string;
   orcid?: string;
-  state?: WebhookState;
+  /** See src/domain/webhook-state.ts. */
+  state?: WebhookStateName;
   /** Free text matched against iD, URL and client id. */
   search?: string;
   /** Return webhooks with id greater than this (cursor pagination). */
@@ -241,9 +231,10 @@ export interface ClientDeliverySettings {
   previousSecretUntil: number | null;
 }
 
+/** Store.replayWebhook and Store.enableWebhook. */
 export interface ReplayResult {
   webhook: WebhookRow;
-  /** The webhook was disabled and replaying it enabled it again. */
+  /** The webhook was disabled and this enabled it again. */
   reenabled: boolean;
 }
 
@@ -297,137 +288,8 @@ export interface UpstreamState {
   updatedAt: number;
 }
 
-export interface Store {
-  readonly dialect: 'sqlite' | 'postgres';
-  /** Applies pending migrations; returns the names of those applied now. */
-  migrate(): Promise<string[]>;
-  /** Names of migrations the code knows that the database has not applied. */
-  pendingMigrations(): Promise<string[]>;
-  ping(): Promise<void>;
-  close(): Promise<void>;
-
-  createClient(client: NewClient): Promise<ClientRow>;
-  getClient(id: string): Promise<ClientRow | null>;
-  listClients(): Promise<ClientRow[]>;
-  /** Marks the client revoked and deletes its tokens; false when no such client. */
-  revokeClient(id: string, now: number): Promise<boolean>;
-
-  createToken(token: TokenRow): Promise<void>;
-  /** The token and its client, if the hash is known. */
-  findToken(tokenHash: string): Promise<{ token: TokenRow; client: ClientRow } | null>;
-
-  getRecord(orcid: string): Promise<RecordRow | null>;
-  /** Creates records that do not exist (modified = now); returns how many were new. */
-  addRecords(orcids: string[], now: number): Promise<number>;
-  listRecords(opts: { limit: number; afterOrcid?: string }): Promise<RecordRow[]>;
-  countRecords(): Promise<number>;
-  /**
-   * Applies record changes in one transaction and marks the webhooks that now owe a notification:
-   * only webhooks created no later than the change, coalesced with any notification already owed.
-   */
-  applyChanges(changes: RecordChange[], opts: ApplyChangesOptions): Promise<ApplyChangesResult>;
-
-  /**
-   * Registers a webhook for a client. An existing one answers 'exists'; if it was disabled it is
-   * re-enabled, its failure count reset, and any notification it still owed becomes due now.
-   * maxPerClient (when set) refuses a new webhook beyond the cap. A missing record answers
-   * 'no-record', or with createRecord (open records mode) is created with the webhook, only when the
-   * webhook is created.
-   */
-  registerWebhook(input: RegisterInput): Promise<RegisterResult>;
-  /**
-   * Re-enables a disabled webhook as registerWebhook does (failures reset; a notification it still
-   * owed becomes due now); an enabled one is left as it is. null when there is no such webhook.
-   */
-  enableWebhook(id: number, now: number): Promise<{ webhook: WebhookRow; reenabled: boolean } | null>;
-  deleteWebhook(clientId: string, orcid: string, url: string): Promise<boolean>;
-  findWebhook(clientId: string, orcid: string, url: string): Promise<WebhookRow | null>;
-  getWebhook(id: number): Promise<WebhookRow | null>;
-  getWebhookByPublicId(publicId: string): Promise<WebhookRow | null>;
-  listWebhooks(filter: WebhookFilter): Promise<WebhookRow[]>;
-  countWebhooks(): Promise<WebhookCounts>;
-
-  /** The client's delivery settings (defaults when never set); null when there is no such client. */
-  getClientDeliverySettings(clientId: string): Promise<ClientDeliverySettings | null>;
-  /**
-   * Sets the client's signing secret; null removes signing altogether. With previousUntil, the
-   * secret being replaced (if any) keeps signing until then (rotation); without, it is dropped.
-   * false when there is no such client.
-   */
-  setSigningSecret(clientId: string, secret: string | null, opts: { previousUntil: number | null; now: number }): Promise<boolean>;
-  /**
-   * Re-encrypts every stored signing secret not sealed with the current secrets key (plain ones
-   * from before encryption, or sealed with an older key), in one transaction; returns how many
-   * clients' rows changed. 0 when the store has no secrets key.
-   */
-  resealSigningSecrets(): Promise<number>;
-  /** false when there is no such client. */
-  setPayloadMode(clientId: string, mode: PayloadMode, now: number): Promise<boolean>;
-  /**
-   * Owes the webhook one new notification (a new notify seq, so a new `webhook-id`), due now, even
-   * if nothing changed: its record's modified time is reported again. A disabled webhook is
-   * re-enabled (an explicit replay means "try again"); failures are reset. A callback in flight
-   * finishes first and this one follows. null when there is no such webhook.
-   */
-  replayWebhook(id: number, now: number): Promise<ReplayResult | null>;
-  /**
-   * Replays (as replayWebhook) every webhook of the client disabled at or after `since`, or still
-   * failing with a failure at or after it; returns how many.
-   */
-  recoverWebhooks(clientId: string, since: number, now: number): Promise<number>;
-
-  /**
-   * Claims up to `limit` enabled webhooks that are due, in one statement that stamps the lease.
-   * Rows leased by a live owner are skipped; expired leases, and leases of a worker whose heartbeat
-   * is stale, are taken over (reclaimed = true). The lease runs leaseMs from the database's clock;
-   * `now` (the caller's clock) decides only what is due. Webhooks on hosts in excludeHosts, or of
-   * clients in excludeClients, are left for later (at their limit).
-   */
-  claimDue(opts: ClaimOptions): Promise<Claim[]>;
-  /** Creates the worker's row or stamps its heartbeat, with the database's clock. */
-  heartbeat(worker: string): Promise<void>;
-  /** Removes the worker's row (clean stop); also drops rows silent for an hour. */
-  retireWorker(worker: string): Promise<void>;
-  listWorkers(): Promise<WorkerRow[]>;
-  /**
-   * Expires at once every lease of these workers (dead ones), or with 'all-but', of every worker but
-   * this one (a single-node store at start: nobody else holds claims); returns how many.
-   */
-  expireLeases(workers: string[] | { allBut: string }): Promise<number>;
-  /** Gives claims back unattempted (due time unchanged). */
-  releaseClaims(lease: string, webhookIds: number[]): Promise<void>;
-  /** Records attempts and applies their outcomes in one transaction. */
-  completeAttempts(attempts: AttemptRecord[]): Promise<void>;
-  /** Earliest due time of an enabled webhook, or null; drives the worker's next wake-up. */
-  nextDueAt(): Promise<number | null>;
-  /**
-   * Calls listener when notifications may have become due (record changes, re-enabled webhooks):
-   * in-process for SQLite, LISTEN/NOTIFY across processes for PostgreSQL. Returns an unsubscribe.
-   */
-  subscribeWakeups(listener: () => void): Promise<() => Promise<void>>;
-  listAttempts(webhookId: number, limit: number): Promise<AttemptRow[]>;
-  /** Attempts at or after `since` aggregated per bucket of bucketMs, in SQL; only buckets with attempts. */
-  attemptStats(since: number, bucketMs: number): Promise<AttemptBucket[]>;
-  /** The oldest owed notification and the callbacks in flight (all processes). */
-  deliveryBacklog(now: number): Promise<DeliveryBacklog>;
-  /** Attempts since `since` with at least one failure, by receiving host and by client; the `limit` worst of each. */
-  failureBreakdown(since: number, limit: number): Promise<{ byHost: FailureCount[]; byClient: FailureCount[] }>;
-  /** Deletes attempts older than `before`; returns how many. */
-  pruneAttempts(before: number): Promise<number>;
-
-  /** The upstream source's cursor and leadership; null when it never ran. */
-  upstreamState(source: string): Promise<UpstreamState | null>;
-  /**
-   * Takes or renews the leadership of an upstream source until now + leaseMs: true when the caller
-   * now leads (nobody led, it led already, or the leader's lease ran out).
-   */
-  claimUpstreamLeadership(source: string, owner: string, now: number, leaseMs: number): Promise<boolean>;
-  releaseUpstreamLeadership(source: string, owner: string): Promise<void>;
-  /** Sets the cursor if the source has none yet; returns the cursor in force. */
-  initUpstreamCursor(source: string, cursor: number, now: number): Promise<number>;
-  /** The leader's progress (cursor never moves back; clears the last error); false when owner no longer leads. */
-  saveUpstreamProgress(source: string, owner: string, cursor: number, now: number): Promise<boolean>;
-  saveUpstreamError(source: string, owner: string, error: string, now: number): Promise<void>;
-  /** Those of the iDs that have at least one enabled webhook. */
-  watchedOrcids(orcids: string[]): Promise<string[]>;
-}
+/**
+ * The narrow seam between the service and its database: the public operations of SqlStore, where
+ * each is documented once. The same behaviour suite (test/store.test.ts) runs against every driver.
+ */
+export type Store = Pick<SqlStore, keyof SqlStore>;

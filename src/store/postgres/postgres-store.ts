@@ -1,22 +1,14 @@
 import pg from 'pg';
 import type { ClientConfig, CustomTypesConfig, Notification, PoolClient, PoolConfig } from 'pg';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { newWebhookPublicId } from '../../domain/public-id.ts';
 import type { SecretBox } from '../../domain/secret-box.ts';
 import { postgres, type Compiled, type Params, type Row } from '../dialect.ts';
 import { loadMigrations } from '../migrations.ts';
 import { SqlStore, type Conn } from '../sql-store.ts';
-import { headersJson } from '../sql/attempts.ts';
-import { claimableSql, claimScanSize, outcomeSetSql } from '../sql/claims.ts';
+import { ATTEMPT_COLUMNS, completion, OUTCOME_PARAMS, outcomeSetSql, type Columns } from '../sql/claims.ts';
 import { isNewer } from '../sql/records.ts';
 import { GIVE_BACK_PLACE, REGISTER_IN_ONE_STATEMENT, toWebhook } from '../sql/webhooks.ts';
-import { GET_CLIENT } from '../sql/clients.ts';
-import {
-  DEFAULT_WORKER_STALE_MS, type ApplyChangesOptions, type ApplyChangesResult, type AttemptRecord, type Claim, type ClaimOptions, type RecordChange, type RegisterInput, type RegisterResult,
-} from '../types.ts';
-
-const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
+import type { ApplyChangesOptions, ApplyChangesResult, AttemptRecord, NewWebhook, RecordChange, RegisterResult } from '../types.ts';
 
 /** LISTEN/NOTIFY channel; the payload is the notifying session's current_schema(). */
 const WAKE_CHANNEL = 'orcid_webhooks_wake';
@@ -118,7 +110,10 @@ export class PostgresStore extends SqlStore {
   protected readonly conn: PgConn;
   private readonly clientConfig: ClientConfig;
   private readonly onError: (err: Error) => void;
-  private readonly subscriptions = new Set<WakeupSubscription>();
+  private readonly listeners = new Set<() => void>();
+  /** Settled once the LISTEN connection made its first attempt. */
+  private listening: Promise<void> | null = null;
+  private listener: pg.Client | null = null;
   private closed = false;
 
   constructor(url: string, opts: PostgresStoreOptions = {}) {
@@ -141,10 +136,6 @@ export class PostgresStore extends SqlStore {
     // reported here; without a listener the 'error' event would crash the process.
     this.pool.on('error', (err) => this.onError(err));
     this.conn = new PgConn(this.pool);
-  }
-
-  private async query(sql: string, params: unknown[] = []): Promise<Row[]> {
-    return (await this.pool.query<Row>(sql, params)).rows;
   }
 
   protected tx<T>(fn: (c: Conn) => Promise<T>): Promise<T> {
@@ -185,7 +176,7 @@ export class PostgresStore extends SqlStore {
 
   async migrate(): Promise<string[]> {
     const applied: string[] = [];
-    for (const m of loadMigrations(MIGRATIONS_DIR)) {
+    for (const m of loadMigrations('postgres')) {
       // Each migration in its own transaction, behind one advisory lock: processes starting at
       // once queue here; the name goes in first, so a later one sees it and skips.
       const ran = await this.txClient(async (c) => {
@@ -202,18 +193,12 @@ export class PostgresStore extends SqlStore {
     return applied;
   }
 
-  async pendingMigrations(): Promise<string[]> {
-    const [t] = await this.query("SELECT to_regclass('schema_migrations') IS NOT NULL AS present");
-    const done = new Set<string>();
-    if (t?.present) for (const r of await this.query('SELECT name FROM schema_migrations')) done.add(String(r.name));
-    return loadMigrations(MIGRATIONS_DIR).map((m) => m.name).filter((n) => !done.has(n));
-  }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([...this.subscriptions].map((s) => s.stop()));
-    this.subscriptions.clear();
+    this.listeners.clear();
+    await this.listener?.end().catch(noop);
     await this.pool.end();
   }
 
@@ -307,7 +292,7 @@ export class PostgresStore extends SqlStore {
 
   // Concurrent registrations race here (SQLite's single writer has none): one statement, no
   // transaction (REGISTER_IN_ONE_STATEMENT); a lost race gives the place back and asks again.
-  async registerWebhook(input: RegisterInput): Promise<RegisterResult> {
+  async registerWebhook(input: NewWebhook): Promise<RegisterResult> {
     for (let round = 0; round < 5; round++) {
       const [r] = await this.conn.all(REGISTER_IN_ONE_STATEMENT, {
         ...input, publicId: newWebhookPublicId(), cap: input.maxPerClient, createRecord: input.createRecord === true,
@@ -320,50 +305,12 @@ export class PostgresStore extends SqlStore {
       if (r?.kind === 'created') return { outcome: 'created', webhook: toWebhook(r) };
       if (!r?.took) {
         if (!r?.has_record && !input.createRecord) return { outcome: 'no-record' };
-        if (!(await this.one(GET_CLIENT, { id: input.clientId }))) throw new Error(`No client with id ${input.clientId}`);
+        if (!(await this.getClient(input.clientId))) throw new Error(`No client with id ${input.clientId}`);
         return { outcome: 'limit' };
       }
       await this.conn.run(GIVE_BACK_PLACE, { clientId: input.clientId });
     }
     throw new Error('webhook registration kept racing');
-  }
-
-  async claimDue(o: ClaimOptions): Promise<Claim[]> {
-    if (o.limit <= 0) return [];
-    // One statement: SKIP LOCKED lets concurrent claimers pass each other's rows; the CTE keeps
-    // the previous lease_until, so "reclaimed" says whether a dead worker's lease was taken over.
-    // With per-host and per-client limits the candidates are ranked within their host and their
-    // client (window functions cannot share a SELECT with FOR UPDATE, hence two steps); candidates
-    // not picked stay unleased. The lease is stamped with the database's clock.
-    const rows = await this.query(`WITH cand AS MATERIALIZED (
-        SELECT id, host, client_id, due_at, lease_until AS prev FROM webhooks
-        WHERE enabled = 1 AND due_at IS NOT NULL AND due_at <= $1
-          AND ${claimableSql(postgres, '$10::bigint')}
-          AND host <> ALL($2::text[])
-          AND client_id <> ALL($11::text[])
-        -- id breaks ties (a bulk change makes thousands due at one instant): rows taken over from a
-        -- dead worker, claimed in id order before, come first instead of behind the whole backlog.
-        ORDER BY due_at, id LIMIT $6
-        FOR UPDATE SKIP LOCKED),
-      c AS (
-        SELECT id, prev FROM (
-          SELECT id, prev, host, client_id, due_at,
-            row_number() OVER (PARTITION BY host ORDER BY due_at, id) AS rank_in_host,
-            row_number() OVER (PARTITION BY client_id ORDER BY due_at, id) AS rank_in_client
-          FROM cand) ranked
-        WHERE rank_in_host <= COALESCE((SELECT s.free FROM unnest($8::text[], $9::int[]) AS s(host, free) WHERE s.host = ranked.host), $7)
-          AND rank_in_client <= COALESCE((SELECT s.free FROM unnest($13::text[], $14::int[]) AS s(client, free) WHERE s.client = ranked.client_id), $12)
-        ORDER BY due_at, id LIMIT $3)
-      UPDATE webhooks w SET lease_owner = $4, lease_worker = $15, lease_until = ${postgres.now} + $5::bigint
-      FROM c WHERE w.id = c.id
-      RETURNING w.*, (c.prev IS NOT NULL) AS reclaimed`, [o.now, o.excludeHosts, o.limit, o.lease, o.leaseMs,
-      claimScanSize(o.limit, o.perHostLimit, o.perClientLimit), o.perHostLimit ?? o.limit,
-      Object.keys(o.hostSlots ?? {}), Object.values(o.hostSlots ?? {}), o.workerStaleMs ?? DEFAULT_WORKER_STALE_MS,
-      o.excludeClients ?? [], o.perClientLimit ?? o.limit, Object.keys(o.clientSlots ?? {}), Object.values(o.clientSlots ?? {}),
-      o.worker ?? null]);
-    return rows
-      .map((r) => ({ webhook: toWebhook(r), reclaimed: Boolean(r.reclaimed) }))
-      .sort((a, b) => (a.webhook.dueAt ?? 0) - (b.webhook.dueAt ?? 0) || a.webhook.id - b.webhook.id);
   }
 
   /*
@@ -376,160 +323,89 @@ export class PostgresStore extends SqlStore {
    */
   async completeAttempts(attempts: AttemptRecord[]): Promise<void> {
     if (attempts.length === 0) return;
-    const success = columns(6);
-    const retry = columns(5);
-    const disable = columns(5);
+    const rows: Params[] = [];
+    const outcomes: Record<AttemptRecord['outcome']['kind'], Params[]> = { success: [], retry: [], disable: [] };
     const seen = new Set<string>();
-    const ins = columns(10);
     for (const a of attempts) {
-      const duration = Math.round(a.durationMs);
-      const headers = headersJson(a);
-      ins.push(a.webhookId, a.notificationId, a.startedAt, duration, a.statusCode, a.error, a.responseSnippet, a.latencyMs === null ? null : Math.round(a.latencyMs),
-        headers.requestHeaders, headers.responseHeaders);
+      const { row, outcome } = completion(a);
+      rows.push(row);
       const key = `${a.webhookId}\u0000${a.lease}`;
-      if (seen.has(key)) continue;
+      if (!seen.has(key)) outcomes[a.outcome.kind].push(outcome);
       seen.add(key);
-      const status = a.statusCode !== null ? String(a.statusCode) : a.error;
-      const now = a.startedAt + duration;
-      if (a.outcome.kind === 'success') success.push(a.webhookId, a.lease, now, status, a.claimedSeq, a.nextDueAt);
-      else if (a.outcome.kind === 'retry') retry.push(a.webhookId, a.lease, now, status, a.outcome.retryAt);
-      else disable.push(a.webhookId, a.lease, now, status, a.outcome.reason);
     }
     await this.txClient(async (c) => {
-      if (success.size) {
-        await c.query(`UPDATE webhooks w SET ${OUTCOME.success}
-          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[]) AS a(id, lease, now, status, claimed, next_due)
-          WHERE w.id = a.id AND w.lease_owner = a.lease`, success.cols);
+      for (const kind of ['success', 'retry', 'disable'] as const) {
+        const [from, values] = unnest(OUTCOME_PARAMS[kind], outcomes[kind]);
+        if (outcomes[kind].length) await c.query(`UPDATE webhooks w SET ${OUTCOME[kind]} FROM ${from} WHERE w.id = a.id AND w.lease_owner = a.lease`, values);
       }
-      if (retry.size) {
-        await c.query(`UPDATE webhooks w SET ${OUTCOME.retry}
-          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[]) AS a(id, lease, now, status, retry_at)
-          WHERE w.id = a.id AND w.lease_owner = a.lease`, retry.cols);
-      }
-      if (disable.size) {
-        await c.query(`UPDATE webhooks w SET ${OUTCOME.disable}
-          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[]) AS a(id, lease, now, status, reason)
-          WHERE w.id = a.id AND w.lease_owner = a.lease`, disable.cols);
-      }
-      await c.query(`INSERT INTO attempts (webhook_id, notification_id, at, duration_ms, status_code, error, response_snippet, latency_ms, request_headers, response_headers)
-        SELECT a.webhook_id, a.notification_id, a.at, a.duration_ms, a.status_code, a.error, a.snippet, a.latency_ms, a.request_headers, a.response_headers
-        FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[])
-          WITH ORDINALITY AS a(webhook_id, notification_id, at, duration_ms, status_code, error, snippet, latency_ms, request_headers, response_headers, n)
-        WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.id = a.webhook_id FOR KEY SHARE)
-        ORDER BY a.n`, ins.cols);
+      const [from, values] = unnest(ATTEMPT_COLUMNS, rows);
+      const cols = ATTEMPT_COLUMNS.map(([col]) => col);
+      await c.query(`INSERT INTO attempts (${cols.join(', ')}) SELECT ${cols.map((col) => `a.${col}`).join(', ')}
+        FROM ${from} WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.id = a.webhook_id FOR KEY SHARE) ORDER BY a.n`, values);
     });
   }
 
+  /** The subscribers share one LISTEN connection, opened by the first and kept until close(). */
   async subscribeWakeups(listener: () => void): Promise<() => Promise<void>> {
     if (this.closed) throw new Error('store is closed');
-    // A connection attempt that hangs (unreachable host) gives up and is retried with backoff.
-    const sub = new WakeupSubscription({ ...this.clientConfig, connectionTimeoutMillis: 10_000 }, listener, this.onError);
-    this.subscriptions.add(sub);
-    await sub.start();
-    return async () => {
-      this.subscriptions.delete(sub);
-      await sub.stop();
-    };
+    this.listeners.add(listener);
+    await (this.listening ??= new Promise((ready) => void this.listen(ready)));
+    return async () => void this.listeners.delete(listener);
   }
 
-}
-
-/** Parallel arrays, one per column, for `unnest($1::t[], $2::t[], ...)`. */
-function columns(n: number): { cols: unknown[][]; size: number; push(...values: unknown[]): void } {
-  const cols: unknown[][] = Array.from({ length: n }, () => []);
-  return {
-    cols,
-    get size() {
-      return cols[0]?.length ?? 0;
-    },
-    push(...values: unknown[]) {
-      values.forEach((v, i) => cols[i]?.push(v));
-    },
-  };
-}
-
-/**
- * One LISTEN connection of its own (a pooled connection would be handed to queries). A lost
- * connection is replaced with backoff (100 ms doubling to 10 s, with jitter); after a reconnect
- * the listener is called once, since notifications sent meanwhile were missed.
- */
-class WakeupSubscription {
-  private client: pg.Client | null = null;
-  private schema: string | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private delayMs = 0;
-  private stopped = false;
-
-  constructor(
-    private readonly config: ClientConfig,
-    private readonly listener: () => void,
-    private readonly onError: (err: Error) => void,
-  ) {}
-
-  /** Connects; if the database cannot be reached now, keeps trying in the background. */
-  async start(): Promise<void> {
-    await this.connect(false);
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    const c = this.client;
-    this.client = null;
-    if (c) await c.end().catch(noop);
-  }
-
-  private async connect(reconnect: boolean): Promise<void> {
-    if (this.stopped) return;
-    const client = new pg.Client(this.config);
-    this.client = client;
-    const lost = (err?: Error): void => {
-      if (err && !this.stopped) this.onError(err);
-      if (this.client !== client) return; // already replaced, or stopped
-      this.client = null;
+  /**
+   * The LISTEN connection (a pooled one would be handed to queries); `ready` after the first
+   * attempt: a database that cannot be reached now is tried again in the background. A lost
+   * connection is replaced with backoff (100 ms doubling to 10 s, with jitter); after a reconnect
+   * the subscribers are called once, since notifications sent meanwhile were missed.
+   */
+  private async listen(ready: () => void): Promise<void> {
+    for (let first = true, delayMs = 0; !this.closed; first = false) {
+      // A connection attempt that hangs (unreachable host) gives up and is retried.
+      const client = (this.listener = new pg.Client({ ...this.clientConfig, connectionTimeoutMillis: CONNECT_TIMEOUT_MS }));
+      // Stays attached for the client's whole life: errors after it was given up are reported too.
+      const lost = new Promise<void>((resolve) => {
+        client.on('error', (err) => {
+          if (!this.closed) this.onError(err);
+          resolve();
+        });
+        client.on('end', resolve);
+      });
+      try {
+        await client.connect();
+        const schema = (await client.query<{ s: string | null }>('SELECT current_schema() AS s')).rows[0]?.s;
+        // The payload names the notifying schema: installations sharing a database stay apart.
+        client.on('notification', (n: Notification) => {
+          if (!n.payload || n.payload === schema) this.wakeListeners();
+        });
+        await client.query(`LISTEN ${WAKE_CHANNEL}`);
+        delayMs = 0;
+        if (!first) this.wakeListeners();
+        ready();
+        await lost;
+      } catch (err) {
+        if (!this.closed) this.onError(err as Error);
+        ready();
+      }
       client.end().catch(noop);
-      this.scheduleReconnect();
-    };
-    // Stays attached for the client's whole life: errors after it was given up are ignored.
-    client.on('error', (err) => lost(err));
-    client.on('end', () => lost());
-    client.on('notification', (n: Notification) => {
-      if (this.client !== client || n.channel !== WAKE_CHANNEL) return;
-      // The payload names the notifying schema: installations sharing a database stay apart.
-      if (n.payload && this.schema !== null && n.payload !== this.schema) return;
-      this.call();
-    });
-    try {
-      await client.connect();
-      const { rows } = await client.query<{ s: string | null }>('SELECT current_schema() AS s');
-      this.schema = rows[0]?.s ?? null;
-      await client.query(`LISTEN ${WAKE_CHANNEL}`);
-    } catch (err) {
-      lost(err as Error);
-      return;
-    }
-    if (this.client !== client) return;
-    this.delayMs = 0;
-    if (reconnect) this.call();
-  }
-
-  private scheduleReconnect(): void {
-    if (this.stopped || this.timer) return;
-    this.delayMs = this.delayMs ? Math.min(this.delayMs * 2, 10_000) : 100;
-    const delay = Math.round(this.delayMs * (0.75 + Math.random() * 0.5));
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      void this.connect(true);
-    }, delay);
-    this.timer.unref();
-  }
-
-  private call(): void {
-    try {
-      this.listener();
-    } catch (err) {
-      this.onError(err as Error);
+      delayMs = delayMs ? Math.min(delayMs * 2, 10_000) : 100;
+      if (!this.closed) await new Promise((resolve) => setTimeout(resolve, Math.round(delayMs * (0.75 + Math.random() * 0.5))).unref());
     }
   }
+
+  private wakeListeners(): void {
+    for (const listener of this.listeners) {
+      try {
+        listener();
+      } catch (err) {
+        this.onError(err as Error);
+      }
+    }
+  }
+}
+
+/** `unnest($1::t[], ...) AS a(name, ..., n)` over the columns (n: the row's number), and its parameters: one array per column. */
+function unnest(cols: Columns, rows: Params[]): [string, unknown[][]] {
+  const from = `unnest(${cols.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ')}) WITH ORDINALITY AS a(${cols.map(([name]) => name).join(', ')}, n)`;
+  return [from, cols.map(([name]) => rows.map((r) => r[name]))];
 }

@@ -1,4 +1,4 @@
-import { parseRecordedHeaders, type RecordedHeaders } from '../../domain/attempt-headers.ts';
+import { parseRecordedHeaders } from '../../domain/attempt-headers.ts';
 import { num, type Dialect, type Row } from '../dialect.ts';
 import type { AttemptBucket, AttemptRow, DeliveryBacklog, FailureCount } from '../types.ts';
 
@@ -67,16 +67,8 @@ export function failuresBySql(column: 'host' | 'client_id'): string {
     LIMIT @limit::bigint`;
 }
 
-export function toFailureCounts(rows: Row[]): FailureCount[] {
-  return rows.map((r) => ({ key: String(r.key), attempts: Number(r.attempts), failures: Number(r.failures) }));
-}
-
-/** The attempt's headers as stored (JSON text, or NULL when not kept). */
-export function headersJson(a: { requestHeaders?: RecordedHeaders | null; responseHeaders?: RecordedHeaders | null }): { requestHeaders: string | null; responseHeaders: string | null } {
-  return {
-    requestHeaders: a.requestHeaders ? JSON.stringify(a.requestHeaders) : null,
-    responseHeaders: a.responseHeaders ? JSON.stringify(a.responseHeaders) : null,
-  };
+export function toFailureCount(r: Row): FailureCount {
+  return { key: String(r.key), attempts: Number(r.attempts), failures: Number(r.failures) };
 }
 
 export function toAttempt(r: Row): AttemptRow {

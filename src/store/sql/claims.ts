@@ -1,9 +1,9 @@
-import type { Dialect } from '../dialect.ts';
+import type { Dialect, Params, Row } from '../dialect.ts';
+import type { AttemptRecord, WorkerRow } from '../types.ts';
 
 /*
- * Claims and their outcomes. Each store claims and completes in its own way (see the stores); the
- * SET clauses of the outcomes, the claimable condition and the owing of a change are written once
- * here. Lease and heartbeat times come from the database's clock, never a worker's, so clock skew
+ * Claims and their outcomes. Each store completes in its own way (see the stores); the claim, the
+ * SET clauses of the outcomes and the owing of a change are written once here. Lease and heartbeat times come from the database's clock, never a worker's, so clock skew
  * between hosts cannot make a live lease look expired to another worker.
  */
 
@@ -29,11 +29,43 @@ export function claimScanSize(limit: number, perHostLimit: number | undefined, p
 }
 
 /**
- * SET clauses of the outcomes, `w` being the webhook and `a` the attempt (a table alias in
- * PostgreSQL's batched UPDATE ... FROM unnest, `@` parameters in SQLite's one row at a time). Each
+ * Claims a batch in one statement (Store.claimDue): the earliest due claimable rows, at most @scan,
+ * are ranked within their host and within their client, and only the first few of each (its free
+ * slots, else the per-host or per-client limit) are leased, with the database's clock. SET sees the
+ * old lease_until, so lease_reclaimed records whether a dead worker's lease was taken over.
+ * PostgreSQL locks the candidates FOR UPDATE SKIP LOCKED, so that concurrent claimers pass each
+ * other's rows (window functions cannot share a SELECT with FOR UPDATE, hence two steps); SQLite
+ * has one writer and no row locks. Candidates not picked stay unleased.
+ */
+export const claimSql = (d: Dialect): string => `WITH cand AS MATERIALIZED (
+    SELECT id, host, client_id, due_at FROM webhooks
+    WHERE enabled = 1 AND due_at IS NOT NULL AND due_at <= @now::bigint
+      AND ${claimableSql(d, '@stale::bigint')}
+      AND host NOT IN (${d.list('@exclude', 'text')})
+      AND client_id NOT IN (${d.list('@excludeClients', 'text')})
+    -- id breaks ties (a bulk change makes thousands due at one instant): rows taken over from a
+    -- dead worker, claimed in id order before, come first instead of behind the whole backlog.
+    ORDER BY due_at, id LIMIT @scan::bigint${d.lock('UPDATE SKIP LOCKED')}),
+  picked AS (
+    SELECT id FROM (
+      SELECT id, host, client_id, due_at,
+        row_number() OVER (PARTITION BY host ORDER BY due_at, id) AS rank_in_host,
+        row_number() OVER (PARTITION BY client_id ORDER BY due_at, id) AS rank_in_client
+      FROM cand) ranked
+    WHERE rank_in_host <= COALESCE(${d.entry('@hostSlots', 'host')}, @perHost::bigint)
+      AND rank_in_client <= COALESCE(${d.entry('@clientSlots', 'client_id')}, @perClient::bigint)
+    ORDER BY due_at, id LIMIT @limit::bigint)
+  UPDATE webhooks SET lease_owner = @lease::text, lease_worker = @worker::text, lease_until = ${d.now} + @leaseMs::bigint,
+    lease_reclaimed = CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END
+  WHERE id IN (SELECT id FROM picked)
+  RETURNING *`;
+
+/**
+ * SET clauses of the outcomes, `w` being the webhook and `a` the parameter named (a column of
+ * PostgreSQL's batched UPDATE ... FROM unnest, an `@` parameter of SQLite's one row at a time). Each
  * clears the lease; the caller guards it with lease_owner = the claim's lease token.
  */
-export function outcomeSetSql(w: string, a: (name: string) => string): Record<'success' | 'retry' | 'disable', string> {
+export function outcomeSetSql(w: string, a: (name: string) => string): Record<Kind, string> {
   const failed = `lease_owner = NULL, lease_until = NULL, failed_attempts = ${w}failed_attempts + 1, last_failed_at = ${a('now')},
     failing_since = COALESCE(${w}failing_since, ${a('now')}), last_status = ${a('status')}`;
   const newer = `${w}change_seq > ${a('claimed')}`;
@@ -46,6 +78,40 @@ export function outcomeSetSql(w: string, a: (name: string) => string): Record<'s
     retry: `${failed}, due_at = ${a('retry_at')}`,
     // Keeps pending_since: a re-enabled webhook still owes what it owed.
     disable: `${failed}, enabled = 0, disabled_reason = ${a('reason')}, disabled_at = ${a('now')}, due_at = NULL`,
+  };
+}
+
+type Kind = AttemptRecord['outcome']['kind'];
+/** Named and typed values: the columns of PostgreSQL's batches (unnest), the `@` parameters of SQLite's rows. */
+export type Columns = Array<[name: string, type: 'bigint' | 'int' | 'text']>;
+/** The parameters of each outcome's UPDATE (`completion`'s `outcome`). */
+export const OUTCOME_PARAMS: Record<Kind, Columns> = {
+  success: [['id', 'bigint'], ['lease', 'text'], ['now', 'bigint'], ['status', 'text'], ['claimed', 'bigint'], ['next_due', 'bigint']],
+  retry: [['id', 'bigint'], ['lease', 'text'], ['now', 'bigint'], ['status', 'text'], ['retry_at', 'bigint']],
+  disable: [['id', 'bigint'], ['lease', 'text'], ['now', 'bigint'], ['status', 'text'], ['reason', 'text']],
+};
+
+/** The columns of an attempts row (`completion`'s `row`). */
+export const ATTEMPT_COLUMNS: Columns = [
+  ['webhook_id', 'bigint'], ['notification_id', 'text'], ['at', 'bigint'], ['duration_ms', 'int'], ['status_code', 'int'], ['error', 'text'],
+  ['response_snippet', 'text'], ['latency_ms', 'bigint'], ['request_headers', 'text'], ['response_headers', 'text'],
+];
+
+/** What a completed attempt writes: its attempts row (by column) and its outcome's parameters (OUTCOME_PARAMS). */
+export function completion(a: AttemptRecord): { row: Params; outcome: Params } {
+  const durationMs = Math.round(a.durationMs);
+  const json = (h: unknown) => (h ? JSON.stringify(h) : null);
+  const o = a.outcome;
+  return {
+    row: {
+      webhook_id: a.webhookId, notification_id: a.notificationId, at: a.startedAt, duration_ms: durationMs, status_code: a.statusCode, error: a.error,
+      response_snippet: a.responseSnippet, latency_ms: a.latencyMs === null ? null : Math.round(a.latencyMs),
+      request_headers: json(a.requestHeaders), response_headers: json(a.responseHeaders),
+    },
+    outcome: {
+      id: a.webhookId, lease: a.lease, now: a.startedAt + durationMs, status: a.statusCode !== null ? String(a.statusCode) : a.error,
+      ...(o.kind === 'success' ? { claimed: a.claimedSeq, next_due: a.nextDueAt } : o.kind === 'retry' ? { retry_at: o.retryAt } : { reason: o.reason }),
+    },
   };
 }
 
@@ -86,6 +152,7 @@ export const DELETE_WORKER = 'DELETE FROM workers WHERE id = @worker';
 /** Rows of workers silent for an hour: long dead, nothing refers to them any more. */
 export const pruneWorkersSql = (d: Dialect): string => `DELETE FROM workers WHERE heartbeat_at < ${d.now} - 3600000`;
 export const LIST_WORKERS = 'SELECT * FROM workers ORDER BY started_at, id';
+export const toWorker = (r: Row): WorkerRow => ({ id: String(r.id), startedAt: Number(r.started_at), heartbeatAt: Number(r.heartbeat_at) });
 
 /** Expires at once the leases held by these workers (dead ones): the next claim takes them over. */
 export const expireLeasesSql = (d: Dialect): string =>

@@ -38,7 +38,7 @@ export const SET_PAYLOAD_MODE = `INSERT INTO client_delivery (client_id, payload
 
 /** Every stored signing secret (for re-encryption), locked by the caller's transaction where it can. */
 export const storedSecretsSql = (d: Dialect): string => `SELECT client_id, signing_secret, previous_secret FROM client_delivery
-  WHERE signing_secret IS NOT NULL OR previous_secret IS NOT NULL ORDER BY client_id${d.forUpdate}`;
+  WHERE signing_secret IS NOT NULL OR previous_secret IS NOT NULL ORDER BY client_id${d.lock('UPDATE')}`;
 
 export const UPDATE_STORED_SECRETS = 'UPDATE client_delivery SET signing_secret = @secret, previous_secret = @previous WHERE client_id = @clientId';
 

@@ -1,5 +1,5 @@
 import { stateFilterIndex, stateFilterSql } from '../../domain/webhook-state.ts';
-import { num, type Dialect, type Params, type Row } from '../dialect.ts';
+import { num, type Dialect, type Row } from '../dialect.ts';
 import type { WebhookFilter, WebhookRow } from '../types.ts';
 
 /* Webhooks: registration, look-ups, lists, re-enabling, replay and recovery. */
@@ -7,7 +7,7 @@ import type { WebhookFilter, WebhookRow } from '../types.ts';
 export const FIND_WEBHOOK = 'SELECT * FROM webhooks WHERE client_id = @clientId AND orcid = @orcid AND url = @url';
 export const GET_WEBHOOK = 'SELECT * FROM webhooks WHERE id = @id';
 export const GET_WEBHOOK_BY_PUBLIC_ID = 'SELECT * FROM webhooks WHERE public_id = @publicId';
-export const DELETE_WEBHOOK = 'DELETE FROM webhooks WHERE client_id = @clientId AND orcid = @orcid AND url = @url RETURNING client_id';
+export const DELETE_WEBHOOK = 'DELETE FROM webhooks WHERE client_id = @clientId AND orcid = @orcid AND url = @url';
 /**
  * The per-client cap without a count(*) per registration (43 ms at 1M webhooks): the statement that
  * takes a place on the client row (clients.webhook_count) is the one that checks the cap.
@@ -74,13 +74,13 @@ export const REPLAY_WEBHOOK = `${REPLAY} WHERE id = @id RETURNING *`;
 /** recoverWebhooks: the client's webhooks disabled since `since`, or still failing with a failure since. */
 export const RECOVER_WEBHOOKS = `${REPLAY} WHERE client_id = @clientId
   AND ((enabled = 0 AND disabled_at >= @since::bigint) OR (enabled = 1 AND failed_attempts > 0 AND last_failed_at >= @since::bigint))`;
-export const lockWebhookSql = (d: Dialect): string => `SELECT enabled FROM webhooks WHERE id = @id${d.name === 'postgres' ? ' FOR NO KEY UPDATE' : ''}`;
+export const lockWebhookSql = (d: Dialect): string => `SELECT enabled FROM webhooks WHERE id = @id${d.lock('NO KEY UPDATE')}`;
 
 /** The iDs among a list that have at least one enabled webhook. */
 export const watchedOrcidsSql = (d: Dialect): string => `SELECT DISTINCT orcid FROM webhooks WHERE enabled = 1 AND orcid IN (${d.list('@orcids', 'text')})`;
 
-/** A filtered page of webhooks; the statement text depends only on which filters are given. */
-export function listWebhooksSql(d: Dialect, f: WebhookFilter): { sql: string; params: Params } {
+/** A filtered page of webhooks (parameters: the filter's fields); the statement text depends only on which filters are given. */
+export function listWebhooksSql(d: Dialect, f: WebhookFilter): string {
   const where: string[] = ['id > @afterId'];
   if (f.clientId !== undefined) where.push('client_id = @clientId');
   if (f.orcid !== undefined) where.push('orcid = @orcid');
@@ -89,10 +89,7 @@ export function listWebhooksSql(d: Dialect, f: WebhookFilter): { sql: string; pa
   // A rare state's page walks its partial index (migration 008); by iD, the iD's index is smaller.
   const index = f.state !== undefined && f.orcid === undefined ? stateFilterIndex(f.state, f.clientId !== undefined) : null;
   const indexedBy = index && d.name === 'sqlite' ? ` INDEXED BY ${index}` : '';
-  return {
-    sql: `SELECT * FROM webhooks${indexedBy} WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`,
-    params: { afterId: f.afterId ?? 0, limit: f.limit, clientId: f.clientId, orcid: f.orcid, search: f.search },
-  };
+  return `SELECT * FROM webhooks${indexedBy} WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`;
 }
 
 export function toWebhook(r: Row): WebhookRow {

@@ -1,24 +1,18 @@
 import Database from 'better-sqlite3';
 import { EventEmitter } from 'node:events';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname } from 'node:path';
 import { newWebhookPublicId } from '../../domain/public-id.ts';
 import type { SecretBox } from '../../domain/secret-box.ts';
 import { sqlite, type Params, type Row } from '../dialect.ts';
 import { loadMigrations } from '../migrations.ts';
 import { SqlStore, type Conn } from '../sql-store.ts';
-import { headersJson } from '../sql/attempts.ts';
-import { claimableSql, claimScanSize, OWE_CHANGE, outcomeSetSql } from '../sql/claims.ts';
+import { ATTEMPT_COLUMNS, completion, OWE_CHANGE, outcomeSetSql } from '../sql/claims.ts';
 import { CREATE_PLACEHOLDER, GET_RECORD, isNewer } from '../sql/records.ts';
 import { FIND_WEBHOOK, INSERT_WEBHOOK, REENABLE_BY_KEY, TAKE_PLACE, toWebhook } from '../sql/webhooks.ts';
 import { GET_CLIENT } from '../sql/clients.ts';
 import { BackgroundCheckpointer } from './checkpointer.ts';
-import {
-  DEFAULT_WORKER_STALE_MS, type ApplyChangesOptions, type ApplyChangesResult, type AttemptRecord, type Claim, type ClaimOptions, type RecordChange, type RegisterInput, type RegisterResult,
-} from '../types.ts';
-
-const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
+import type { ApplyChangesOptions, ApplyChangesResult, AttemptRecord, NewWebhook, RecordChange, RegisterResult } from '../types.ts';
 
 /** The database and its -wal and -shm files readable by the service's user only (they hold tokens' hashes and secrets). */
 function restrictDatabaseFiles(path: string): void {
@@ -40,34 +34,11 @@ const SQL = {
   get: 'SELECT modified_at, placeholder FROM records WHERE orcid = ?',
   insert: 'INSERT INTO records (orcid, modified_at, created_at) VALUES (?, ?, ?)',
   update: 'UPDATE records SET modified_at = ?, placeholder = 0 WHERE orcid = ?',
-  attempt: `INSERT INTO attempts (webhook_id, notification_id, at, duration_ms, status_code, error, response_snippet, latency_ms, request_headers, response_headers)
-    SELECT @webhookId, @notificationId, @at, @durationMs, @statusCode, @error, @snippet, @latencyMs, @requestHeaders, @responseHeaders
-    WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = @webhookId)`,
+  attempt: `INSERT INTO attempts (${ATTEMPT_COLUMNS.map(([c]) => c).join(', ')}) SELECT ${ATTEMPT_COLUMNS.map(([c]) => `@${c}`).join(', ')}
+    WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = @webhook_id)`,
   success: `UPDATE webhooks SET ${OUTCOME.success} ${LEASED}`,
   retry: `UPDATE webhooks SET ${OUTCOME.retry} ${LEASED}`,
   disable: `UPDATE webhooks SET ${OUTCOME.disable} ${LEASED}`,
-  // One statement picks and leases the batch (SQLite has one writer: no row locks to skip); SET
-  // sees the old lease_until, so lease_reclaimed records whether a dead worker's lease was taken
-  // over. With per-host and per-client limits, the earliest due rows are ranked within their host
-  // and their client, and only the first few of each are taken.
-  claim: `UPDATE webhooks SET lease_owner = @lease, lease_worker = @worker, lease_until = ${sqlite.now} + @leaseMs,
-      lease_reclaimed = (lease_until IS NOT NULL)
-    WHERE id IN (
-      SELECT id FROM (
-        SELECT id, host, client_id, due_at,
-          row_number() OVER (PARTITION BY host ORDER BY due_at, id) AS rank_in_host,
-          row_number() OVER (PARTITION BY client_id ORDER BY due_at, id) AS rank_in_client
-        FROM (
-          SELECT id, host, client_id, due_at FROM webhooks
-          WHERE enabled = 1 AND due_at IS NOT NULL AND due_at <= @now
-            AND ${claimableSql(sqlite, '@stale')}
-            AND host NOT IN (SELECT value FROM json_each(@exclude))
-            AND client_id NOT IN (SELECT value FROM json_each(@excludeClients))
-          ORDER BY due_at, id LIMIT @scan))
-      WHERE rank_in_host <= COALESCE((SELECT value FROM json_each(@hostSlots) WHERE key = host), @perHost)
-        AND rank_in_client <= COALESCE((SELECT value FROM json_each(@clientSlots) WHERE key = client_id), @perClient)
-      ORDER BY due_at, id LIMIT @limit)
-    RETURNING *`,
 };
 
 /** The SQLite store: one connection, one writer; better-sqlite3 is synchronous underneath. */
@@ -82,14 +53,14 @@ export class SqliteStore extends SqlStore {
   private busy: Promise<void> | null = null;
   private wakeOnCommit = false;
   /** Registrations waiting for the next group commit, and the one being written. */
-  private readonly registrations: { input: RegisterInput; resolve: (r: RegisterResult) => void; reject: (err: unknown) => void }[] = [];
+  private readonly registrations: { input: NewWebhook; resolve: (r: RegisterResult) => void; reject: (err: unknown) => void }[] = [];
   private flushing: Promise<void> = Promise.resolve();
   /** The batch's transaction, and each registration's savepoint in it (better-sqlite3 nests transactions so). */
-  private readonly registerBatch: Database.Transaction<(inputs: RegisterInput[]) => ({ ok: RegisterResult } | { err: unknown })[]>;
-  private readonly registerInSavepoint: Database.Transaction<(input: RegisterInput) => RegisterResult>;
+  private readonly registerBatch: Database.Transaction<(inputs: NewWebhook[]) => ({ ok: RegisterResult } | { err: unknown })[]>;
+  private readonly registerInSavepoint: Database.Transaction<(input: NewWebhook) => RegisterResult>;
   private readonly inTx: Conn = {
-    all: async (sql, p = {}) => this.all(sql, p),
-    run: async (sql, p = {}) => this.run(sql, p),
+    all: async (sql, p = {}) => this.rows(sql, p),
+    run: async (sql, p = {}) => this.exec(sql, p),
   };
   protected readonly conn: Conn = {
     all: async (sql, p) => (await this.idle(), this.inTx.all(sql, p)),
@@ -116,8 +87,8 @@ export class SqliteStore extends SqlStore {
       this.checkpointer = new BackgroundCheckpointer(path);
     }
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)');
-    this.registerBatch = this.db.transaction((inputs: RegisterInput[]) => this.registerAll(inputs));
-    this.registerInSavepoint = this.db.transaction((input: RegisterInput) => this.registerOne(input));
+    this.registerBatch = this.db.transaction((inputs: NewWebhook[]) => this.registerAll(inputs));
+    this.registerInSavepoint = this.db.transaction((input: NewWebhook) => this.registerOne(input));
   }
 
   /** The statement of a store/sql/ text, compiled and prepared once, and its arguments. */
@@ -130,17 +101,17 @@ export class SqliteStore extends SqlStore {
     return [c.s, c.names.map((n) => bindable(p[n]))];
   }
 
-  private all(sql: string, p?: Params): Row[] {
+  private rows(sql: string, p?: Params): Row[] {
     const [s, args] = this.q(sql, p);
     return s.all(...args) as Row[];
   }
 
-  private get(sql: string, p?: Params): Row | undefined {
+  private row(sql: string, p?: Params): Row | undefined {
     const [s, args] = this.q(sql, p);
     return s.get(...args) as Row | undefined;
   }
 
-  private run(sql: string, p?: Params): number {
+  private exec(sql: string, p?: Params): number {
     const [s, args] = this.q(sql, p);
     return s.run(...args).changes;
   }
@@ -154,13 +125,13 @@ export class SqliteStore extends SqlStore {
     let done!: () => void;
     this.busy = new Promise((resolve) => (done = resolve));
     try {
-      this.run('BEGIN IMMEDIATE');
+      this.exec('BEGIN IMMEDIATE');
       const result = await fn(this.inTx);
-      this.run('COMMIT');
+      this.exec('COMMIT');
       if (this.wakeOnCommit) this.wakeups.emit('wake');
       return result;
     } catch (err) {
-      if (this.db.inTransaction) this.run('ROLLBACK');
+      if (this.db.inTransaction) this.exec('ROLLBACK');
       throw err;
     } finally {
       this.wakeOnCommit = false;
@@ -176,7 +147,7 @@ export class SqliteStore extends SqlStore {
   async migrate(): Promise<string[]> {
     await this.idle();
     const applied: string[] = [];
-    for (const m of loadMigrations(MIGRATIONS_DIR)) {
+    for (const m of loadMigrations('sqlite')) {
       // IMMEDIATE takes the write lock first, so two processes migrating at once serialise; the
       // row goes in first, so the loser sees it and skips.
       const run = this.db.transaction(() => {
@@ -188,11 +159,6 @@ export class SqliteStore extends SqlStore {
       if (run.immediate()) applied.push(m.name);
     }
     return applied;
-  }
-
-  async pendingMigrations(): Promise<string[]> {
-    const done = new Set((await this.conn.all('SELECT name FROM schema_migrations')).map((r) => String(r.name)));
-    return loadMigrations(MIGRATIONS_DIR).map((m) => m.name).filter((n) => !done.has(n));
   }
 
   async close(): Promise<void> {
@@ -230,7 +196,7 @@ export class SqliteStore extends SqlStore {
         if (report) result.modifiedAt = modified;
         upd.run(modified, c.orcid);
         result.changed++;
-        result.webhooksNotified += this.run(OWE_CHANGE, { orcid: c.orcid, modified, due: opts.now + opts.notifyDelayMs });
+        result.webhooksNotified += this.exec(OWE_CHANGE, { orcid: c.orcid, modified, due: opts.now + opts.notifyDelayMs });
       }
       return result;
     })();
@@ -242,7 +208,7 @@ export class SqliteStore extends SqlStore {
   // transaction (one WAL write instead of one per registration), each in its own savepoint so that
   // one that fails leaves the others; each is answered only after the commit. One writer: the
   // look-up, the cap and the insert cannot race (PostgreSQL must lock and retry).
-  async registerWebhook(input: RegisterInput): Promise<RegisterResult> {
+  async registerWebhook(input: NewWebhook): Promise<RegisterResult> {
     return new Promise((resolve, reject) => {
       if (this.registrations.push({ input, resolve, reject }) === 1) setImmediate(() => void (this.flushing = this.flushRegistrations()));
     });
@@ -262,7 +228,7 @@ export class SqliteStore extends SqlStore {
     results.forEach((r, i) => ('ok' in r ? batch[i]!.resolve(r.ok) : batch[i]!.reject(r.err)));
   }
 
-  private registerAll(inputs: RegisterInput[]): ({ ok: RegisterResult } | { err: unknown })[] {
+  private registerAll(inputs: NewWebhook[]): ({ ok: RegisterResult } | { err: unknown })[] {
     return inputs.map((input) => {
       try {
         return { ok: this.registerInSavepoint(input) };
@@ -272,34 +238,20 @@ export class SqliteStore extends SqlStore {
     });
   }
 
-    private registerOne(input: RegisterInput): RegisterResult {
+    private registerOne(input: NewWebhook): RegisterResult {
     const key = { clientId: input.clientId, orcid: input.orcid, url: input.url };
-    const existing = this.get(FIND_WEBHOOK, key);
+    const existing = this.row(FIND_WEBHOOK, key);
     if (existing?.enabled) return { outcome: 'exists', webhook: toWebhook(existing), reenabled: false };
-    if (existing) return { outcome: 'exists', webhook: toWebhook(this.get(REENABLE_BY_KEY, { ...key, now: input.now })!), reenabled: true };
-    const hasRecord = this.get(GET_RECORD, { orcid: input.orcid }) !== undefined;
+    if (existing) return { outcome: 'exists', webhook: toWebhook(this.row(REENABLE_BY_KEY, { ...key, now: input.now })!), reenabled: true };
+    const hasRecord = this.row(GET_RECORD, { orcid: input.orcid }) !== undefined;
     if (!hasRecord && !input.createRecord) return { outcome: 'no-record' };
-    if (!this.run(TAKE_PLACE, { clientId: input.clientId, cap: input.maxPerClient ?? Number.MAX_SAFE_INTEGER })) {
-      if (!this.get(GET_CLIENT, { id: input.clientId })) throw new Error(`No client with id ${input.clientId}`);
+    if (!this.exec(TAKE_PLACE, { clientId: input.clientId, cap: input.maxPerClient ?? Number.MAX_SAFE_INTEGER })) {
+      if (!this.row(GET_CLIENT, { id: input.clientId })) throw new Error(`No client with id ${input.clientId}`);
       return { outcome: 'limit' };
     }
-    if (!hasRecord) this.run(CREATE_PLACEHOLDER, { orcid: input.orcid, now: input.now });
-    const row = this.get(INSERT_WEBHOOK, { ...key, host: input.host, now: input.now, publicId: newWebhookPublicId() })!;
+    if (!hasRecord) this.exec(CREATE_PLACEHOLDER, { orcid: input.orcid, now: input.now });
+    const row = this.row(INSERT_WEBHOOK, { ...key, host: input.host, now: input.now, publicId: newWebhookPublicId() })!;
     return { outcome: 'created', webhook: toWebhook(row) };
-  }
-
-  async claimDue(o: ClaimOptions): Promise<Claim[]> {
-    if (this.busy) await this.idle();
-    const rows = this.all(SQL.claim, {
-      lease: o.lease, worker: o.worker ?? null, leaseMs: o.leaseMs, now: o.now, limit: o.limit, exclude: JSON.stringify(o.excludeHosts),
-      perHost: o.perHostLimit ?? o.limit, scan: claimScanSize(o.limit, o.perHostLimit, o.perClientLimit),
-      hostSlots: JSON.stringify(o.hostSlots ?? {}), stale: o.workerStaleMs ?? DEFAULT_WORKER_STALE_MS,
-      perClient: o.perClientLimit ?? o.limit, clientSlots: JSON.stringify(o.clientSlots ?? {}),
-      excludeClients: JSON.stringify(o.excludeClients ?? []),
-    });
-    return rows
-      .map((r) => ({ webhook: toWebhook(r), reclaimed: Boolean(r.lease_reclaimed) }))
-      .sort((a, b) => (a.webhook.dueAt ?? 0) - (b.webhook.dueAt ?? 0) || a.webhook.id - b.webhook.id);
   }
 
   // One attempt at a time in one synchronous transaction (PostgreSQL batches them with unnest).
@@ -307,12 +259,9 @@ export class SqliteStore extends SqlStore {
     if (this.busy) await this.idle();
     this.db.transaction(() => {
       for (const a of attempts) {
-        const status = a.statusCode !== null ? String(a.statusCode) : a.error;
-        this.run(SQL.attempt, { webhookId: a.webhookId, notificationId: a.notificationId, at: a.startedAt, durationMs: Math.round(a.durationMs), statusCode: a.statusCode, error: a.error, snippet: a.responseSnippet, latencyMs: a.latencyMs === null ? null : Math.round(a.latencyMs), ...headersJson(a) });
-        const base = { id: a.webhookId, lease: a.lease, now: a.startedAt + Math.round(a.durationMs), status };
-        if (a.outcome.kind === 'success') this.run(SQL.success, { ...base, claimed: a.claimedSeq, next_due: a.nextDueAt });
-        else if (a.outcome.kind === 'retry') this.run(SQL.retry, { ...base, retry_at: a.outcome.retryAt });
-        else this.run(SQL.disable, { ...base, reason: a.outcome.reason });
+        const { row, outcome } = completion(a);
+        this.exec(SQL.attempt, row);
+        this.exec(SQL[a.outcome.kind], outcome);
       }
     })();
   }
