@@ -208,9 +208,9 @@ describe('database outages', () => {
     const cfg = testConfig({ db: 'sqlite::memory:', adminToken: ADMIN_TOKEN, logLevel: 'silent', role: 'api' });
     const svc = await startService(cfg, { store, listen: false, logger: createLogger('silent') });
     try {
-      store.getRecord = async () => { throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }); };
+      store.applyChanges = async () => { throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }); };
       const res = await svc.app.inject({ method: 'PUT', url: '/admin/api/records/0000-0002-1825-0097', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
-      // The touch itself went through applyChanges; the answer's read failed: the client may retry safely.
+      // The database refused the touch: nothing was written, the client may retry safely.
       assert.equal(res.statusCode, 503);
       assert.equal(res.json()['error-code'], 9057);
       assert.equal(res.headers['retry-after'], '5');
