@@ -55,9 +55,9 @@ export class SqliteStore extends SqlStore {
   /** Registrations waiting for the next group commit, and the one being written. */
   private readonly registrations: { input: NewWebhook; resolve: (r: RegisterResult) => void; reject: (err: unknown) => void }[] = [];
   private flushing: Promise<void> = Promise.resolve();
-  /** The batch's transaction, and each registration's savepoint in it (better-sqlite3 nests transactions so). */
+  /** The batch's transaction, and one registration's: its own transaction alone, a savepoint in a batch (better-sqlite3 nests them so). */
   private readonly registerBatch: Database.Transaction<(inputs: NewWebhook[]) => ({ ok: RegisterResult } | { err: unknown })[]>;
-  private readonly registerInSavepoint: Database.Transaction<(input: NewWebhook) => RegisterResult>;
+  private readonly registerTx: Database.Transaction<(input: NewWebhook) => RegisterResult>;
   private readonly inTx: Conn = {
     all: async (sql, p = {}) => this.rows(sql, p),
     run: async (sql, p = {}) => this.exec(sql, p),
@@ -88,7 +88,7 @@ export class SqliteStore extends SqlStore {
     }
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)');
     this.registerBatch = this.db.transaction((inputs: NewWebhook[]) => this.registerAll(inputs));
-    this.registerInSavepoint = this.db.transaction((input: NewWebhook) => this.registerOne(input));
+    this.registerTx = this.db.transaction((input: NewWebhook) => this.registerOne(input));
   }
 
   /** The statement of a store/sql/ text, compiled and prepared once, and its arguments. */
@@ -219,7 +219,8 @@ export class SqliteStore extends SqlStore {
     const batch = this.registrations.splice(0);
     let results: ({ ok: RegisterResult } | { err: unknown })[];
     try {
-      results = this.registerBatch.immediate(batch.map((b) => b.input));
+      // Alone, it needs no savepoint: its transaction rolls back whole on an error.
+      results = batch.length === 1 ? [{ ok: this.registerTx.immediate(batch[0]!.input) }] : this.registerBatch.immediate(batch.map((b) => b.input));
     } catch (err) {
       for (const b of batch) b.reject(err);
       return;
@@ -231,7 +232,7 @@ export class SqliteStore extends SqlStore {
   private registerAll(inputs: NewWebhook[]): ({ ok: RegisterResult } | { err: unknown })[] {
     return inputs.map((input) => {
       try {
-        return { ok: this.registerInSavepoint(input) };
+        return { ok: this.registerTx(input) };
       } catch (err) {
         return { err };
       }
