@@ -18,6 +18,8 @@ import { pgUnreachable, targetLabel, type TargetSpec } from './lib/targets.ts';
 import { runUpstreamBench, upstreamReport } from './upstream.ts';
 
 const S = settings();
+/** Which parts run (BENCH_PARTS, comma-separated; default all): targets, peers, scale, import, cli. */
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'targets,peers,scale,import,cli').split(',').map((p) => p.trim()));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** /proc/pressure/cpu at the start, for the whole run's share and the avg10 at the end. */
@@ -40,7 +42,7 @@ function runPressure(): string {
 
 /** bench/cli-start.ts (the compiled CLI: built first when dist/ is missing), fewer runs. */
 function cliStart(): CliStart | null {
-  if (process.env.BENCH_CLI === '0') return null;
+  if (process.env.BENCH_CLI === '0' || !PARTS.has('cli')) return null;
   if (!existsSync(`${ROOT}/dist/cli/bin.js`)) {
     log('building dist/ for the CLI start time (npm run build)');
     const b = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
@@ -84,9 +86,9 @@ async function main(): Promise<void> {
     }
   };
   try {
-    for (const spec of specs) await attempt(targetLabel(spec), async () => { results.push(await measureTarget(spec, peer, S, { registrations: true, hello })); });
+    if (PARTS.has('targets')) for (const spec of specs) await attempt(targetLabel(spec), async () => { results.push(await measureTarget(spec, peer, S, { registrations: true, hello })); });
     // The peers, each just after a raw loop of its own: BullMQ on Redis, pg-boss on PostgreSQL.
-    for (const name of S.peers) {
+    for (const name of PARTS.has('peers') ? S.peers : []) {
       if (name === 'pg-boss' && !specs.some((s) => s.store === 'postgres')) continue;
       await attempt(`peer ${name}`, async () => {
         log(`peer ${name}: baseline, then ${S.webhooks} callbacks`);
@@ -97,14 +99,14 @@ async function main(): Promise<void> {
         peers.push(r);
       });
     }
-    if (S.scale > 0) {
+    if (S.scale > 0 && PARTS.has('scale')) {
       for (const spec of specs.filter((s) => s.workers === 0)) await attempt(`scale ${targetLabel(spec)}`, async () => { scale.push(await scaleRun(spec, peer, S)); });
     }
   } finally {
     await hello.close();
     await peer.close();
   }
-  if (S.importLines > 0) {
+  if (S.importLines > 0 && PARTS.has('import')) {
     for (const store of [...new Set(specs.map((s) => s.store))]) {
       await attempt(`records import ${store}`, async () => {
         log(`records import of ${S.importLines} lines, ${store}`);
