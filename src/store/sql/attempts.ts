@@ -47,9 +47,9 @@ export function toAttemptBuckets(rows: Row[], since: number, bucketMs: number): 
  * Reads only the owed rows (the partial index webhooks_due): its cost follows the backlog, not the
  * number of webhooks. A leased row is always an owed one (a claim keeps due_at until completion).
  */
-export const BACKLOG = `SELECT min(pending_since) AS oldest_owed,
-    sum(CASE WHEN lease_until > @now::bigint THEN 1 ELSE 0 END) AS in_flight
-  FROM webhooks WHERE enabled = 1 AND due_at IS NOT NULL`;
+/** The oldest owed from its index, the leased rows from theirs (SQLite; migration 010). */
+export const BACKLOG = `SELECT (SELECT min(pending_since) FROM webhooks WHERE enabled = 1 AND due_at IS NOT NULL) AS oldest_owed,
+    (SELECT count(*) FROM webhooks WHERE lease_until > @now::bigint AND enabled = 1 AND due_at IS NOT NULL) AS in_flight`;
 
 export function toBacklog(r: Row | undefined): DeliveryBacklog {
   return { oldestOwedSince: num(r?.oldest_owed), inFlight: Number(r?.in_flight ?? 0) };
