@@ -14,6 +14,8 @@ import type { SendRequest, SendResult, Sender } from './sender.ts';
 
 /** Shortest time between two nextDueAt queries of one worker (see nextDelay). */
 export const NEXT_DUE_QUERY_INTERVAL_MS = 50;
+/** An empty claim is trusted for this many times its own duration, if longer than NEXT_DUE_QUERY_INTERVAL_MS (see claimIsPointless). */
+const EMPTY_CLAIM_TRUST_FACTOR = 20;
 
 /** Builds the HTTP request of one notification (signing and payloads hook in here). */
 export type RequestBuilder = (webhook: WebhookRow, notificationId: string, timestampSec: number) => SendRequest | Promise<SendRequest>;
@@ -108,6 +110,12 @@ export class DeliveryWorker extends EventEmitter {
   private lastClaimEmpty = true;
   /** performance.now() of the last nextDueAt query; -Infinity before the first. */
   private lastDueQueryAt = -Infinity;
+  /**
+   * The last claim that took nothing: the hosts and clients it left out, and until when that is
+   * trusted. Nothing outside them was claimable then; a claim leaving out as much or more finds
+   * nothing either until something changes (see claimIsPointless).
+   */
+  private emptyClaim: { hosts: Set<string>; clients: Set<string>; until: number } | null = null;
 
   constructor(opts: WorkerOptions) {
     super();
@@ -133,7 +141,11 @@ export class DeliveryWorker extends EventEmitter {
     await this.retakeClaims();
     this.heartbeatTimer = setInterval(() => void this.beat(), this.o.heartbeatIntervalMs);
     this.heartbeatTimer.unref();
-    this.unsubscribe = await this.o.store.subscribeWakeups(() => this.notify());
+    this.unsubscribe = await this.o.store.subscribeWakeups(() => {
+      // Something may have become due outside the groups the last empty claim left out.
+      this.emptyClaim = null;
+      this.notify();
+    });
     this.pruneTimer = setInterval(() => void this.prune(), 3_600_000);
     this.pruneTimer.unref();
     void this.prune();
@@ -286,14 +298,27 @@ export class DeliveryWorker extends EventEmitter {
       const limit = Math.min(free, this.o.batchSize);
       // Each claim stamps its own lease token: a completion delayed past its lease (a long database
       // outage) then matches no newer claim of the same row, even one this worker made.
-      const lease = `${this.owner}#${++this.claimCount}`;
       const saturatedBefore = this.saturatedHosts().length + this.saturatedClients().length;
+      const limits = this.claimLimits();
+      const excludeClients = this.saturatedClients();
+      if (this.claimIsPointless(limits.excludeHosts, excludeClients)) {
+        this.lastClaimEmpty = true;
+        return;
+      }
+      const lease = `${this.owner}#${++this.claimCount}`;
+      const claimStarted = performance.now();
       const claims = await this.o.store.claimDue({
-        lease, limit, now: this.o.now(), leaseMs: this.o.leaseMs, ...this.claimLimits(),
+        lease, limit, now: this.o.now(), leaseMs: this.o.leaseMs, ...limits,
         perHostLimit: this.o.perHostConcurrency,
-        perClientLimit: this.o.perClientConcurrency, clientSlots: this.clientSlots(), excludeClients: this.saturatedClients(),
+        perClientLimit: this.o.perClientConcurrency, clientSlots: this.clientSlots(), excludeClients,
         worker: this.owner, workerStaleMs: this.o.workerStaleMs,
       });
+      // (A claim that took rows leaves what the last empty one learnt true: taking rows frees none.)
+      if (claims.length === 0) {
+        const took = performance.now() - claimStarted;
+        const trust = Math.min(this.o.pollIntervalMs, Math.max(NEXT_DUE_QUERY_INTERVAL_MS, EMPTY_CLAIM_TRUST_FACTOR * took));
+        this.emptyClaim = { hosts: new Set(limits.excludeHosts), clients: new Set(excludeClients), until: claimStarted + trust };
+      }
       const giveBack: number[] = [];
       let reclaimed = 0;
       for (const c of claims) {
@@ -305,7 +330,10 @@ export class DeliveryWorker extends EventEmitter {
         else this.dispatch(c, lease);
       }
       if (reclaimed) this.emit('reclaimed', reclaimed);
-      if (giveBack.length) await this.o.store.releaseClaims(lease, giveBack);
+      if (giveBack.length) {
+        await this.o.store.releaseClaims(lease, giveBack);
+        this.emptyClaim = null;
+      }
       // Claim again at once when this batch filled it, or put a host, address or client at its
       // limit: the next claim leaves those out and reaches rows the ranked scan window did not
       // (one client's backlog must not keep another's due row waiting for the poll interval).
@@ -314,6 +342,33 @@ export class DeliveryWorker extends EventEmitter {
       if (claims.length === 0) return;
       if (claims.length < limit && giveBack.length === 0 && saturated <= saturatedBefore) return;
     }
+  }
+
+  /**
+   * Whether a claim leaving out these hosts and clients would find nothing: a claim leaving out no
+   * more than them found nothing a moment ago, and no wakeup (a change) nor claim given back came
+   * since. Every finished callback pumps, and with a backlog of saturated hosts or clients (one
+   * client's 20,000 rows, or 8 receiving hosts) each pump claimed one row for the slot just freed,
+   * saturating its group again, then claimed once more without that group: a walk over the whole
+   * backlog to take nothing, about half the CPU of a delivery run (issue 12). The empty answer is
+   * trusted for NEXT_DUE_QUERY_INTERVAL_MS, or EMPTY_CLAIM_TRUST_FACTOR times what the claim took
+   * when that is longer (a long backlog: walks then cost at most a few % of the time), at most the
+   * poll interval. Changes wake the worker and end the trust at once; only rows that become due by
+   * time alone (retries) can wait that long more.
+   */
+  private claimIsPointless(excludeHosts: string[], excludeClients: string[]): boolean {
+    const e = this.emptyClaim;
+    if (e === null) return false;
+    if (performance.now() >= e.until) {
+      this.emptyClaim = null;
+      return false;
+    }
+    if (e.hosts.size > excludeHosts.length || e.clients.size > excludeClients.length) return false;
+    const hosts = new Set(excludeHosts);
+    for (const h of e.hosts) if (!hosts.has(h)) return false;
+    const clients = new Set(excludeClients);
+    for (const c of e.clients) if (!clients.has(c)) return false;
+    return true;
   }
 
   /**
@@ -375,6 +430,7 @@ export class DeliveryWorker extends EventEmitter {
   /** Not sent (its address was busy, or the worker fenced itself): back to the store, due time unchanged. */
   private giveBack(w: WebhookRow, claim: { id: number; lease: string }): void {
     void this.o.store.releaseClaims(claim.lease, [w.id])
+      .then(() => { this.emptyClaim = null; })
       .catch((err: unknown) => this.o.logger.warn({ err }, 'could not give a claim back; it is retried when its lease ends'))
       .finally(() => this.settle(w, claim));
   }
