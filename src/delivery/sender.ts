@@ -4,6 +4,7 @@ import { isIP, type LookupFunction } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Agent, type Dispatcher } from 'undici';
 import type { TargetPolicy } from '../domain/ssrf.ts';
+import { CallAbort, type AbortSignalLike } from './call-abort.ts';
 
 export interface SendRequest {
   url: string;
@@ -11,7 +12,7 @@ export interface SendRequest {
   /** '' for ORCID's empty POST */
   body: string;
   /** Aborts the call (the worker's heartbeat lapsed: its claims may pass to another worker). */
-  signal?: AbortSignal;
+  signal?: AbortSignalLike;
 }
 
 export type SendResult = (
@@ -174,7 +175,8 @@ export function createSender(opts: SenderOptions): Sender {
     headers['user-agent'] = userAgent;
 
     // headersTimeout/bodyTimeout bound each phase; this bounds the whole call, body included.
-    const controller = new AbortController();
+    // (A CallAbort, not an AbortController: two EventTargets per callback cost ~5 % of the CPU.)
+    const controller = new CallAbort();
     const deadline = setTimeout(() => controller.abort(new DeadlineError(`no complete response within ${requestTimeoutMs} ms`)), requestTimeoutMs);
     const onAbort = (): void => controller.abort(new FencedError('aborted: the worker lost its heartbeat'));
     req.signal?.addEventListener('abort', onAbort, { once: true });
@@ -185,7 +187,7 @@ export function createSender(opts: SenderOptions): Sender {
         method: 'POST',
         headers,
         body: req.body === '' ? null : req.body,
-        signal: controller.signal,
+        signal: controller,
       });
       const bodySnippet = await readSnippet(res.body);
       return {
@@ -193,8 +195,8 @@ export function createSender(opts: SenderOptions): Sender {
         headers: res.headers, requestHeaders: headers,
       };
     } catch (err) {
-      if (controller.signal.reason instanceof FencedError) return { kind: 'deferred', durationMs: elapsed(), error: controller.signal.reason.message };
-      return { ...classifyError(err, controller.signal.aborted, elapsed(), opts), requestHeaders: headers };
+      if (controller.reason instanceof FencedError) return { kind: 'deferred', durationMs: elapsed(), error: controller.reason.message };
+      return { ...classifyError(err, controller.aborted, elapsed(), opts), requestHeaders: headers };
     } finally {
       clearTimeout(deadline);
       req.signal?.removeEventListener('abort', onAbort);

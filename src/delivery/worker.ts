@@ -9,6 +9,7 @@ import { DEFAULT_WORKER_STALE_MS, type AttemptOutcome, type AttemptRecord, type 
 import { deadPredecessors } from './predecessors.ts';
 import { recordHeaders } from '../domain/attempt-headers.ts';
 import { notificationId } from '../domain/notification-id.ts';
+import { CallAbort } from './call-abort.ts';
 import { classify, decideOutcome, type ResultClass } from './outcome.ts';
 import type { SendRequest, SendResult, Sender } from './sender.ts';
 
@@ -89,7 +90,7 @@ export class DeliveryWorker extends EventEmitter {
   /** Callbacks in flight per address, for those dispatched with their host's address known. */
   private readonly perAddress = new Map<string, number>();
   /** Aborts of the callbacks in flight, used when the heartbeat lapses. */
-  private readonly aborts = new Set<AbortController>();
+  private readonly aborts = new Set<CallAbort>();
   private heartbeatTimer: NodeJS.Timeout | null = null;
   /** performance.now() when the last heartbeat that the database confirmed was sent; null before the first. */
   private lastBeatSentAt: number | null = null;
@@ -404,14 +405,14 @@ export class DeliveryWorker extends EventEmitter {
     this.inFlightClaims.add(claim);
     this.perHost.set(w.host, (this.perHost.get(w.host) ?? 0) + 1);
     this.perClient.set(w.clientId, (this.perClient.get(w.clientId) ?? 0) + 1);
-    const abort = new AbortController();
+    const abort = new CallAbort();
     this.aborts.add(abort);
     const id = notificationId(w);
     const startedAt = this.o.now();
     const run = async (): Promise<SendResult> => {
       try {
         const req = await this.o.buildRequest(w, id, Math.floor(startedAt / 1000));
-        return await this.o.sender.send({ ...req, signal: abort.signal });
+        return await this.o.sender.send({ ...req, signal: abort });
       } catch (err) {
         return { kind: 'network', durationMs: this.o.now() - startedAt, error: (err as Error).message };
       }
