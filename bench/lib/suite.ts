@@ -144,7 +144,7 @@ export async function measureTarget(spec: TargetSpec, peer: Peer, S: Settings, o
     let few: TargetResult['fewHosts'] = null;
     if (opts.registrations) {
       log(`${t.label}: fan-out, one change on a record with ${S.fanout} webhooks`);
-      fanoutResult = await fanout(t, peer, S.fanout, S.webhooks);
+      fanoutResult = await profiled(`fanout-${t.label}`, () => fanout(t, peer, S.fanout, S.webhooks));
       log(`${t.label}: fan-out: last of ${S.fanout} callbacks after ${fanoutResult.lastCallbackMs} ms`);
       await sleep(500);
       const bases = peer.bases.slice(0, S.fewHosts);
