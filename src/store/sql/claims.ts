@@ -37,7 +37,15 @@ export function claimScanSize(limit: number, perHostLimit: number | undefined, p
  * other's rows (window functions cannot share a SELECT with FOR UPDATE, hence two steps); SQLite
  * has one writer and no row locks. Candidates not picked stay unleased.
  */
-export const claimSql = (d: Dialect): string => `WITH cand AS MATERIALIZED (
+export const claimSql = (d: Dialect): string => {
+  // Built once per dialect: the text is ~1.5 kB, and the drivers find their prepared statement by
+  // it; a new string per claim was built and hashed again each time (issue 12).
+  let sql = claimSqlByDialect.get(d);
+  if (sql === undefined) claimSqlByDialect.set(d, (sql = buildClaimSql(d)));
+  return sql;
+};
+const claimSqlByDialect = new Map<Dialect, string>();
+const buildClaimSql = (d: Dialect): string => `WITH cand AS MATERIALIZED (
     SELECT id, host, client_id, due_at FROM webhooks
     WHERE enabled = 1 AND due_at IS NOT NULL AND due_at <= @now::bigint
       AND ${claimableSql(d, '@stale::bigint')}
