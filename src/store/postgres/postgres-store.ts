@@ -117,6 +117,60 @@ const APPLY_CHANGES = `WITH
     CASE WHEN $10::boolean THEN (SELECT json_object_agg(n, c) FROM (SELECT n, count(*) AS c FROM pairs GROUP BY n) x) END AS per_event
   FROM total`;
 
+/** The marker of APPLY_DISTINCT's deliberate error when a record it was to create appeared meanwhile. */
+const RACED = 'records created concurrently';
+/**
+ * applyChanges in one statement and one round trip (no BEGIN/COMMIT), for a batch whose iDs are all
+ * distinct (a group of touches): each change is judged against its record as locked here, as the
+ * replay in JS would judge it. $1/$2/$3 the changes (iD, modified, touch), $4 create, $5 now, $6
+ * the due time of a newly owed notification, $7 the wake-up channel. A record created by another
+ * transaction after this statement's snapshot makes the insert come up short: the statement then
+ * fails on purpose (RACED), undoing everything, and runs again.
+ */
+const APPLY_DISTINCT = `WITH
+  e AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::boolean[]) WITH ORDINALITY AS e(orcid, modified, touch, n)),
+  cur AS MATERIALIZED (
+    SELECT orcid, modified_at, placeholder FROM records WHERE orcid = ANY($1::text[]) ORDER BY orcid FOR NO KEY UPDATE),
+  j0 AS MATERIALIZED (
+    SELECT e.n, e.orcid, c.modified_at AS cur, c.placeholder, c.orcid IS NOT NULL AS known,
+      CASE WHEN c.orcid IS NOT NULL AND e.touch THEN greatest(e.modified, c.modified_at + 1) ELSE e.modified END AS modified
+    FROM e LEFT JOIN cur c ON c.orcid = e.orcid),
+  j AS MATERIALIZED (
+    SELECT n, orcid, cur, modified,
+      CASE WHEN NOT known THEN (CASE WHEN $4::boolean THEN 'created' ELSE 'ignored' END)
+        WHEN modified > cur OR (placeholder = 1 AND modified = cur) THEN 'changed' ELSE 'ignored' END AS outcome
+    FROM j0),
+  ins AS (
+    INSERT INTO records (orcid, modified_at, created_at)
+    SELECT orcid, modified, $5::bigint FROM j WHERE outcome = 'created'
+    ON CONFLICT (orcid) DO NOTHING
+    RETURNING 1),
+  upd AS (
+    UPDATE records r SET modified_at = j.modified, placeholder = 0 FROM j
+    WHERE j.outcome = 'changed' AND r.orcid = j.orcid
+    RETURNING 1),
+  pairs AS MATERIALIZED (
+    SELECT w.id, j.n, j.modified FROM j JOIN webhooks w ON w.orcid = j.orcid AND w.created_at <= j.modified
+    WHERE j.outcome = 'changed'),
+  hits AS (
+    SELECT id, count(*) AS k, min(modified) AS first_modified FROM pairs GROUP BY id),
+  owe AS (
+    UPDATE webhooks w SET
+      change_seq = w.change_seq + h.k,
+      notify_seq = CASE WHEN w.pending_since IS NULL THEN w.change_seq + 1 ELSE w.notify_seq END,
+      pending_since = COALESCE(w.pending_since, h.first_modified),
+      due_at = COALESCE(w.due_at, $6::bigint)
+    FROM hits h WHERE w.id = h.id
+    RETURNING h.k),
+  total AS (SELECT COALESCE(sum(k), 0) AS notified FROM owe)
+  SELECT total.notified,
+    CASE WHEN (SELECT count(*) FROM ins) <> (SELECT count(*) FROM j WHERE outcome = 'created')
+      THEN ('${RACED} ' || (SELECT count(*) FROM ins))::int END AS raced,
+    CASE WHEN total.notified > 0 THEN pg_notify($7::text, current_schema()) END AS woke,
+    (SELECT json_agg(json_build_array(outcome, CASE WHEN outcome = 'ignored' THEN cur ELSE modified END) ORDER BY n) FROM j) AS outcomes,
+    (SELECT json_object_agg(n, c) FROM (SELECT n, count(*) AS c FROM pairs GROUP BY n) x) AS per_event
+  FROM total`;
+
 const compiled = new Map<string, Compiled>();
 const OUTCOME = outcomeSetSql('w.', (name) => `a.${name}`);
 
@@ -260,6 +314,7 @@ export class PostgresStore extends SqlStore {
   async applyChanges(changes: RecordChange[], opts: ApplyChangesOptions): Promise<ApplyChangesResult> {
     if (changes.length === 0) return { created: 0, changed: 0, ignored: 0, webhooksNotified: 0, ...(opts.perChange && { changes: [] }) };
     const orcids = [...new Set(changes.map((c) => c.orcid))];
+    if (orcids.length === changes.length) return this.applyDistinct(changes, opts);
     return this.txClient(async (c) => {
       const locked = await c.query<Row>('SELECT orcid, modified_at, placeholder FROM records WHERE orcid = ANY($1::text[]) ORDER BY orcid FOR NO KEY UPDATE', [orcids]);
       const current = new Map(locked.rows.map((r) => [String(r.orcid), Number(r.modified_at)]));
@@ -311,6 +366,30 @@ export class PostgresStore extends SqlStore {
       for (const [n, k] of Object.entries((r?.per_event ?? {}) as Record<string, number>)) each[evChange[Number(n) - 1]!]!.webhooksNotified = Number(k);
       return done();
     });
+  }
+
+  /** applyChanges for distinct iDs: APPLY_DISTINCT, one statement, run again if it lost a race to create a record. */
+  private async applyDistinct(changes: RecordChange[], opts: ApplyChangesOptions): Promise<ApplyChangesResult> {
+    for (let attempt = 1; ; attempt++) {
+      let r: Row | undefined;
+      try {
+        [r] = (await this.pool.query<Row>({
+          name: 'apply-changes', text: APPLY_DISTINCT,
+          values: [changes.map((c) => c.orcid), changes.map((c) => c.modifiedAt), changes.map((c) => c.touch === true),
+            opts.create, opts.now, opts.now + opts.notifyDelayMs, WAKE_CHANNEL],
+        })).rows;
+      } catch (err) {
+        if (attempt < 5 && (isRetryable(err) || String((err as Error).message).includes(RACED))) continue;
+        throw err;
+      }
+      const perEvent = (r?.per_event ?? {}) as Record<string, number>;
+      const result: ApplyChangesResult = { created: 0, changed: 0, ignored: 0, webhooksNotified: Number(r?.notified ?? 0) };
+      const each = ((r?.outcomes ?? []) as [ChangeOutcome['outcome'], number | null][]).map(([outcome, modifiedAt], i): ChangeOutcome => {
+        result[outcome]++;
+        return { outcome, modifiedAt: modifiedAt === null ? null : Number(modifiedAt), webhooksNotified: Number(perEvent[i + 1] ?? 0) };
+      });
+      return opts.perChange ? { ...result, changes: each } : result;
+    }
   }
 
   // Concurrent registrations race here (SQLite's single writer has none): one statement, no
