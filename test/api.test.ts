@@ -226,13 +226,12 @@ for (const { backend, skip } of await backends()) describe(`ORCID API on ${backe
       // Revoked behind this process's back (the CLI, another API process): refused within TOKEN_CACHE_MS.
       await h.store.revokeClient(revokedClient.client.id, Date.now());
       const revokedAt = performance.now();
-      let revoked = await put(path, revokedToken);
-      while (revoked.statusCode !== 401 && performance.now() - revokedAt < TOKEN_CACHE_MS + 500) {
-        await new Promise((r) => setTimeout(r, 20));
-        revoked = await put(path, revokedToken);
-      }
-      assert.equal(revoked.statusCode, 401, `still accepted ${Math.round(performance.now() - revokedAt)} ms after the revocation`);
-      assert.ok(performance.now() - revokedAt <= TOKEN_CACHE_MS + 200, 'refused within a second');
+      // Until TOKEN_CACHE_MS has passed the answer may still come from the cache (cached before the
+      // revocation); a request that starts after it must be refused. No upper bound on the
+      // machine's speed: the check is on when the request starts, not when it ends.
+      await new Promise((r) => setTimeout(r, Math.max(0, TOKEN_CACHE_MS - (performance.now() - revokedAt)) + 5));
+      const revoked = await put(path, revokedToken);
+      assert.equal(revoked.statusCode, 401, 'refused once a second has passed since the revocation');
       assert.equal(revoked.json().error, 'invalid_token');
 
       const expiring = await createApiClient(h.store, { name: 'Expired', premium: true });

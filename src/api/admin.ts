@@ -74,12 +74,12 @@ export function adminRecordRoutes(admin: FastifyInstance, deps: AdminRecordRoute
     const now = deps.now();
     const modified = parsed.data.modified;
     const change: RecordChange = modified ? { orcid, modifiedAt: parseIsoTime(modified)! } : { orcid, modifiedAt: now, touch: true };
-    const result = await deps.sink.apply('admin', [change], { create: true, reportModified: true });
+    const result = await deps.sink.apply('admin', [change], { create: true, perChange: true });
     deps.onChanges(result);
     // The write says what the record's modified time is now: no read after it (issue 12, cause 6).
     return reply.code(result.created ? 201 : 200).send({
       orcid,
-      modified: new Date(result.modifiedAt!).toISOString(),
+      modified: new Date(result.changes![0]!.modifiedAt!).toISOString(),
       created: result.created === 1,
       changed: result.changed === 1,
       ignored: result.ignored === 1,

@@ -1,4 +1,4 @@
-import type { ApplyChangesResult, RecordChange, Store } from '../store/types.ts';
+import type { ApplyChangesResult, ChangeOutcome, RecordChange, Store } from '../store/types.ts';
 
 /*
  * The one seam through which record changes enter the service: the admin API, the change-list
@@ -9,12 +9,15 @@ import type { ApplyChangesResult, RecordChange, Store } from '../store/types.ts'
 export interface ApplyOptions {
   /** Create records not known yet (admin API, imports); false ignores them (the poller). */
   create: boolean;
-  /** One change: answer its record's modified time after the apply (ApplyChangesResult.modifiedAt). */
-  reportModified?: boolean;
+  /** Answer each change's own outcome (ApplyChangesResult.changes), e.g. its record's modified time after the apply. */
+  perChange?: boolean;
 }
 
 export interface ChangeSink {
-  /** Applies changes in one transaction: older-or-equal ones are ignored, so repeats are harmless. */
+  /**
+   * Applies changes atomically, in order: older-or-equal ones are ignored, so repeats are harmless.
+   * Answers once they are committed, with the counts (and outcomes) of these changes alone.
+   */
   apply(source: string, changes: RecordChange[], opts: ApplyOptions): Promise<ApplyChangesResult>;
 }
 
@@ -31,15 +34,105 @@ export interface ChangeSinkDeps {
   now?: () => number;
   /** After each apply (metrics, waking the delivery worker). */
   onApplied?: (source: string, result: ApplyChangesResult) => void;
+  /** Group commits in flight at once (default 2); the calls that arrive meanwhile wait and go together. */
+  maxInFlight?: number;
 }
 
+/** Changes of several calls merged into one store call at most (a larger call goes alone). */
+export const MAX_GROUP_CHANGES = 10_000;
+
+interface Pending {
+  source: string;
+  changes: RecordChange[];
+  opts: ApplyOptions;
+  resolve: (r: ApplyChangesResult) => void;
+  reject: (err: unknown) => void;
+}
+
+/** The counts (and, if asked, the outcomes) of one call's share of a group's outcomes. */
+function share(outcomes: ChangeOutcome[], perChange: boolean | undefined): ApplyChangesResult {
+  const r: ApplyChangesResult = { created: 0, changed: 0, ignored: 0, webhooksNotified: 0 };
+  for (const o of outcomes) {
+    r[o.outcome]++;
+    r.webhooksNotified += o.webhooksNotified;
+  }
+  return perChange ? { ...r, changes: outcomes } : r;
+}
+
+/**
+ * Group commit (issue 12, cause 6): the calls that arrive in one turn of the event loop, and those
+ * that arrive while maxInFlight groups are being written, go to the store as one applyChanges (one
+ * transaction, one wake-up) instead of one each. Changes are applied in arrival order, so a group
+ * ends as the calls one after the other would; each call is answered after the commit with its own
+ * changes' outcomes. If a group fails, its calls are applied again one by one, so that one bad call
+ * fails alone. Calls with different `create` are not merged.
+ */
 export function createChangeSink(deps: ChangeSinkDeps): ChangeSink {
   const now = deps.now ?? Date.now;
+  const maxInFlight = Math.max(1, deps.maxInFlight ?? 2);
+  const queue: Pending[] = [];
+  let inFlight = 0;
+  let scheduled = false;
+
+  const applyOne = async (p: Pending): Promise<void> => {
+    try {
+      const result = await deps.store.applyChanges(p.changes, { create: p.opts.create, now: now(), notifyDelayMs: deps.notifyDelayMs, perChange: p.opts.perChange });
+      deps.onApplied?.(p.source, result);
+      p.resolve(result);
+    } catch (err) {
+      p.reject(err);
+    }
+  };
+
+  const applyGroup = async (group: Pending[]): Promise<void> => {
+    if (group.length === 1) return applyOne(group[0]!);
+    let outcomes: ChangeOutcome[];
+    try {
+      const merged = group.flatMap((p) => p.changes);
+      const r = await deps.store.applyChanges(merged, { create: group[0]!.opts.create, now: now(), notifyDelayMs: deps.notifyDelayMs, perChange: true });
+      outcomes = r.changes!;
+    } catch {
+      // Nothing of the group was written: each call again on its own, so a bad one fails alone.
+      await Promise.all(group.map(applyOne));
+      return;
+    }
+    let at = 0;
+    for (const p of group) {
+      const result = share(outcomes.slice(at, (at += p.changes.length)), p.opts.perChange);
+      deps.onApplied?.(p.source, result);
+      p.resolve(result);
+    }
+  };
+
+  const flush = (): void => {
+    scheduled = false;
+    while (queue.length && inFlight < maxInFlight) {
+      // A prefix of the queue with the same `create`, up to MAX_GROUP_CHANGES (at least one call).
+      const create = queue[0]!.opts.create;
+      let n = 0;
+      let size = 0;
+      while (n < queue.length && queue[n]!.opts.create === create && (n === 0 || size + queue[n]!.changes.length <= MAX_GROUP_CHANGES)) size += queue[n++]!.changes.length;
+      const group = queue.splice(0, n);
+      inFlight++;
+      void applyGroup(group).finally(() => {
+        inFlight--;
+        schedule();
+      });
+    }
+  };
+
+  function schedule(): void {
+    if (scheduled || queue.length === 0 || inFlight >= maxInFlight) return;
+    scheduled = true;
+    setImmediate(flush);
+  }
+
   return {
-    async apply(source, changes, opts) {
-      const result = await deps.store.applyChanges(changes, { create: opts.create, now: now(), notifyDelayMs: deps.notifyDelayMs, reportModified: opts.reportModified });
-      deps.onApplied?.(source, result);
-      return result;
+    apply(source, changes, opts) {
+      return new Promise((resolve, reject) => {
+        queue.push({ source, changes, opts, resolve, reject });
+        schedule();
+      });
     },
   };
 }

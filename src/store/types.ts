@@ -91,8 +91,17 @@ export interface ApplyChangesOptions {
   now: number;
   /** Delay before a newly owed notification is due (burst settling). */
   notifyDelayMs: number;
-  /** A batch of one change: report its record's modified time after the apply (ApplyChangesResult.modifiedAt). */
-  reportModified?: boolean;
+  /** Report each change's own outcome (ApplyChangesResult.changes), e.g. to answer the callers of a group commit. */
+  perChange?: boolean;
+}
+
+/** What one change of a batch did, judged against what the changes before it in the batch left. */
+export interface ChangeOutcome {
+  outcome: 'created' | 'changed' | 'ignored';
+  /** The record's modified time after this change (the current one when ignored); null when ignored because the record does not exist (create: false). */
+  modifiedAt: number | null;
+  /** Webhooks that now owe a notification because of this change (or owe one more). */
+  webhooksNotified: number;
 }
 
 export interface ApplyChangesResult {
@@ -102,11 +111,8 @@ export interface ApplyChangesResult {
   ignored: number;
   /** Webhooks that now owe a notification (or owe one more). */
   webhooksNotified: number;
-  /**
-   * With reportModified, a batch of one change: its record's modified time after this apply (the
-   * change's, or the current one when ignored), so the caller needs no read after the write.
-   */
-  modifiedAt?: number;
+  /** With perChange: each change's outcome, in the order given (the counts above are their sums). */
+  changes?: ChangeOutcome[];
 }
 
 export type RegisterResult =

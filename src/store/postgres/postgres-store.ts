@@ -8,7 +8,7 @@ import { SqlStore, type Conn } from '../sql-store.ts';
 import { ATTEMPT_COLUMNS, completion, OUTCOME_PARAMS, outcomeSetSql, type Columns } from '../sql/claims.ts';
 import { isNewer } from '../sql/records.ts';
 import { GIVE_BACK_PLACE, REGISTER_IN_ONE_STATEMENT, toWebhook } from '../sql/webhooks.ts';
-import type { ApplyChangesOptions, ApplyChangesResult, AttemptRecord, NewWebhook, RecordChange, RegisterResult } from '../types.ts';
+import type { ApplyChangesOptions, ApplyChangesResult, AttemptRecord, ChangeOutcome, NewWebhook, RecordChange, RegisterResult } from '../types.ts';
 
 /** LISTEN/NOTIFY channel; the payload is the notifying session's current_schema(). */
 const WAKE_CHANNEL = 'orcid_webhooks_wake';
@@ -79,6 +79,97 @@ function isRetryable(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return code === '40P01' || code === '40001';
 }
+
+/**
+ * Step 3 of applyChanges: $1/$2 records to insert, $3/$4 records to update (final modified times),
+ * $5 now, $6/$7 the effective changes (events) in order, $8 the due time of a newly owed
+ * notification, $9 the wake-up channel, $10 whether to count the webhooks of each event (per_event:
+ * {event number: webhooks}). pg_notify runs only when a webhook now owes something.
+ */
+const APPLY_CHANGES = `WITH
+  ins AS (
+    INSERT INTO records (orcid, modified_at, created_at)
+    SELECT orcid, modified, $5::bigint FROM unnest($1::text[], $2::bigint[]) AS n(orcid, modified)
+    ON CONFLICT (orcid) DO NOTHING
+    RETURNING 1),
+  upd AS (
+    UPDATE records r SET modified_at = u.modified, placeholder = 0
+    FROM unnest($3::text[], $4::bigint[]) AS u(orcid, modified)
+    WHERE r.orcid = u.orcid
+    RETURNING 1),
+  pairs AS MATERIALIZED (
+    SELECT w.id, e.n, e.modified
+    FROM unnest($6::text[], $7::bigint[]) WITH ORDINALITY AS e(orcid, modified, n)
+    JOIN webhooks w ON w.orcid = e.orcid AND w.created_at <= e.modified),
+  hits AS (
+    SELECT id, count(*) AS k, min(modified) AS first_modified FROM pairs GROUP BY id),
+  owe AS (
+    UPDATE webhooks w SET
+      change_seq = w.change_seq + h.k,
+      notify_seq = CASE WHEN w.pending_since IS NULL THEN w.change_seq + 1 ELSE w.notify_seq END,
+      pending_since = COALESCE(w.pending_since, h.first_modified),
+      due_at = COALESCE(w.due_at, $8::bigint)
+    FROM hits h WHERE w.id = h.id
+    RETURNING h.k),
+  total AS (SELECT COALESCE(sum(k), 0) AS notified FROM owe)
+  SELECT (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM upd) AS updated, total.notified,
+    CASE WHEN total.notified > 0 THEN pg_notify($9::text, current_schema()) END AS woke,
+    CASE WHEN $10::boolean THEN (SELECT json_object_agg(n, c) FROM (SELECT n, count(*) AS c FROM pairs GROUP BY n) x) END AS per_event
+  FROM total`;
+
+/** The marker of APPLY_DISTINCT's deliberate error when a record it was to create appeared meanwhile. */
+const RACED = 'records created concurrently';
+/**
+ * applyChanges in one statement and one round trip (no BEGIN/COMMIT), for a batch whose iDs are all
+ * distinct (a group of touches): each change is judged against its record as locked here, as the
+ * replay in JS would judge it. $1/$2/$3 the changes (iD, modified, touch), $4 create, $5 now, $6
+ * the due time of a newly owed notification, $7 the wake-up channel. A record created by another
+ * transaction after this statement's snapshot makes the insert come up short: the statement then
+ * fails on purpose (RACED), undoing everything, and runs again.
+ */
+const APPLY_DISTINCT = `WITH
+  e AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::boolean[]) WITH ORDINALITY AS e(orcid, modified, touch, n)),
+  cur AS MATERIALIZED (
+    SELECT orcid, modified_at, placeholder FROM records WHERE orcid = ANY($1::text[]) ORDER BY orcid FOR NO KEY UPDATE),
+  j0 AS MATERIALIZED (
+    SELECT e.n, e.orcid, c.modified_at AS cur, c.placeholder, c.orcid IS NOT NULL AS known,
+      CASE WHEN c.orcid IS NOT NULL AND e.touch THEN greatest(e.modified, c.modified_at + 1) ELSE e.modified END AS modified
+    FROM e LEFT JOIN cur c ON c.orcid = e.orcid),
+  j AS MATERIALIZED (
+    SELECT n, orcid, cur, modified,
+      CASE WHEN NOT known THEN (CASE WHEN $4::boolean THEN 'created' ELSE 'ignored' END)
+        WHEN modified > cur OR (placeholder = 1 AND modified = cur) THEN 'changed' ELSE 'ignored' END AS outcome
+    FROM j0),
+  ins AS (
+    INSERT INTO records (orcid, modified_at, created_at)
+    SELECT orcid, modified, $5::bigint FROM j WHERE outcome = 'created'
+    ON CONFLICT (orcid) DO NOTHING
+    RETURNING 1),
+  upd AS (
+    UPDATE records r SET modified_at = j.modified, placeholder = 0 FROM j
+    WHERE j.outcome = 'changed' AND r.orcid = j.orcid
+    RETURNING 1),
+  pairs AS MATERIALIZED (
+    SELECT w.id, j.n, j.modified FROM j JOIN webhooks w ON w.orcid = j.orcid AND w.created_at <= j.modified
+    WHERE j.outcome = 'changed'),
+  hits AS (
+    SELECT id, count(*) AS k, min(modified) AS first_modified FROM pairs GROUP BY id),
+  owe AS (
+    UPDATE webhooks w SET
+      change_seq = w.change_seq + h.k,
+      notify_seq = CASE WHEN w.pending_since IS NULL THEN w.change_seq + 1 ELSE w.notify_seq END,
+      pending_since = COALESCE(w.pending_since, h.first_modified),
+      due_at = COALESCE(w.due_at, $6::bigint)
+    FROM hits h WHERE w.id = h.id
+    RETURNING h.k),
+  total AS (SELECT COALESCE(sum(k), 0) AS notified FROM owe)
+  SELECT total.notified,
+    CASE WHEN (SELECT count(*) FROM ins) <> (SELECT count(*) FROM j WHERE outcome = 'created')
+      THEN ('${RACED} ' || (SELECT count(*) FROM ins))::int END AS raced,
+    CASE WHEN total.notified > 0 THEN pg_notify($7::text, current_schema()) END AS woke,
+    (SELECT json_agg(json_build_array(outcome, CASE WHEN outcome = 'ignored' THEN cur ELSE modified END) ORDER BY n) FROM j) AS outcomes,
+    (SELECT json_object_agg(n, c) FROM (SELECT n, count(*) AS c FROM pairs GROUP BY n) x) AS per_event
+  FROM total`;
 
 const compiled = new Map<string, Compiled>();
 const OUTCOME = outcomeSetSql('w.', (name) => `a.${name}`);
@@ -214,23 +305,29 @@ export class PostgresStore extends SqlStore {
    *     changes: OWE_SQL applied k times (k = the webhook's changes with created_at <= modified)
    *     adds k to change_seq, sets notify_seq from the first one when nothing was owed, and keeps
    *     the first (smallest) modified as pending_since. webhooksNotified is the sum of k, as SQLite
-   *     counts one per webhook per change.
+   *     counts one per webhook per change; per change (perChange), the webhooks each change reached.
+   *     The same statement sends the wake-up (pg_notify) when it made something owed: one NOTIFY
+   *     per batch, and no round trip of its own.
    * A record created concurrently by another transaction after step 1 makes the insert come up
    * short: the transaction then runs again and sees it.
    */
   async applyChanges(changes: RecordChange[], opts: ApplyChangesOptions): Promise<ApplyChangesResult> {
-    if (changes.length === 0) return { created: 0, changed: 0, ignored: 0, webhooksNotified: 0 };
+    if (changes.length === 0) return { created: 0, changed: 0, ignored: 0, webhooksNotified: 0, ...(opts.perChange && { changes: [] }) };
     const orcids = [...new Set(changes.map((c) => c.orcid))];
+    if (orcids.length === changes.length) return this.applyDistinct(changes, opts);
     return this.txClient(async (c) => {
       const locked = await c.query<Row>('SELECT orcid, modified_at, placeholder FROM records WHERE orcid = ANY($1::text[]) ORDER BY orcid FOR NO KEY UPDATE', [orcids]);
       const current = new Map(locked.rows.map((r) => [String(r.orcid), Number(r.modified_at)]));
       // Placeholders (open records mode) until their first change in this batch.
       const placeholders = new Set(locked.rows.filter((r) => Number(r.placeholder) === 1).map((r) => String(r.orcid)));
       const result: ApplyChangesResult = { created: 0, changed: 0, ignored: 0, webhooksNotified: 0 };
+      const each: ChangeOutcome[] = [];
       const inserts = new Map<string, number>();
       const updates = new Map<string, number>();
       const evOrcid: string[] = [];
       const evModified: number[] = [];
+      /** The index in `each` of each effective change (event), for its count of webhooks. */
+      const evChange: number[] = [];
       for (const ch of changes) {
         const cur = current.get(ch.orcid);
         if (cur === undefined) {
@@ -238,56 +335,61 @@ export class PostgresStore extends SqlStore {
             current.set(ch.orcid, ch.modifiedAt);
             inserts.set(ch.orcid, ch.modifiedAt);
             result.created++;
-          } else result.ignored++;
+            each.push({ outcome: 'created', modifiedAt: ch.modifiedAt, webhooksNotified: 0 });
+          } else {
+            result.ignored++;
+            each.push({ outcome: 'ignored', modifiedAt: null, webhooksNotified: 0 });
+          }
           continue;
         }
         const modified = ch.touch ? Math.max(ch.modifiedAt, cur + 1) : ch.modifiedAt;
         if (!isNewer(modified, cur, placeholders.has(ch.orcid))) {
           result.ignored++;
+          each.push({ outcome: 'ignored', modifiedAt: cur, webhooksNotified: 0 });
           continue;
         }
         current.set(ch.orcid, modified);
         placeholders.delete(ch.orcid);
         (inserts.has(ch.orcid) ? inserts : updates).set(ch.orcid, modified);
         result.changed++;
+        evChange.push(each.length);
+        each.push({ outcome: 'changed', modifiedAt: modified, webhooksNotified: 0 });
         evOrcid.push(ch.orcid);
         evModified.push(modified);
       }
-      if (opts.reportModified && changes.length === 1) result.modifiedAt = current.get(changes[0]!.orcid);
-      if (inserts.size === 0 && updates.size === 0) return result;
-      const [r] = (await c.query<Row>(`WITH
-        ins AS (
-          INSERT INTO records (orcid, modified_at, created_at)
-          SELECT orcid, modified, $5::bigint FROM unnest($1::text[], $2::bigint[]) AS n(orcid, modified)
-          ON CONFLICT (orcid) DO NOTHING
-          RETURNING 1),
-        upd AS (
-          UPDATE records r SET modified_at = u.modified, placeholder = 0
-          FROM unnest($3::text[], $4::bigint[]) AS u(orcid, modified)
-          WHERE r.orcid = u.orcid
-          RETURNING 1),
-        hits AS (
-          SELECT w.id, count(*) AS k, min(e.modified) AS first_modified
-          FROM unnest($6::text[], $7::bigint[]) AS e(orcid, modified)
-          JOIN webhooks w ON w.orcid = e.orcid AND w.created_at <= e.modified
-          GROUP BY w.id),
-        owe AS (
-          UPDATE webhooks w SET
-            change_seq = w.change_seq + h.k,
-            notify_seq = CASE WHEN w.pending_since IS NULL THEN w.change_seq + 1 ELSE w.notify_seq END,
-            pending_since = COALESCE(w.pending_since, h.first_modified),
-            due_at = COALESCE(w.due_at, $8::bigint)
-          FROM hits h WHERE w.id = h.id
-          RETURNING h.k)
-        SELECT (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM upd) AS updated,
-          (SELECT COALESCE(sum(k), 0) FROM owe) AS notified`,
-      [[...inserts.keys()], [...inserts.values()], [...updates.keys()], [...updates.values()], opts.now,
-        evOrcid, evModified, opts.now + opts.notifyDelayMs])).rows;
+      const done = (): ApplyChangesResult => (opts.perChange ? { ...result, changes: each } : result);
+      if (inserts.size === 0 && updates.size === 0) return done();
+      const [r] = (await c.query<Row>(APPLY_CHANGES, [[...inserts.keys()], [...inserts.values()], [...updates.keys()], [...updates.values()], opts.now,
+        evOrcid, evModified, opts.now + opts.notifyDelayMs, WAKE_CHANNEL, opts.perChange === true])).rows;
       if (Number(r?.inserted) !== inserts.size) throw new RetryTransaction('a record was created concurrently');
       result.webhooksNotified = Number(r?.notified ?? 0);
-      if (result.webhooksNotified > 0) await this.wake(new PgConn(c));
-      return result;
+      for (const [n, k] of Object.entries((r?.per_event ?? {}) as Record<string, number>)) each[evChange[Number(n) - 1]!]!.webhooksNotified = Number(k);
+      return done();
     });
+  }
+
+  /** applyChanges for distinct iDs: APPLY_DISTINCT, one statement, run again if it lost a race to create a record. */
+  private async applyDistinct(changes: RecordChange[], opts: ApplyChangesOptions): Promise<ApplyChangesResult> {
+    for (let attempt = 1; ; attempt++) {
+      let r: Row | undefined;
+      try {
+        [r] = (await this.pool.query<Row>({
+          name: 'apply-changes', text: APPLY_DISTINCT,
+          values: [changes.map((c) => c.orcid), changes.map((c) => c.modifiedAt), changes.map((c) => c.touch === true),
+            opts.create, opts.now, opts.now + opts.notifyDelayMs, WAKE_CHANNEL],
+        })).rows;
+      } catch (err) {
+        if (attempt < 5 && (isRetryable(err) || String((err as Error).message).includes(RACED))) continue;
+        throw err;
+      }
+      const perEvent = (r?.per_event ?? {}) as Record<string, number>;
+      const result: ApplyChangesResult = { created: 0, changed: 0, ignored: 0, webhooksNotified: Number(r?.notified ?? 0) };
+      const each = ((r?.outcomes ?? []) as [ChangeOutcome['outcome'], number | null][]).map(([outcome, modifiedAt], i): ChangeOutcome => {
+        result[outcome]++;
+        return { outcome, modifiedAt: modifiedAt === null ? null : Number(modifiedAt), webhooksNotified: Number(perEvent[i + 1] ?? 0) };
+      });
+      return opts.perChange ? { ...result, changes: each } : result;
+    }
   }
 
   // Concurrent registrations race here (SQLite's single writer has none): one statement, no

@@ -12,7 +12,7 @@ import { CREATE_PLACEHOLDER, GET_RECORD, isNewer } from '../sql/records.ts';
 import { FIND_WEBHOOK, INSERT_WEBHOOK, REENABLE_BY_KEY, TAKE_PLACE, toWebhook } from '../sql/webhooks.ts';
 import { GET_CLIENT } from '../sql/clients.ts';
 import { BackgroundCheckpointer } from './checkpointer.ts';
-import type { ApplyChangesOptions, ApplyChangesResult, AttemptRecord, NewWebhook, RecordChange, RegisterResult } from '../types.ts';
+import type { ApplyChangesOptions, ApplyChangesResult, AttemptRecord, ChangeOutcome, NewWebhook, RecordChange, RegisterResult } from '../types.ts';
 
 /** The database and its -wal and -shm files readable by the service's user only (they hold tokens' hashes and secrets). */
 function restrictDatabaseFiles(path: string): void {
@@ -174,7 +174,7 @@ export class SqliteStore extends SqlStore {
   async applyChanges(changes: RecordChange[], opts: ApplyChangesOptions): Promise<ApplyChangesResult> {
     if (this.busy) await this.idle();
     const [[get], [ins], [upd]] = [this.q(SQL.get), this.q(SQL.insert), this.q(SQL.update)];
-    const report = opts.reportModified === true && changes.length === 1;
+    const each: ChangeOutcome[] | null = opts.perChange ? [] : null;
     const res = this.db.transaction(() => {
       const result: ApplyChangesResult = { created: 0, changed: 0, ignored: 0, webhooksNotified: 0 };
       for (const c of changes) {
@@ -183,25 +183,29 @@ export class SqliteStore extends SqlStore {
           if (opts.create) {
             ins.run(c.orcid, c.modifiedAt, opts.now);
             result.created++;
-            if (report) result.modifiedAt = c.modifiedAt;
-          } else result.ignored++;
+            each?.push({ outcome: 'created', modifiedAt: c.modifiedAt, webhooksNotified: 0 });
+          } else {
+            result.ignored++;
+            each?.push({ outcome: 'ignored', modifiedAt: null, webhooksNotified: 0 });
+          }
           continue;
         }
         const modified = c.touch ? Math.max(c.modifiedAt, Number(cur.modified_at) + 1) : c.modifiedAt;
         if (!isNewer(modified, Number(cur.modified_at), Boolean(cur.placeholder))) {
           result.ignored++;
-          if (report) result.modifiedAt = Number(cur.modified_at);
+          each?.push({ outcome: 'ignored', modifiedAt: Number(cur.modified_at), webhooksNotified: 0 });
           continue;
         }
-        if (report) result.modifiedAt = modified;
         upd.run(modified, c.orcid);
         result.changed++;
-        result.webhooksNotified += this.exec(OWE_CHANGE, { orcid: c.orcid, modified, due: opts.now + opts.notifyDelayMs });
+        const notified = this.exec(OWE_CHANGE, { orcid: c.orcid, modified, due: opts.now + opts.notifyDelayMs });
+        result.webhooksNotified += notified;
+        each?.push({ outcome: 'changed', modifiedAt: modified, webhooksNotified: notified });
       }
       return result;
     })();
     if (res.webhooksNotified > 0) this.wakeups.emit('wake');
-    return res;
+    return each ? { ...res, changes: each } : res;
   }
 
   // Group commit: the registrations that arrive in one turn of the event loop are written in one
