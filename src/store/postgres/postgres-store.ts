@@ -81,6 +81,23 @@ function isRetryable(err: unknown): boolean {
 }
 
 /**
+ * The webhooks of `pairs` (id, n, modified) each owe one notification more: coalesced with one
+ * already owed, else due at `due` and reporting the earliest change (shared by both applyChanges
+ * statements).
+ */
+const owePairs = (due: string): string => `hits AS (
+    SELECT id, count(*) AS k, min(modified) AS first_modified FROM pairs GROUP BY id),
+  owe AS (
+    UPDATE webhooks w SET
+      change_seq = w.change_seq + h.k,
+      notify_seq = CASE WHEN w.pending_since IS NULL THEN w.change_seq + 1 ELSE w.notify_seq END,
+      pending_since = COALESCE(w.pending_since, h.first_modified),
+      due_at = COALESCE(w.due_at, ${due})
+    FROM hits h WHERE w.id = h.id
+    RETURNING h.k),
+  total AS (SELECT COALESCE(sum(k), 0) AS notified FROM owe)`;
+
+/**
  * Step 3 of applyChanges: $1/$2 records to insert, $3/$4 records to update (final modified times),
  * $5 now, $6/$7 the effective changes (events) in order, $8 the due time of a newly owed
  * notification, $9 the wake-up channel, $10 whether to count the webhooks of each event (per_event:
@@ -101,17 +118,7 @@ const APPLY_CHANGES = `WITH
     SELECT w.id, e.n, e.modified
     FROM unnest($6::text[], $7::bigint[]) WITH ORDINALITY AS e(orcid, modified, n)
     JOIN webhooks w ON w.orcid = e.orcid AND w.created_at <= e.modified),
-  hits AS (
-    SELECT id, count(*) AS k, min(modified) AS first_modified FROM pairs GROUP BY id),
-  owe AS (
-    UPDATE webhooks w SET
-      change_seq = w.change_seq + h.k,
-      notify_seq = CASE WHEN w.pending_since IS NULL THEN w.change_seq + 1 ELSE w.notify_seq END,
-      pending_since = COALESCE(w.pending_since, h.first_modified),
-      due_at = COALESCE(w.due_at, $8::bigint)
-    FROM hits h WHERE w.id = h.id
-    RETURNING h.k),
-  total AS (SELECT COALESCE(sum(k), 0) AS notified FROM owe)
+  ${owePairs('$8::bigint')}
   SELECT (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM upd) AS updated, total.notified,
     CASE WHEN total.notified > 0 THEN pg_notify($9::text, current_schema()) END AS woke,
     CASE WHEN $10::boolean THEN (SELECT json_object_agg(n, c) FROM (SELECT n, count(*) AS c FROM pairs GROUP BY n) x) END AS per_event
@@ -152,17 +159,7 @@ const APPLY_DISTINCT = `WITH
   pairs AS MATERIALIZED (
     SELECT w.id, j.n, j.modified FROM j JOIN webhooks w ON w.orcid = j.orcid AND w.created_at <= j.modified
     WHERE j.outcome = 'changed'),
-  hits AS (
-    SELECT id, count(*) AS k, min(modified) AS first_modified FROM pairs GROUP BY id),
-  owe AS (
-    UPDATE webhooks w SET
-      change_seq = w.change_seq + h.k,
-      notify_seq = CASE WHEN w.pending_since IS NULL THEN w.change_seq + 1 ELSE w.notify_seq END,
-      pending_since = COALESCE(w.pending_since, h.first_modified),
-      due_at = COALESCE(w.due_at, $6::bigint)
-    FROM hits h WHERE w.id = h.id
-    RETURNING h.k),
-  total AS (SELECT COALESCE(sum(k), 0) AS notified FROM owe)
+  ${owePairs('$6::bigint')}
   SELECT total.notified,
     CASE WHEN (SELECT count(*) FROM ins) <> (SELECT count(*) FROM j WHERE outcome = 'created')
       THEN ('${RACED} ' || (SELECT count(*) FROM ins))::int END AS raced,
