@@ -299,9 +299,9 @@ export class DeliveryWorker extends EventEmitter {
       const limit = Math.min(free, this.o.batchSize);
       // Each claim stamps its own lease token: a completion delayed past its lease (a long database
       // outage) then matches no newer claim of the same row, even one this worker made.
-      const saturatedBefore = this.saturatedHosts().length + this.saturatedClients().length;
       const limits = this.claimLimits();
       const excludeClients = this.saturatedClients();
+      const saturatedBefore = this.saturatedHosts().length + excludeClients.length;
       if (this.claimIsPointless(limits.excludeHosts, excludeClients)) {
         this.lastClaimEmpty = true;
         return;
