@@ -7,7 +7,7 @@ import { loadMigrations } from '../migrations.ts';
 import { SqlStore, type Conn } from '../sql-store.ts';
 import { ATTEMPT_COLUMNS, completion, OUTCOME_PARAMS, outcomeSetSql, type Columns } from '../sql/claims.ts';
 import { isNewer } from '../sql/records.ts';
-import { REGISTER_BATCH, REGISTER_RACED, toWebhook } from '../sql/webhooks.ts';
+import { GIVE_BACK_PLACE, REGISTER_BATCH, REGISTER_IN_ONE_STATEMENT, REGISTER_RACED, toWebhook } from '../sql/webhooks.ts';
 import { batcher, type Settled } from '../batcher.ts';
 import type { ApplyChangesOptions, ApplyChangesResult, AttemptRecord, ChangeOutcome, NewWebhook, RecordChange, RegisterResult, WebhookRow } from '../types.ts';
 
@@ -409,27 +409,34 @@ export class PostgresStore extends SqlStore {
     }
   }
 
-  // Group commit, as SQLite does: the registrations of one turn go to REGISTER_BATCH together.
+  // Group commit, as SQLite does (issue 12): the registrations of one turn go to the database together.
   registerWebhook(input: NewWebhook): Promise<RegisterResult> {
     return this.registrations.add(input);
   }
 
   /**
-   * One REGISTER_BATCH (no transaction), run again while it loses races (REGISTER_RACED). A batch
-   * that fails otherwise is tried input by input, so that a bad input fails alone.
+   * Alone in its turn, a registration runs REGISTER_IN_ONE_STATEMENT as a prepared statement;
+   * together, REGISTER_BATCH. A batch that fails for another reason than a lost race is tried input
+   * by input, so that a bad input fails alone.
    */
   private async registerBatch(inputs: NewWebhook[]): Promise<Settled<RegisterResult>[]> {
+    const one = (input: NewWebhook): Promise<Settled<RegisterResult>> => this.registerOne(input).then((ok) => ({ ok }), (err: unknown) => ({ err }));
+    if (inputs.length === 1) return [await one(inputs[0]!)];
     let rows: Row[];
     try {
-      rows = await this.registerRetrying(inputs);
-    } catch (err) {
-      if (inputs.length === 1) throw err;
-      return Promise.all(inputs.map(async (input) => this.registerRetrying([input]).then(([r]) => settle(input, r!), (e: unknown) => ({ err: e }))));
+      rows = await this.registerTogether(inputs);
+    } catch {
+      return Promise.all(inputs.map(one));
     }
     return rows.map((r, i) => settle(inputs[i]!, r));
   }
 
-  private async registerRetrying(inputs: NewWebhook[]): Promise<Row[]> {
+  /*
+   * The batch statement is not prepared: planned for each batch (~1 ms, shared by its inputs), it
+   * never runs a generic plan built while the tables were empty (a prepared REGISTER_BATCH then
+   * scanned webhooks sequentially).
+   */
+  private async registerTogether(inputs: NewWebhook[]): Promise<Row[]> {
     const values = {
       clientIds: inputs.map((i) => i.clientId), orcids: inputs.map((i) => i.orcid), urls: inputs.map((i) => i.url), hosts: inputs.map((i) => i.host),
       nows: inputs.map((i) => i.now), publicIds: inputs.map(() => newWebhookPublicId()), caps: inputs.map((i) => i.maxPerClient ?? null),
@@ -443,6 +450,28 @@ export class PostgresStore extends SqlStore {
         throw err;
       }
     }
+  }
+
+  // One statement, no transaction (REGISTER_IN_ONE_STATEMENT); a lost race gives the place back and asks again.
+  private async registerOne(input: NewWebhook): Promise<RegisterResult> {
+    for (let round = 0; round < 5; round++) {
+      const [r] = await this.conn.all(REGISTER_IN_ONE_STATEMENT, {
+        ...input, publicId: newWebhookPublicId(), cap: input.maxPerClient, createRecord: input.createRecord === true,
+      }, 'register-webhook');
+      if (r?.kind === 'reenabled') {
+        if (r.due_at !== null) await this.wake(this.conn);
+        return { outcome: 'exists', webhook: toWebhook(r), reenabled: true };
+      }
+      if (r?.kind === 'existing') return { outcome: 'exists', webhook: toWebhook(r), reenabled: false };
+      if (r?.kind === 'created') return { outcome: 'created', webhook: toWebhook(r) };
+      if (!r?.took) {
+        if (!r?.has_record && !input.createRecord) return { outcome: 'no-record' };
+        if (!(await this.getClient(input.clientId))) throw new Error(`No client with id ${input.clientId}`);
+        return { outcome: 'limit' };
+      }
+      await this.conn.run(GIVE_BACK_PLACE, { clientId: input.clientId });
+    }
+    throw new Error('webhook registration kept racing');
   }
 
   /*
