@@ -26,8 +26,9 @@ export const REENABLE_BY_KEY = `${REENABLE} WHERE client_id = @clientId AND orci
 export const REENABLE_BY_ID = `${REENABLE} WHERE id = @id AND enabled = 0 RETURNING *`;
 
 /**
- * PostgreSQL registers in one statement and one round trip, without a transaction (SQLite has no
- * writable CTEs, and its single writer needs no such care). Found: re-enabled when disabled. New:
+ * A PostgreSQL registration alone in its turn (REGISTER_BATCH for several), prepared: in one
+ * statement and one round trip, without a transaction (SQLite has no writable CTEs, and its single
+ * writer needs no such care). Found: re-enabled when disabled. New:
  * the record is locked FOR SHARE so that a change being applied to it (FOR NO KEY UPDATE) either
  * sees this webhook or committed before it; the client's place is taken by the UPDATE that checks
  * the cap (its row lock lasts this statement only); then the row is inserted. No row found: the
