@@ -435,6 +435,46 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.notEqual(await store.findWebhook('c1', A, 'https://x.example/g1'), null);
         assert.notEqual(await store.findWebhook('c1', B, 'https://x.example/g4'), null);
       });
+
+      it('a batch mixing every outcome answers each registration as if it ran alone, in order', async () => {
+        await seed(store);
+        const D = orcidN(1);
+        const missing = '0000-0009-9999-9998';
+        const w = await register(store, 'c1', A, 'https://mix.example/off');
+        await register(store, 'c1', B, 'https://mix.example/on');
+        await change(store, A, T0 + 10, T0 + 10, 0);
+        const [cl] = await store.claimDue(claimOpts({ now: T0 + 10 }));
+        await store.completeAttempts([attempt(cl!.webhook, 'w1', { kind: 'disable', reason: 'gone' }, { startedAt: T0 + 20, durationMs: 0 })]);
+        assert.equal((await get(store, w.id)).enabled, false);
+        // c1 has 2 webhooks and a cap of 4: two places left, taken in arrival order.
+        const reg = (clientId: string, orcid: string, url: string, more: { maxPerClient?: number; createRecord?: boolean } = {}) =>
+          store.registerWebhook({ clientId, orcid, url, host: new URL(url).hostname, now: T0 + 500, maxPerClient: 4, ...more });
+        const rs = await Promise.allSettled([
+          reg('c1', A, 'https://mix.example/off'), // disabled: re-enabled
+          reg('c1', B, 'https://mix.example/on'), // exists
+          reg('c1', C, 'https://mix.example/1'), // created (place 3)
+          reg('c2', C, 'https://mix.example/1'), // another client: its own places
+          reg('c1', missing, 'https://mix.example/2'), // no-record, takes no place
+          reg('c1', C, 'https://mix.example/1'), // the same as the third: exists
+          reg('c1', D, 'https://mix.example/3', { createRecord: true }), // created with its record (place 4)
+          reg('c1', C, 'https://mix.example/4'), // cap reached
+          reg('nope', C, 'https://mix.example/5'), // unknown client: fails alone
+          reg('c2', missing, 'https://mix.example/6', { createRecord: true }), // created with its record
+          reg('c2', missing, 'https://mix.example/7', { createRecord: true }), // same record, another webhook
+          reg('c1', A, 'https://mix.example/5'), // cap reached
+        ]);
+        const outcomes = rs.map((r) => (r.status === 'rejected' ? 'error' : r.value.outcome === 'exists' && r.value.reenabled ? 'reenabled' : r.value.outcome));
+        assert.deepEqual(outcomes, ['reenabled', 'exists', 'created', 'created', 'no-record', 'exists', 'created', 'limit', 'error', 'created', 'created', 'limit']);
+        const re = rs[0]!.status === 'fulfilled' ? rs[0].value : assert.fail();
+        assert.ok(re.outcome === 'exists' && re.webhook.id === w.id && re.webhook.enabled && re.webhook.dueAt === T0 + 500, 'the owed notification is due now');
+        const dup = [rs[2], rs[5]].map((r) => (r!.status === 'fulfilled' && r!.value.outcome !== 'limit' && r!.value.outcome !== 'no-record' ? r!.value.webhook.id : 0));
+        assert.equal(dup[0], dup[1], 'the same webhook, once');
+        assert.equal((await store.listWebhooks({ clientId: 'c1', limit: 100 })).length, 4);
+        assert.equal((await store.listWebhooks({ clientId: 'c2', limit: 100 })).length, 3);
+        assert.notEqual(await store.getRecord(D), null);
+        assert.notEqual(await store.getRecord(missing), null);
+        assert.deepEqual((await reg('c1', D, 'https://mix.example/8')), { outcome: 'limit' }, 'the counter counted every place taken');
+      });
     });
 
     describe('webhooks', () => {
@@ -1252,6 +1292,25 @@ if (await postgresSuiteGate('PostgresStore')) {
         const rs = await Promise.all([a.registerWebhook(input), b.registerWebhook(input)]);
         assert.deepEqual(rs.map((r) => r.outcome).sort(), ['created', 'exists']);
       }
+    });
+
+    it('two stores registering the same webhooks at once: one row each, the counters exact', async () => {
+      const a = open();
+      const b = open();
+      await a.migrate();
+      await seed(a);
+      const ids = Array.from({ length: 60 }, (_, i) => orcidN(100 + i));
+      await a.addRecords(ids.slice(0, 40), T0);
+      await b.ping(); // connected: its batch races a's
+      const inputs = ids.flatMap((orcid, i) => ['c1', 'c2'].map((clientId) =>
+        ({ clientId, orcid, url: `https://race.example/${i % 3}`, host: 'race.example', now: T0, createRecord: i >= 40 })));
+      const rs = await Promise.all([a, b].flatMap((s) => inputs.map((input) => s.registerWebhook(input))));
+      assert.equal(rs.filter((r) => r.outcome === 'created').length, inputs.length, 'each webhook created once');
+      assert.equal(rs.filter((r) => r.outcome === 'exists').length, inputs.length, 'and found by the other store');
+      const counts = await withPgClient(schema.url, (cl) => cl.query<{ id: string; webhook_count: number; real: number }>(
+        'SELECT c.id, c.webhook_count, (SELECT count(*) FROM webhooks w WHERE w.client_id = c.id)::int AS real FROM clients c ORDER BY c.id'));
+      assert.deepEqual(counts.rows.map((r) => [r.id, Number(r.webhook_count), r.real]), [['c1', 60, 60], ['c2', 60, 60]]);
+      assert.equal(await a.countRecords(), 63);
     });
 
     it('the per-client cap holds under concurrent registrations', async () => {

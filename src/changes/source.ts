@@ -1,3 +1,4 @@
+import { batcher, type Settled } from '../store/batcher.ts';
 import type { ApplyChangesResult, ChangeOutcome, RecordChange, Store } from '../store/types.ts';
 
 /*
@@ -41,12 +42,10 @@ export interface ChangeSinkDeps {
 /** Changes of several calls merged into one store call at most (a larger call goes alone). */
 export const MAX_GROUP_CHANGES = 10_000;
 
-interface Pending {
+interface Call {
   source: string;
   changes: RecordChange[];
   opts: ApplyOptions;
-  resolve: (r: ApplyChangesResult) => void;
-  reject: (err: unknown) => void;
 }
 
 /** The counts (and, if asked, the outcomes) of one call's share of a group's outcomes. */
@@ -65,27 +64,24 @@ function share(outcomes: ChangeOutcome[], perChange: boolean | undefined): Apply
  * transaction, one wake-up) instead of one each. Changes are applied in arrival order, so a group
  * ends as the calls one after the other would; each call is answered after the commit with its own
  * changes' outcomes. If a group fails, its calls are applied again one by one, so that one bad call
- * fails alone. Calls with different `create` are not merged.
+ * fails alone. A group is a prefix of the waiting calls with the same `create`, up to
+ * MAX_GROUP_CHANGES (at least one call).
  */
 export function createChangeSink(deps: ChangeSinkDeps): ChangeSink {
   const now = deps.now ?? Date.now;
-  const maxInFlight = Math.max(1, deps.maxInFlight ?? 2);
-  const queue: Pending[] = [];
-  let inFlight = 0;
-  let scheduled = false;
 
-  const applyOne = async (p: Pending): Promise<void> => {
+  const applyOne = async (p: Call): Promise<Settled<ApplyChangesResult>> => {
     try {
       const result = await deps.store.applyChanges(p.changes, { create: p.opts.create, now: now(), notifyDelayMs: deps.notifyDelayMs, perChange: p.opts.perChange });
       deps.onApplied?.(p.source, result);
-      p.resolve(result);
+      return { ok: result };
     } catch (err) {
-      p.reject(err);
+      return { err };
     }
   };
 
-  const applyGroup = async (group: Pending[]): Promise<void> => {
-    if (group.length === 1) return applyOne(group[0]!);
+  const applyGroup = async (group: Call[]): Promise<Settled<ApplyChangesResult>[]> => {
+    if (group.length === 1) return [await applyOne(group[0]!)];
     let outcomes: ChangeOutcome[];
     try {
       const merged = group.flatMap((p) => p.changes);
@@ -93,46 +89,33 @@ export function createChangeSink(deps: ChangeSinkDeps): ChangeSink {
       outcomes = r.changes!;
     } catch {
       // Nothing of the group was written: each call again on its own, so a bad one fails alone.
-      await Promise.all(group.map(applyOne));
-      return;
+      return Promise.all(group.map(applyOne));
     }
     let at = 0;
-    for (const p of group) {
+    return group.map((p) => {
       const result = share(outcomes.slice(at, (at += p.changes.length)), p.opts.perChange);
       deps.onApplied?.(p.source, result);
-      p.resolve(result);
-    }
+      return { ok: result };
+    });
   };
 
-  const flush = (): void => {
-    scheduled = false;
-    while (queue.length && inFlight < maxInFlight) {
-      // A prefix of the queue with the same `create`, up to MAX_GROUP_CHANGES (at least one call).
-      const create = queue[0]!.opts.create;
-      let n = 0;
+  const calls = batcher(applyGroup, {
+    maxSize: Infinity,
+    maxInFlight: deps.maxInFlight ?? 2,
+    admit: () => {
+      let create: boolean | undefined;
       let size = 0;
-      while (n < queue.length && queue[n]!.opts.create === create && (n === 0 || size + queue[n]!.changes.length <= MAX_GROUP_CHANGES)) size += queue[n++]!.changes.length;
-      const group = queue.splice(0, n);
-      inFlight++;
-      void applyGroup(group).finally(() => {
-        inFlight--;
-        schedule();
-      });
-    }
-  };
-
-  function schedule(): void {
-    if (scheduled || queue.length === 0 || inFlight >= maxInFlight) return;
-    scheduled = true;
-    setImmediate(flush);
-  }
-
-  return {
-    apply(source, changes, opts) {
-      return new Promise((resolve, reject) => {
-        queue.push({ source, changes, opts, resolve, reject });
-        schedule();
-      });
+      let open = true;
+      return (p) => {
+        open &&= create === undefined || (p.opts.create === create && size + p.changes.length <= MAX_GROUP_CHANGES);
+        if (open) {
+          create = p.opts.create;
+          size += p.changes.length;
+        }
+        return open;
+      };
     },
-  };
+  });
+
+  return { apply: (source, changes, opts) => calls.add({ source, changes, opts }) };
 }

@@ -7,8 +7,9 @@ import { loadMigrations } from '../migrations.ts';
 import { SqlStore, type Conn } from '../sql-store.ts';
 import { ATTEMPT_COLUMNS, completion, OUTCOME_PARAMS, outcomeSetSql, type Columns } from '../sql/claims.ts';
 import { isNewer } from '../sql/records.ts';
-import { GIVE_BACK_PLACE, REGISTER_IN_ONE_STATEMENT, toWebhook } from '../sql/webhooks.ts';
-import type { ApplyChangesOptions, ApplyChangesResult, AttemptRecord, ChangeOutcome, NewWebhook, RecordChange, RegisterResult } from '../types.ts';
+import { GIVE_BACK_PLACE, REGISTER_BATCH, REGISTER_IN_ONE_STATEMENT, REGISTER_RACED, toWebhook } from '../sql/webhooks.ts';
+import { batcher, type Settled } from '../batcher.ts';
+import type { ApplyChangesOptions, ApplyChangesResult, AttemptRecord, ChangeOutcome, NewWebhook, RecordChange, RegisterResult, WebhookRow } from '../types.ts';
 
 /** LISTEN/NOTIFY channel; the payload is the notifying session's current_schema(). */
 const WAKE_CHANNEL = 'orcid_webhooks_wake';
@@ -203,6 +204,24 @@ export class PostgresStore extends SqlStore {
   private listening: Promise<void> | null = null;
   private listener: pg.Client | null = null;
   private closed = false;
+  /**
+   * Registrations waiting for the next batch. A second registration of the same webhook, or one of
+   * a client whose cap differs from that of its registrations already in the batch, waits for the
+   * next one (it must see the first committed; one cap per client in a batch).
+   */
+  private readonly registrations = batcher((inputs: NewWebhook[]) => this.registerBatch(inputs), {
+    admit: () => {
+      const seen = new Set<string>();
+      const caps = new Map<string, number | undefined>();
+      return (i) => {
+        const key = `${i.clientId}\u0000${i.orcid}\u0000${i.url}`;
+        if (seen.has(key) || (caps.has(i.clientId) && caps.get(i.clientId) !== i.maxPerClient)) return false;
+        seen.add(key);
+        caps.set(i.clientId, i.maxPerClient);
+        return true;
+      };
+    },
+  });
 
   constructor(url: string, opts: PostgresStoreOptions = {}) {
     super(opts.secrets);
@@ -287,6 +306,7 @@ export class PostgresStore extends SqlStore {
     this.closed = true;
     this.listeners.clear();
     await this.listener?.end().catch(noop);
+    await this.registrations.drained();
     await this.pool.end();
   }
 
@@ -389,9 +409,51 @@ export class PostgresStore extends SqlStore {
     }
   }
 
-  // Concurrent registrations race here (SQLite's single writer has none): one statement, no
-  // transaction (REGISTER_IN_ONE_STATEMENT); a lost race gives the place back and asks again.
-  async registerWebhook(input: NewWebhook): Promise<RegisterResult> {
+  // Group commit, as SQLite does (issue 12): the registrations of one turn go to the database together.
+  registerWebhook(input: NewWebhook): Promise<RegisterResult> {
+    return this.registrations.add(input);
+  }
+
+  /**
+   * Alone in its turn, a registration runs REGISTER_IN_ONE_STATEMENT as a prepared statement;
+   * together, REGISTER_BATCH. A batch that fails for another reason than a lost race is tried input
+   * by input, so that a bad input fails alone.
+   */
+  private async registerBatch(inputs: NewWebhook[]): Promise<Settled<RegisterResult>[]> {
+    const one = (input: NewWebhook): Promise<Settled<RegisterResult>> => this.registerOne(input).then((ok) => ({ ok }), (err: unknown) => ({ err }));
+    if (inputs.length === 1) return [await one(inputs[0]!)];
+    let rows: Row[];
+    try {
+      rows = await this.registerTogether(inputs);
+    } catch {
+      return Promise.all(inputs.map(one));
+    }
+    return rows.map((r, i) => settle(inputs[i]!, r));
+  }
+
+  /*
+   * The batch statement is not prepared: planned for each batch (~1 ms, shared by its inputs), it
+   * never runs a generic plan built while the tables were empty (a prepared REGISTER_BATCH then
+   * scanned webhooks sequentially).
+   */
+  private async registerTogether(inputs: NewWebhook[]): Promise<Row[]> {
+    const values = {
+      clientIds: inputs.map((i) => i.clientId), orcids: inputs.map((i) => i.orcid), urls: inputs.map((i) => i.url), hosts: inputs.map((i) => i.host),
+      nows: inputs.map((i) => i.now), publicIds: inputs.map(() => newWebhookPublicId()), caps: inputs.map((i) => i.maxPerClient ?? null),
+      createRecords: inputs.map((i) => i.createRecord === true), channel: WAKE_CHANNEL,
+    };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.conn.all(REGISTER_BATCH, values);
+      } catch (err) {
+        if (attempt < 5 && (isRetryable(err) || String((err as Error).message).includes(REGISTER_RACED))) continue;
+        throw err;
+      }
+    }
+  }
+
+  // One statement, no transaction (REGISTER_IN_ONE_STATEMENT); a lost race gives the place back and asks again.
+  private async registerOne(input: NewWebhook): Promise<RegisterResult> {
     for (let round = 0; round < 5; round++) {
       const [r] = await this.conn.all(REGISTER_IN_ONE_STATEMENT, {
         ...input, publicId: newWebhookPublicId(), cap: input.maxPerClient, createRecord: input.createRecord === true,
@@ -500,6 +562,19 @@ export class PostgresStore extends SqlStore {
         this.onError(err as Error);
       }
     }
+  }
+}
+
+/** One input's answer from its REGISTER_BATCH row. */
+function settle(input: NewWebhook, r: Row): Settled<RegisterResult> {
+  const webhook = (): WebhookRow => toWebhook(r.webhook as Row);
+  switch (r.outcome) {
+    case 'created': return { ok: { outcome: 'created', webhook: webhook() } };
+    case 'existing': return { ok: { outcome: 'exists', webhook: webhook(), reenabled: false } };
+    case 'reenabled': return { ok: { outcome: 'exists', webhook: webhook(), reenabled: true } };
+    case 'limit': return { ok: { outcome: 'limit' } };
+    case 'no-record': return { ok: { outcome: 'no-record' } };
+    default: return { err: new Error(`No client with id ${input.clientId}`) };
   }
 }
 

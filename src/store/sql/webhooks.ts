@@ -19,14 +19,16 @@ export const INSERT_WEBHOOK = `INSERT INTO webhooks (client_id, orcid, url, host
   ON CONFLICT (client_id, orcid, url) DO NOTHING RETURNING *`;
 
 /** Re-enables a disabled webhook: failures reset, and a notification it still owed becomes due now. */
-const REENABLE = `UPDATE webhooks SET enabled = 1, disabled_reason = NULL, disabled_at = NULL, failed_attempts = 0, failing_since = NULL,
-    due_at = CASE WHEN pending_since IS NOT NULL THEN @now::bigint ELSE NULL END`;
+const reenable = (now: string): string => `UPDATE webhooks SET enabled = 1, disabled_reason = NULL, disabled_at = NULL, failed_attempts = 0, failing_since = NULL,
+    due_at = CASE WHEN pending_since IS NOT NULL THEN ${now} ELSE NULL END`;
+const REENABLE = reenable('@now::bigint');
 export const REENABLE_BY_KEY = `${REENABLE} WHERE client_id = @clientId AND orcid = @orcid AND url = @url AND enabled = 0 RETURNING *`;
 export const REENABLE_BY_ID = `${REENABLE} WHERE id = @id AND enabled = 0 RETURNING *`;
 
 /**
- * PostgreSQL registers in one statement and one round trip, without a transaction (SQLite has no
- * writable CTEs, and its single writer needs no such care). Found: re-enabled when disabled. New:
+ * A PostgreSQL registration alone in its turn (REGISTER_BATCH for several), prepared: in one
+ * statement and one round trip, without a transaction (SQLite has no writable CTEs, and its single
+ * writer needs no such care). Found: re-enabled when disabled. New:
  * the record is locked FOR SHARE so that a change being applied to it (FOR NO KEY UPDATE) either
  * sees this webhook or committed before it; the client's place is taken by the UPDATE that checks
  * the cap (its row lock lasts this statement only); then the row is inserted. No row found: the
@@ -59,6 +61,75 @@ export const REGISTER_IN_ONE_STATEMENT = `WITH existing AS (
   )
   SELECT EXISTS (SELECT 1 FROM place) AS took, EXISTS (SELECT 1 FROM record) AS has_record, found.*
   FROM (VALUES (1)) AS one LEFT JOIN found ON true`;
+
+/** The marker of REGISTER_BATCH's deliberate error when it lost a race (see there). */
+export const REGISTER_RACED = 'webhooks registered concurrently';
+/**
+ * PostgreSQL's group commit of registrations (issue 12): the registrations of one event-loop turn
+ * in one statement, without a transaction, each answered as REGISTER_IN_ONE_STATEMENT would answer
+ * it alone, in order. The inputs are arrays (@clientIds, @orcids, @urls, @hosts, @nows, @publicIds,
+ * @caps, @createRecords) with no (client, iD, URL) twice and one cap per client (the caller holds
+ * the others back to the next batch). Each client's row is updated once for all its new webhooks,
+ * so they cost one row lock and one commit instead of one each (the lock is held until the commit:
+ * one client's registrations were serialised by the WAL flush, ~700/s).
+ *  - existing: found ones; disabled ones are re-enabled (reenabled);
+ *  - record: the records of the others, locked FOR SHARE in iD order (as applyChanges locks them):
+ *    a change being applied either sees these webhooks or committed before them;
+ *  - wanting: those that may take a place (record there, or createRecord), ranked per client;
+ *  - client, granted, place: each client's row locked (id order), then given min(wanted, cap -
+ *    count) places; the first `granted` of its inputs take them (taking), the others hit the cap;
+ *  - placeholder, created: the placeholder records (createRecord) and the webhooks inserted.
+ * A race lost to another writer (a webhook or record inserted meanwhile) makes `created` come up
+ * short: the statement then fails on purpose (REGISTER_RACED), undoing everything, places
+ * included, and runs again, seeing the winner's rows. The wake-up (pg_notify) goes with it when a
+ * re-enabled webhook owes a notification. One row per input, in order: outcome 'reenabled',
+ * 'existing', 'created', 'limit', 'no-client' or 'no-record', and the webhook (JSON).
+ */
+export const REGISTER_BATCH = `WITH
+  input AS (
+    SELECT * FROM unnest(@clientIds::text[], @orcids::text[], @urls::text[], @hosts::text[], @nows::bigint[], @publicIds::text[], @caps::bigint[],
+      @createRecords::boolean[]) WITH ORDINALITY AS i(client_id, orcid, url, host, at, public_id, cap, create_record, n)),
+  existing AS MATERIALIZED (
+    SELECT i.n, i.at, w.id AS webhook_id, w.enabled = 1 AS was_enabled, row_to_json(w) AS webhook
+    FROM input i JOIN webhooks w ON w.client_id = i.client_id AND w.orcid = i.orcid AND w.url = i.url),
+  reenabled AS (
+    ${reenable('e.at')} FROM existing e WHERE webhooks.id = e.webhook_id AND NOT e.was_enabled
+    RETURNING e.n, webhooks.due_at, row_to_json(webhooks) AS webhook),
+  fresh AS (SELECT * FROM input WHERE n NOT IN (SELECT n FROM existing)),
+  record AS (SELECT orcid FROM records WHERE orcid IN (SELECT orcid FROM fresh) ORDER BY orcid FOR SHARE),
+  wanting AS (
+    SELECT *, row_number() OVER (PARTITION BY client_id ORDER BY n) AS rank FROM fresh
+    WHERE create_record OR orcid IN (SELECT orcid FROM record)),
+  client AS MATERIALIZED (
+    SELECT id, webhook_count FROM clients WHERE id IN (SELECT client_id FROM wanting) ORDER BY id FOR NO KEY UPDATE),
+  granted AS MATERIALIZED (
+    SELECT c.id, LEAST(w.wanted, GREATEST(0, COALESCE(w.cap - c.webhook_count, w.wanted))) AS places
+    FROM client c JOIN (SELECT client_id, count(*) AS wanted, min(cap) AS cap FROM wanting GROUP BY client_id) w ON w.client_id = c.id),
+  place AS (
+    UPDATE clients SET webhook_count = webhook_count + g.places FROM granted g WHERE clients.id = g.id AND g.places > 0 RETURNING 1),
+  taking AS (SELECT w.* FROM wanting w JOIN granted g ON g.id = w.client_id WHERE w.rank <= g.places),
+  placeholder AS (
+    INSERT INTO records (orcid, modified_at, created_at, placeholder)
+    SELECT DISTINCT ON (orcid) orcid, at, at, 1 FROM taking WHERE orcid NOT IN (SELECT orcid FROM record) ORDER BY orcid, n
+    ON CONFLICT (orcid) DO NOTHING RETURNING orcid),
+  created AS (
+    INSERT INTO webhooks (client_id, orcid, url, host, created_at, public_id)
+    SELECT client_id, orcid, url, host, at, public_id FROM taking
+    WHERE orcid IN (SELECT orcid FROM record UNION ALL SELECT orcid FROM placeholder) ORDER BY client_id, orcid, url
+    ON CONFLICT (client_id, orcid, url) DO NOTHING RETURNING *),
+  checked AS (
+    SELECT CASE WHEN (SELECT count(*) FROM created) < (SELECT count(*) FROM taking)
+      THEN ('${REGISTER_RACED} ' || (SELECT count(*) FROM created))::int END AS raced,
+    CASE WHEN EXISTS (SELECT 1 FROM reenabled WHERE due_at IS NOT NULL) THEN pg_notify(@channel::text, current_schema()) END AS woke)
+  SELECT i.n, COALESCE(r.webhook, e.webhook, row_to_json(c)) AS webhook,
+    CASE WHEN r.n IS NOT NULL THEN 'reenabled' WHEN e.n IS NOT NULL THEN 'existing' WHEN c.id IS NOT NULL THEN 'created'
+      WHEN i.n NOT IN (SELECT n FROM wanting) THEN 'no-record' WHEN i.client_id IN (SELECT id FROM client) THEN 'limit' ELSE 'no-client' END AS outcome
+  FROM input i
+    LEFT JOIN reenabled r ON r.n = i.n
+    LEFT JOIN existing e ON e.n = i.n AND e.was_enabled
+    LEFT JOIN created c ON c.client_id = i.client_id AND c.orcid = i.orcid AND c.url = i.url
+    CROSS JOIN checked
+  ORDER BY i.n`;
 
 /**
  * A replay: enabled, failures reset, and one new notification due now. A new notify seq gives it a

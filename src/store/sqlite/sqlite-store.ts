@@ -11,6 +11,7 @@ import { ATTEMPT_COLUMNS, completion, OWE_CHANGE, outcomeSetSql } from '../sql/c
 import { CREATE_PLACEHOLDER, GET_RECORD, isNewer } from '../sql/records.ts';
 import { FIND_WEBHOOK, INSERT_WEBHOOK, REENABLE_BY_KEY, TAKE_PLACE, toWebhook } from '../sql/webhooks.ts';
 import { GET_CLIENT } from '../sql/clients.ts';
+import { batcher, type Settled } from '../batcher.ts';
 import { BackgroundCheckpointer } from './checkpointer.ts';
 import type { ApplyChangesOptions, ApplyChangesResult, AttemptRecord, ChangeOutcome, NewWebhook, RecordChange, RegisterResult } from '../types.ts';
 
@@ -53,10 +54,9 @@ export class SqliteStore extends SqlStore {
   private busy: Promise<void> | null = null;
   private wakeOnCommit = false;
   /** Registrations waiting for the next group commit, and the one being written. */
-  private readonly registrations: { input: NewWebhook; resolve: (r: RegisterResult) => void; reject: (err: unknown) => void }[] = [];
-  private flushing: Promise<void> = Promise.resolve();
+  private readonly registrations = batcher((inputs: NewWebhook[]) => this.registerGroup(inputs), { maxSize: Infinity });
   /** The batch's transaction, and one registration's: its own transaction alone, a savepoint in a batch (better-sqlite3 nests them so). */
-  private readonly registerBatch: Database.Transaction<(inputs: NewWebhook[]) => ({ ok: RegisterResult } | { err: unknown })[]>;
+  private readonly registerBatch: Database.Transaction<(inputs: NewWebhook[]) => Settled<RegisterResult>[]>;
   private readonly registerTx: Database.Transaction<(input: NewWebhook) => RegisterResult>;
   private readonly inTx: Conn = {
     all: async (sql, p = {}) => this.rows(sql, p),
@@ -162,8 +162,7 @@ export class SqliteStore extends SqlStore {
   }
 
   async close(): Promise<void> {
-    while (this.registrations.length) await new Promise((resolve) => setImmediate(resolve));
-    await this.flushing;
+    await this.registrations.drained();
     await this.idle();
     await this.checkpointer?.stop();
     if (this.db.open) this.db.close();
@@ -212,28 +211,19 @@ export class SqliteStore extends SqlStore {
   // transaction (one WAL write instead of one per registration), each in its own savepoint so that
   // one that fails leaves the others; each is answered only after the commit. One writer: the
   // look-up, the cap and the insert cannot race (PostgreSQL must lock and retry).
-  async registerWebhook(input: NewWebhook): Promise<RegisterResult> {
-    return new Promise((resolve, reject) => {
-      if (this.registrations.push({ input, resolve, reject }) === 1) setImmediate(() => void (this.flushing = this.flushRegistrations()));
-    });
+  registerWebhook(input: NewWebhook): Promise<RegisterResult> {
+    return this.registrations.add(input);
   }
 
-  private async flushRegistrations(): Promise<void> {
+  private async registerGroup(inputs: NewWebhook[]): Promise<Settled<RegisterResult>[]> {
     if (this.busy) await this.idle();
-    const batch = this.registrations.splice(0);
-    let results: ({ ok: RegisterResult } | { err: unknown })[];
-    try {
-      // Alone, it needs no savepoint: its transaction rolls back whole on an error.
-      results = batch.length === 1 ? [{ ok: this.registerTx.immediate(batch[0]!.input) }] : this.registerBatch.immediate(batch.map((b) => b.input));
-    } catch (err) {
-      for (const b of batch) b.reject(err);
-      return;
-    }
+    // Alone, it needs no savepoint: its transaction rolls back whole on an error.
+    const results = inputs.length === 1 ? [{ ok: this.registerTx.immediate(inputs[0]!) }] : this.registerBatch.immediate(inputs);
     if (results.some((r) => 'ok' in r && r.ok.outcome === 'exists' && r.ok.reenabled)) this.wakeups.emit('wake');
-    results.forEach((r, i) => ('ok' in r ? batch[i]!.resolve(r.ok) : batch[i]!.reject(r.err)));
+    return results;
   }
 
-  private registerAll(inputs: NewWebhook[]): ({ ok: RegisterResult } | { err: unknown })[] {
+  private registerAll(inputs: NewWebhook[]): Settled<RegisterResult>[] {
     return inputs.map((input) => {
       try {
         return { ok: this.registerTx(input) };
@@ -243,7 +233,7 @@ export class SqliteStore extends SqlStore {
     });
   }
 
-    private registerOne(input: NewWebhook): RegisterResult {
+  private registerOne(input: NewWebhook): RegisterResult {
     const key = { clientId: input.clientId, orcid: input.orcid, url: input.url };
     const existing = this.row(FIND_WEBHOOK, key);
     if (existing?.enabled) return { outcome: 'exists', webhook: toWebhook(existing), reenabled: false };
