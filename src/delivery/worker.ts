@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RetrySchedule } from '../domain/retry-schedule.ts';
-import { DEFAULT_WORKER_STALE_MS, type AttemptOutcome, type AttemptRecord, type Claim, type Store, type WebhookRow } from '../store/types.ts';
+import { DEFAULT_WORKER_STALE_MS, type AttemptOutcome, type AttemptRecord, type Claim, type ClaimedWebhook, type Store } from '../store/types.ts';
 import { deadPredecessors } from './predecessors.ts';
 import { recordHeaders } from '../domain/attempt-headers.ts';
 import { notificationId } from '../domain/notification-id.ts';
@@ -19,7 +19,7 @@ export const NEXT_DUE_QUERY_INTERVAL_MS = 50;
 const EMPTY_CLAIM_TRUST_FACTOR = 20;
 
 /** Builds the HTTP request of one notification (signing and payloads hook in here). */
-export type RequestBuilder = (webhook: WebhookRow, notificationId: string, timestampSec: number) => SendRequest | Promise<SendRequest>;
+export type RequestBuilder = (webhook: ClaimedWebhook, notificationId: string, timestampSec: number) => SendRequest | Promise<SendRequest>;
 
 export interface WorkerOptions {
   store: Store;
@@ -58,7 +58,7 @@ export interface WorkerOptions {
 }
 
 export interface AttemptEvent {
-  webhook: WebhookRow;
+  webhook: ClaimedWebhook;
   notificationId: string;
   result: SendResult;
   resultClass: ResultClass;
@@ -447,7 +447,7 @@ export class DeliveryWorker extends EventEmitter {
   }
 
   /** Not sent (its address was busy, or the worker fenced itself): back to the store, due time unchanged. */
-  private giveBack(w: WebhookRow, claim: { id: number; lease: string }): void {
+  private giveBack(w: ClaimedWebhook, claim: { id: number; lease: string }): void {
     void this.o.store.releaseClaims(claim.lease, [w.id])
       .then(() => { this.emptyClaim = null; })
       .catch((err: unknown) => this.o.logger.warn({ err }, 'could not give a claim back; it is retried when its lease ends'))
@@ -455,7 +455,7 @@ export class DeliveryWorker extends EventEmitter {
   }
 
   /** Frees the slots of a finished (or given back) callback and looks for more work. */
-  private settle(w: WebhookRow, claim: { id: number; lease: string; address?: string | undefined }): void {
+  private settle(w: ClaimedWebhook, claim: { id: number; lease: string; address?: string | undefined }): void {
     if (claim.address !== undefined) {
       const a = (this.perAddress.get(claim.address) ?? 1) - 1;
       if (a <= 0) this.perAddress.delete(claim.address);
@@ -473,7 +473,7 @@ export class DeliveryWorker extends EventEmitter {
     this.notify();
   }
 
-  private finish(w: WebhookRow, claim: { id: number; lease: string }, id: string, startedAt: number, result: SendResult): void {
+  private finish(w: ClaimedWebhook, claim: { id: number; lease: string }, id: string, startedAt: number, result: SendResult): void {
     const now = this.o.now();
     const outcome = decideOutcome(result, w.failedAttempts, this.o.schedule, now, w.failingSince ?? null);
     const resultClass = classify(result);
