@@ -94,8 +94,14 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     },
     hooks: {
       // Messages may quote a database URL (a connection error): its password never reaches the log.
+      // Only a string with '://' can hold userinfo: the others (every delivery line's 'delivery')
+      // skip the regular expression and the copy of the arguments.
       logMethod(args, method) {
-        method.apply(this, args.map((a) => (typeof a === 'string' ? redactUserinfo(a) : a)) as Parameters<typeof method>);
+        for (let i = 0; i < args.length; i++) {
+          const a: unknown = args[i];
+          if (typeof a === 'string' && a.includes('://')) args[i] = redactUserinfo(a);
+        }
+        method.apply(this, args);
       },
     },
   }, destination);

@@ -8,7 +8,7 @@ import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
-import type { AttemptOutcome, AttemptRecord, Claim, Store, WebhookRow } from '../src/store/types.ts';
+import type { AttemptOutcome, AttemptRecord, Claim, ClaimedWebhook, Store, WebhookRow } from '../src/store/types.ts';
 import { webhookStateOf } from '../src/domain/webhook-state.ts';
 import { createTestSchema, postgresSuiteGate, withPgClient, pgTestUrl, type TestSchema } from './helpers/postgres.ts';
 
@@ -55,7 +55,7 @@ async function get(store: Store, id: number): Promise<WebhookRow> {
   return (await store.getWebhook(id)) ?? assert.fail(`webhook ${id} missing`);
 }
 
-function attempt(w: WebhookRow, owner: string, outcome: AttemptOutcome, over: Partial<AttemptRecord> = {}): AttemptRecord {
+function attempt(w: ClaimedWebhook, owner: string, outcome: AttemptOutcome, over: Partial<AttemptRecord> = {}): AttemptRecord {
   return {
     webhookId: w.id, lease: owner, claimedSeq: w.changeSeq, notificationId: `msg_${w.id}_${w.notifySeq}`,
     startedAt: T0 + 1000, durationMs: 12.4, statusCode: outcome.kind === 'success' ? 204 : 503, error: null,
@@ -651,7 +651,7 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.equal(c?.webhook.id, w.id);
         assert.equal(c?.webhook.lease, 'worker-a');
         // The lease runs on the database's clock (the same machine's here), not the caller's `now`.
-        const until = c?.webhook.leaseUntil ?? 0;
+        const until = (await get(store, w.id)).leaseUntil ?? 0;
         assert.ok(until >= before + 1000 - 5 && until <= afterClaim + 1000 + 5, `lease until ${until - before} ms after the claim`);
         assert.equal(c?.webhook.changeSeq, 1);
         assert.equal(c?.webhook.dueAt, T0 + 510);
@@ -673,7 +673,7 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.equal(again?.reclaimed, true);
         assert.equal(again?.webhook.id, w.id);
         assert.equal(again?.webhook.lease, 'b');
-        assert.ok((again?.webhook.leaseUntil ?? 0) > Date.now() + 500);
+        assert.ok(((await get(store, w.id)).leaseUntil ?? 0) > Date.now() + 500);
         // The old owner's completion is now ignored.
         await store.completeAttempts([attempt(again?.webhook as WebhookRow, 'a', { kind: 'success' })]);
         const s = await get(store, w.id);
@@ -741,7 +741,7 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
     });
 
     describe('completeAttempts', () => {
-      async function claimed(): Promise<WebhookRow> {
+      async function claimed(): Promise<ClaimedWebhook> {
         await seed(store);
         await register(store, 'c1', A, 'https://one.example/x');
         await change(store, A, T0 + 10, T0 + 10, 0);

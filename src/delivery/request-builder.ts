@@ -1,6 +1,6 @@
 import { deliveryUrl } from '../domain/callback-url.ts';
 import { signatureHeader, signingKey } from '../domain/signing.ts';
-import type { ClientDeliverySettings, PayloadMode, Store, WebhookRow } from '../store/types.ts';
+import type { ClientDeliverySettings, PayloadMode, Store, ClaimedWebhook } from '../store/types.ts';
 import type { SendRequest } from './sender.ts';
 import type { RequestBuilder } from './worker.ts';
 
@@ -46,7 +46,7 @@ function prepare(s: ClientDeliverySettings | null): Prepared {
 }
 
 /** The optional JSON body: a Standard Webhooks event; `modified` is the record change it reports. */
-function jsonPayload(w: WebhookRow, timestampSec: number): string {
+function jsonPayload(w: ClaimedWebhook, timestampSec: number): string {
   const sentAt = timestampSec * 1000;
   return JSON.stringify({
     type: 'record.updated',
@@ -129,7 +129,7 @@ export class CallbackRequestBuilder {
     );
   }
 
-  private render(s: Prepared, w: WebhookRow, notificationId: string, timestampSec: number): SendRequest {
+  private render(s: Prepared, w: ClaimedWebhook, notificationId: string, timestampSec: number): SendRequest {
     const body = s.payloadMode === 'json' ? jsonPayload(w, timestampSec) : '';
     const headers: Record<string, string> = { 'webhook-id': notificationId, 'webhook-timestamp': String(timestampSec) };
     if (s.payloadMode === 'json') headers['content-type'] = 'application/json';

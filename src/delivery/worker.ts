@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RetrySchedule } from '../domain/retry-schedule.ts';
-import { DEFAULT_WORKER_STALE_MS, type AttemptOutcome, type AttemptRecord, type Claim, type Store, type WebhookRow } from '../store/types.ts';
+import { DEFAULT_WORKER_STALE_MS, type AttemptOutcome, type AttemptRecord, type Claim, type ClaimedWebhook, type Store } from '../store/types.ts';
 import { deadPredecessors } from './predecessors.ts';
 import { recordHeaders } from '../domain/attempt-headers.ts';
 import { notificationId } from '../domain/notification-id.ts';
@@ -19,7 +19,7 @@ export const NEXT_DUE_QUERY_INTERVAL_MS = 50;
 const EMPTY_CLAIM_TRUST_FACTOR = 20;
 
 /** Builds the HTTP request of one notification (signing and payloads hook in here). */
-export type RequestBuilder = (webhook: WebhookRow, notificationId: string, timestampSec: number) => SendRequest | Promise<SendRequest>;
+export type RequestBuilder = (webhook: ClaimedWebhook, notificationId: string, timestampSec: number) => SendRequest | Promise<SendRequest>;
 
 export interface WorkerOptions {
   store: Store;
@@ -58,7 +58,7 @@ export interface WorkerOptions {
 }
 
 export interface AttemptEvent {
-  webhook: WebhookRow;
+  webhook: ClaimedWebhook;
   notificationId: string;
   result: SendResult;
   resultClass: ResultClass;
@@ -118,6 +118,17 @@ export class DeliveryWorker extends EventEmitter {
    */
   private emptyClaim: { hosts: Set<string>; clients: Set<string>; until: number } | null = null;
 
+  /**
+   * Free slots a claim waits for while callbacks are in flight, globally and per host. Every
+   * finished callback pumps; under a steady stream, claiming the one slot it freed ran a claim
+   * statement (its fixed cost: the scan past the rows in flight, the window functions) for one
+   * or two rows at a time. Waiting for an eighth of the global slots, or half a host's, makes
+   * claims larger and fewer; an idle worker (or host) claims at once, so a single change is not
+   * delayed.
+   */
+  private readonly lowWater: number;
+  private readonly hostLowWater: number;
+
   constructor(opts: WorkerOptions) {
     super();
     this.owner = opts.owner ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
@@ -125,6 +136,8 @@ export class DeliveryWorker extends EventEmitter {
       buildRequest: defaultRequest, now: Date.now, batchSize: 500, perClientConcurrency: opts.concurrency, perAddressConcurrency: Infinity,
       heartbeatIntervalMs: 1_000, workerStaleMs: DEFAULT_WORKER_STALE_MS, retakeAllClaimsAtStart: false, ...opts,
     } as Required<Omit<WorkerOptions, 'owner'>>;
+    this.lowWater = Math.max(1, Math.min(this.o.batchSize, Math.floor(this.o.concurrency / 8)));
+    this.hostLowWater = Math.max(1, Math.floor(this.o.perHostConcurrency / 2));
   }
 
   get isRunning(): boolean {
@@ -270,10 +283,13 @@ export class DeliveryWorker extends EventEmitter {
     return { excludeHosts: [...exclude], hostSlots };
   }
 
-  /** Hosts at their own limit, and hosts whose address is at the sender's per-address limit. */
+  /**
+   * Hosts not worth a claim now: past their low-water mark (see hostLowWater), and hosts whose
+   * address is at the sender's per-address limit.
+   */
   private saturatedHosts(): string[] {
     const out: string[] = [];
-    for (const [host, n] of this.perHost) if (n >= this.o.perHostConcurrency) out.push(host);
+    for (const [host, n] of this.perHost) if (n > this.o.perHostConcurrency - this.hostLowWater) out.push(host);
     const busy = this.o.sender.busyAddresses?.();
     const full = (address: string): boolean => Boolean(busy?.has(address)) || (this.perAddress.get(address) ?? 0) >= this.o.perAddressConcurrency;
     if (busy?.size || this.perAddress.size) for (const [host, address] of this.hostAddress) if (full(address)) out.push(host);
@@ -296,6 +312,8 @@ export class DeliveryWorker extends EventEmitter {
     for (;;) {
       const free = this.o.concurrency - this.inFlight;
       if (!this.running || free <= 0 || this.fenced()) return;
+      // Below the low-water mark, callbacks in flight will finish and pump again (see lowWater).
+      if (this.inFlight > 0 && free < this.lowWater) return;
       const limit = Math.min(free, this.o.batchSize);
       // Each claim stamps its own lease token: a completion delayed past its lease (a long database
       // outage) then matches no newer claim of the same row, even one this worker made.
@@ -429,7 +447,7 @@ export class DeliveryWorker extends EventEmitter {
   }
 
   /** Not sent (its address was busy, or the worker fenced itself): back to the store, due time unchanged. */
-  private giveBack(w: WebhookRow, claim: { id: number; lease: string }): void {
+  private giveBack(w: ClaimedWebhook, claim: { id: number; lease: string }): void {
     void this.o.store.releaseClaims(claim.lease, [w.id])
       .then(() => { this.emptyClaim = null; })
       .catch((err: unknown) => this.o.logger.warn({ err }, 'could not give a claim back; it is retried when its lease ends'))
@@ -437,7 +455,7 @@ export class DeliveryWorker extends EventEmitter {
   }
 
   /** Frees the slots of a finished (or given back) callback and looks for more work. */
-  private settle(w: WebhookRow, claim: { id: number; lease: string; address?: string | undefined }): void {
+  private settle(w: ClaimedWebhook, claim: { id: number; lease: string; address?: string | undefined }): void {
     if (claim.address !== undefined) {
       const a = (this.perAddress.get(claim.address) ?? 1) - 1;
       if (a <= 0) this.perAddress.delete(claim.address);
@@ -455,7 +473,7 @@ export class DeliveryWorker extends EventEmitter {
     this.notify();
   }
 
-  private finish(w: WebhookRow, claim: { id: number; lease: string }, id: string, startedAt: number, result: SendResult): void {
+  private finish(w: ClaimedWebhook, claim: { id: number; lease: string }, id: string, startedAt: number, result: SendResult): void {
     const now = this.o.now();
     const outcome = decideOutcome(result, w.failedAttempts, this.o.schedule, now, w.failingSince ?? null);
     const resultClass = classify(result);
@@ -469,13 +487,14 @@ export class DeliveryWorker extends EventEmitter {
       latencyMs, outcome, nextDueAt: now + this.o.notifyDelayMs,
       requestHeaders: recordHeaders(result.requestHeaders), responseHeaders: result.kind === 'response' ? recordHeaders(result.headers) : null,
     });
+    // One object literal of one shape (pino leaves out the undefined fields), no spreads.
     this.o.logger.info({
       webhookId: w.id, notificationId: id, host: w.host, result: resultClass,
       status: result.kind === 'response' ? result.status : undefined,
       error: result.kind === 'response' ? undefined : result.error,
       durationMs: Math.round(result.durationMs), outcome: outcome.kind,
-      ...(outcome.kind === 'retry' && { retryAt: new Date(outcome.retryAt).toISOString() }),
-      ...(outcome.kind === 'disable' && { reason: outcome.reason }),
+      retryAt: outcome.kind === 'retry' ? new Date(outcome.retryAt).toISOString() : undefined,
+      reason: outcome.kind === 'disable' ? outcome.reason : undefined,
     }, 'delivery');
     this.emit('attempt', { webhook: w, notificationId: id, result, resultClass, outcome, latencyMs } satisfies AttemptEvent);
     void this.flush().finally(() => this.settle(w, claim));

@@ -221,7 +221,7 @@ export abstract class SqlStore {
     // of planning for 0.4 ms of execution, 8 rows of 20,000; issue 12, cause 6).
     }, 'claim-due');
     return rows
-      .map((r) => ({ webhook: toWebhook(r), reclaimed: Boolean(r.lease_reclaimed) }))
+      .map((r) => claims.toClaim(r, o.lease))
       .sort((a, b) => (a.webhook.dueAt ?? 0) - (b.webhook.dueAt ?? 0) || a.webhook.id - b.webhook.id);
   }
 

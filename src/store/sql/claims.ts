@@ -1,5 +1,5 @@
-import type { Dialect, Params, Row } from '../dialect.ts';
-import type { AttemptRecord, WorkerRow } from '../types.ts';
+import { num, type Dialect, type Params, type Row } from '../dialect.ts';
+import type { AttemptRecord, Claim, WorkerRow } from '../types.ts';
 
 /*
  * Claims and their outcomes. Each store completes in its own way (see the stores); the claim, the
@@ -66,7 +66,17 @@ const buildClaimSql = (d: Dialect): string => `WITH cand AS MATERIALIZED (
   UPDATE webhooks SET lease_owner = @lease::text, lease_worker = @worker::text, lease_until = ${d.now} + @leaseMs::bigint,
     lease_reclaimed = CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END
   WHERE id IN (SELECT id FROM picked)
-  RETURNING *`;
+  RETURNING id, public_id, client_id, orcid, url, host, pending_since, due_at, change_seq, notify_seq, failed_attempts, failing_since, lease_reclaimed`;
+
+/** A row of claimSql's RETURNING; the lease is the claim's own token. */
+export const toClaim = (r: Row, lease: string): Claim => ({
+  webhook: {
+    id: Number(r.id), publicId: String(r.public_id), clientId: String(r.client_id), orcid: String(r.orcid), url: String(r.url), host: String(r.host),
+    pendingSince: num(r.pending_since), dueAt: num(r.due_at), changeSeq: Number(r.change_seq), notifySeq: Number(r.notify_seq),
+    failedAttempts: Number(r.failed_attempts), failingSince: num(r.failing_since), lease,
+  },
+  reclaimed: Boolean(r.lease_reclaimed),
+});
 
 /**
  * SET clauses of the outcomes, `w` being the webhook and `a` the parameter named (a column of
