@@ -126,3 +126,55 @@ test('under sustained load the worker asks nextDueAt (a scan of every owed row) 
     await store.close();
   }
 });
+
+test('while callbacks are in flight, a claim waits for a low-water mark of free slots (fewer, larger claims); an idle worker claims at once', async () => {
+  const store = new SqliteStore(':memory:');
+  await store.migrate();
+  await store.createClient({ id: 'APP-L', name: 'l', secretHash: 'x', premium: true, createdAt: 1 });
+  // 100 webhooks, each on its own host: only the global limit (64; low-water mark 8) applies.
+  const orcids = Array.from({ length: 100 }, (_, i) => orcidFromBase(5_000_000 + i));
+  await store.addRecords(orcids, 1000);
+  for (const [i, orcid] of orcids.entries()) {
+    await store.registerWebhook({ clientId: 'APP-L', orcid, url: `https://h${i}.example.org/cb`, host: `h${i}.example.org`, now: 2000 });
+  }
+  let claims = 0;
+  const claimDue = store.claimDue.bind(store);
+  store.claimDue = async (o) => {
+    claims++;
+    return claimDue(o);
+  };
+  const held: (() => void)[] = [];
+  let sent = 0;
+  const sender = {
+    async send(): Promise<SendResult> {
+      sent++;
+      await new Promise<void>((r) => held.push(r));
+      return { kind: 'response', status: 200, durationMs: 1, bodySnippet: '', retryAfterMs: null };
+    },
+    async close() {},
+  };
+  const worker = new DeliveryWorker({
+    store, sender, schedule: parseRetrySchedule('100ms'), logger: createLogger('silent'),
+    concurrency: 64, perHostConcurrency: 8, leaseMs: 30_000, pollIntervalMs: 60_000, notifyDelayMs: 0, attemptRetentionMs: 86_400_000,
+  });
+  try {
+    await store.applyChanges(orcids.map((orcid) => ({ orcid, modifiedAt: 3000 })), { create: false, now: Date.now(), notifyDelayMs: 0 });
+    await worker.start();
+    // Idle: the first claim fills every slot at once.
+    await eventually(() => sent === 64, 5000, '64 callbacks in flight');
+    const before = claims;
+    // 7 finished callbacks free 7 slots: under the mark (8), no claim.
+    for (const release of held.splice(0, 7)) release();
+    await sleep(100);
+    assert.equal(claims, before, 'no claim for fewer free slots than the low-water mark');
+    assert.equal(sent, 64);
+    // The 8th reaches the mark: one claim takes all 8.
+    held.shift()!();
+    await eventually(() => sent === 72, 5000, '8 more callbacks');
+    assert.equal(claims, before + 1, 'one claim for the 8 free slots');
+  } finally {
+    for (const release of held.splice(0)) release();
+    await worker.stop(1000);
+    await store.close();
+  }
+});

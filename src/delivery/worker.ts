@@ -122,9 +122,9 @@ export class DeliveryWorker extends EventEmitter {
    * Free slots a claim waits for while callbacks are in flight, globally and per host. Every
    * finished callback pumps; under a steady stream, claiming the one slot it freed ran a claim
    * statement (its fixed cost: the scan past the rows in flight, the window functions) for one
-   * or two rows at a time. Waiting for an eighth of the global slots, or half a host's, makes
-   * claims larger and fewer; an idle worker (or host) claims at once, so a single change is not
-   * delayed.
+   * or two rows at a time. Waiting for an eighth of the global slots, or a quarter of a host's
+   * (two of 8: a slow receiver still gets 6 to 8 callbacks at once, not 4 to 8), makes claims
+   * larger and fewer; an idle worker (or host) claims at once, so a single change is not delayed.
    */
   private readonly lowWater: number;
   private readonly hostLowWater: number;
@@ -137,7 +137,7 @@ export class DeliveryWorker extends EventEmitter {
       heartbeatIntervalMs: 1_000, workerStaleMs: DEFAULT_WORKER_STALE_MS, retakeAllClaimsAtStart: false, ...opts,
     } as Required<Omit<WorkerOptions, 'owner'>>;
     this.lowWater = Math.max(1, Math.min(this.o.batchSize, Math.floor(this.o.concurrency / 8)));
-    this.hostLowWater = Math.max(1, Math.floor(this.o.perHostConcurrency / 2));
+    this.hostLowWater = Math.max(1, Math.floor(this.o.perHostConcurrency / 4));
   }
 
   get isRunning(): boolean {
