@@ -3,22 +3,41 @@ import { test } from 'node:test';
 import { performance } from 'node:perf_hooks';
 import { parseRetrySchedule } from '../src/domain/retry-schedule.ts';
 import type { SendRequest, SendResult } from '../src/delivery/sender.ts';
-import { DeliveryWorker, NEXT_DUE_QUERY_INTERVAL_MS } from '../src/delivery/worker.ts';
+import { DeliveryWorker, NEXT_DUE_QUERY_INTERVAL_MS, type WorkerOptions } from '../src/delivery/worker.ts';
 import { orcidFromBase } from '../src/domain/orcid-id.ts';
 import { createLogger } from '../src/logger.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import { eventually, sleep } from './helpers/receiver.ts';
 
 const ORCID = '0000-0002-1825-0097';
+const OK: SendResult = { kind: 'response', status: 200, durationMs: 1, bodySnippet: '', retryAfterMs: null };
 
-test('a completion delayed past its lease (database outage) cannot free a newer claim: never two calls at once', async () => {
+/** A store with one client and a webhook on each iD (records modified at 1000), the i-th on host hostOf(i); returns the store and the webhooks' ids. */
+async function storeWithWebhooks(orcids: string[], hostOf: (i: number) => string): Promise<{ store: SqliteStore; ids: number[] }> {
   const store = new SqliteStore(':memory:');
   await store.migrate();
   await store.createClient({ id: 'APP-W', name: 'w', secretHash: 'x', premium: true, createdAt: 1 });
-  await store.addRecords([ORCID], 1000);
-  const reg = await store.registerWebhook({ clientId: 'APP-W', orcid: ORCID, url: 'https://example.org/cb', host: 'example.org', now: 2000 });
-  assert.equal(reg.outcome, 'created');
-  const id = reg.outcome === 'created' ? reg.webhook.id : 0;
+  await store.addRecords(orcids, 1000);
+  const ids: number[] = [];
+  for (const [i, orcid] of orcids.entries()) {
+    const reg = await store.registerWebhook({ clientId: 'APP-W', orcid, url: `https://${hostOf(i)}/cb`, host: hostOf(i), now: 2000 });
+    assert.equal(reg.outcome, 'created');
+    if (reg.outcome === 'created') ids.push(reg.webhook.id);
+  }
+  return { store, ids };
+}
+
+/** A worker on a stub sender, silent, calling at once; the test sets the limits and times. */
+function stubWorker(store: SqliteStore, sender: WorkerOptions['sender'], o: Pick<WorkerOptions, 'concurrency' | 'leaseMs' | 'pollIntervalMs'> & { retry: string }): DeliveryWorker {
+  return new DeliveryWorker({
+    store, sender, schedule: parseRetrySchedule(o.retry), logger: createLogger('silent'), perHostConcurrency: 8, notifyDelayMs: 0, attemptRetentionMs: 86_400_000,
+    concurrency: o.concurrency, leaseMs: o.leaseMs, pollIntervalMs: o.pollIntervalMs,
+  });
+}
+
+test('a completion delayed past its lease (database outage) cannot free a newer claim: never two calls at once', async () => {
+  const { store, ids } = await storeWithWebhooks([ORCID], () => 'example.org');
+  const id = ids[0]!;
   const touch = () => store.applyChanges([{ orcid: ORCID, modifiedAt: Date.now(), touch: true }], { create: false, now: Date.now(), notifyDelayMs: 0 });
 
   // Writing outcomes fails while `outage` is on; claims keep working (the outage hits one path).
@@ -44,14 +63,10 @@ test('a completion delayed past its lease (database outage) cannot free a newer 
         await new Promise<void>((r) => { releaseSecond = r; });
       }
       inFlight--;
-      return { kind: 'response', status: 200, durationMs: 1, bodySnippet: '', retryAfterMs: null };
+      return OK;
     },
-    async close() {},
   };
-  const worker = new DeliveryWorker({
-    store, sender, schedule: parseRetrySchedule('100ms'), logger: createLogger('silent'),
-    concurrency: 8, perHostConcurrency: 8, leaseMs: 1000, pollIntervalMs: 50, notifyDelayMs: 0, attemptRetentionMs: 86_400_000,
-  });
+  const worker = stubWorker(store, sender, { retry: '100ms', concurrency: 8, leaseMs: 1000, pollIntervalMs: 50 });
   try {
     await touch();
     await worker.start();
@@ -82,16 +97,10 @@ test('a completion delayed past its lease (database outage) cannot free a newer 
 });
 
 test('under sustained load the worker asks nextDueAt (a scan of every owed row) at most every ~50 ms, not after every pump', async () => {
-  const store = new SqliteStore(':memory:');
-  await store.migrate();
-  await store.createClient({ id: 'APP-L', name: 'l', secretHash: 'x', premium: true, createdAt: 1 });
   const n = 1500;
   const orcids = Array.from({ length: n }, (_, i) => orcidFromBase(100_000_000_000 + i));
-  await store.addRecords(orcids, 1000);
   // 8 hosts of 8 slots: 64 in flight at most, far below the global 256, so a slot is always free.
-  for (const [i, orcid] of orcids.entries()) {
-    await store.registerWebhook({ clientId: 'APP-L', orcid, url: `https://h${i % 8}.example.org/cb`, host: `h${i % 8}.example.org`, now: 2000 });
-  }
+  const { store } = await storeWithWebhooks(orcids, (i) => `h${i % 8}.example.org`);
   let dueQueries = 0;
   const nextDueAt = store.nextDueAt.bind(store);
   store.nextDueAt = async () => {
@@ -103,14 +112,10 @@ test('under sustained load the worker asks nextDueAt (a scan of every owed row) 
     async send(): Promise<SendResult> {
       await sleep(1);
       sent++;
-      return { kind: 'response', status: 200, durationMs: 1, bodySnippet: '', retryAfterMs: null };
+      return OK;
     },
-    async close() {},
   };
-  const worker = new DeliveryWorker({
-    store, sender, schedule: parseRetrySchedule('1m'), logger: createLogger('silent'),
-    concurrency: 256, perHostConcurrency: 8, leaseMs: 60_000, pollIntervalMs: 1000, notifyDelayMs: 0, attemptRetentionMs: 86_400_000,
-  });
+  const worker = stubWorker(store, sender, { retry: '1m', concurrency: 256, leaseMs: 60_000, pollIntervalMs: 1000 });
   try {
     await store.applyChanges(orcids.map((orcid) => ({ orcid, modifiedAt: Date.now(), touch: true })), { create: false, now: Date.now(), notifyDelayMs: 0 });
     const started = performance.now();
@@ -128,15 +133,9 @@ test('under sustained load the worker asks nextDueAt (a scan of every owed row) 
 });
 
 test('while callbacks are in flight, a claim waits for a low-water mark of free slots (fewer, larger claims); an idle worker claims at once', async () => {
-  const store = new SqliteStore(':memory:');
-  await store.migrate();
-  await store.createClient({ id: 'APP-L', name: 'l', secretHash: 'x', premium: true, createdAt: 1 });
   // 100 webhooks, each on its own host: only the global limit (64; low-water mark 8) applies.
   const orcids = Array.from({ length: 100 }, (_, i) => orcidFromBase(5_000_000 + i));
-  await store.addRecords(orcids, 1000);
-  for (const [i, orcid] of orcids.entries()) {
-    await store.registerWebhook({ clientId: 'APP-L', orcid, url: `https://h${i}.example.org/cb`, host: `h${i}.example.org`, now: 2000 });
-  }
+  const { store } = await storeWithWebhooks(orcids, (i) => `h${i}.example.org`);
   let claims = 0;
   const claimDue = store.claimDue.bind(store);
   store.claimDue = async (o) => {
@@ -149,14 +148,10 @@ test('while callbacks are in flight, a claim waits for a low-water mark of free 
     async send(): Promise<SendResult> {
       sent++;
       await new Promise<void>((r) => held.push(r));
-      return { kind: 'response', status: 200, durationMs: 1, bodySnippet: '', retryAfterMs: null };
+      return OK;
     },
-    async close() {},
   };
-  const worker = new DeliveryWorker({
-    store, sender, schedule: parseRetrySchedule('100ms'), logger: createLogger('silent'),
-    concurrency: 64, perHostConcurrency: 8, leaseMs: 30_000, pollIntervalMs: 60_000, notifyDelayMs: 0, attemptRetentionMs: 86_400_000,
-  });
+  const worker = stubWorker(store, sender, { retry: '100ms', concurrency: 64, leaseMs: 30_000, pollIntervalMs: 60_000 });
   try {
     await store.applyChanges(orcids.map((orcid) => ({ orcid, modifiedAt: 3000 })), { create: false, now: Date.now(), notifyDelayMs: 0 });
     await worker.start();
