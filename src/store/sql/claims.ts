@@ -1,4 +1,5 @@
-import { num, type Dialect, type Params, type Row } from '../dialect.ts';
+import type { Dialect, Params, Row } from '../dialect.ts';
+import { toClaimedWebhook } from './webhooks.ts';
 import type { AttemptRecord, Claim, WorkerRow } from '../types.ts';
 
 /*
@@ -69,14 +70,7 @@ const buildClaimSql = (d: Dialect): string => `WITH cand AS MATERIALIZED (
   RETURNING id, public_id, client_id, orcid, url, host, pending_since, due_at, change_seq, notify_seq, failed_attempts, failing_since, lease_reclaimed`;
 
 /** A row of claimSql's RETURNING; the lease is the claim's own token. */
-export const toClaim = (r: Row, lease: string): Claim => ({
-  webhook: {
-    id: Number(r.id), publicId: String(r.public_id), clientId: String(r.client_id), orcid: String(r.orcid), url: String(r.url), host: String(r.host),
-    pendingSince: num(r.pending_since), dueAt: num(r.due_at), changeSeq: Number(r.change_seq), notifySeq: Number(r.notify_seq),
-    failedAttempts: Number(r.failed_attempts), failingSince: num(r.failing_since), lease,
-  },
-  reclaimed: Boolean(r.lease_reclaimed),
-});
+export const toClaim = (r: Row, lease: string): Claim => ({ webhook: toClaimedWebhook(r, lease), reclaimed: Boolean(r.lease_reclaimed) });
 
 /**
  * SET clauses of the outcomes, `w` being the webhook and `a` the parameter named (a column of

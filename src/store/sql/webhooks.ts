@@ -1,6 +1,6 @@
 import { stateFilterIndex, stateFilterSql } from '../../domain/webhook-state.ts';
 import { num, type Dialect, type Row } from '../dialect.ts';
-import type { WebhookFilter, WebhookRow } from '../types.ts';
+import type { ClaimedWebhook, WebhookFilter, WebhookRow } from '../types.ts';
 
 /* Webhooks: registration, look-ups, lists, re-enabling, replay and recovery. */
 
@@ -163,14 +163,21 @@ export function listWebhooksSql(d: Dialect, f: WebhookFilter): string {
   return `SELECT * FROM webhooks${indexedBy} WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`;
 }
 
-export function toWebhook(r: Row): WebhookRow {
+/** The columns a claim returns (claims.ts), mapped; `lease` is the lease token held. */
+export function toClaimedWebhook(r: Row, lease: string | null): ClaimedWebhook {
   return {
     id: Number(r.id), publicId: String(r.public_id), clientId: String(r.client_id), orcid: String(r.orcid), url: String(r.url), host: String(r.host),
+    pendingSince: num(r.pending_since), dueAt: num(r.due_at), changeSeq: Number(r.change_seq), notifySeq: Number(r.notify_seq),
+    failedAttempts: Number(r.failed_attempts), failingSince: num(r.failing_since), lease,
+  };
+}
+
+export function toWebhook(r: Row): WebhookRow {
+  return {
+    ...toClaimedWebhook(r, (r.lease_owner as string | null) ?? null),
     createdAt: Number(r.created_at), enabled: Boolean(r.enabled),
     disabledReason: (r.disabled_reason as string | null) ?? null, disabledAt: num(r.disabled_at),
-    pendingSince: num(r.pending_since), dueAt: num(r.due_at), changeSeq: Number(r.change_seq), notifySeq: Number(r.notify_seq),
-    failedAttempts: Number(r.failed_attempts), failingSince: num(r.failing_since), lastSentAt: num(r.last_sent_at), lastFailedAt: num(r.last_failed_at),
-    lastStatus: (r.last_status as string | null) ?? null, lease: (r.lease_owner as string | null) ?? null,
+    lastSentAt: num(r.last_sent_at), lastFailedAt: num(r.last_failed_at), lastStatus: (r.last_status as string | null) ?? null,
     leaseUntil: num(r.lease_until),
   };
 }
