@@ -214,6 +214,13 @@ describe('orcid-webhooks CLI', { concurrency: 3 }, () => {
     assert.deepEqual(list.map((r) => r.orcid), [...ids].sort());
   });
 
+  it('output larger than a pipe buffer reaches the reader whole before the CLI exits (records mint --count 20000: ~460 KB of JSON)', async () => {
+    const db = tempDb();
+    const ids = await cliJson<string[]>(['records', 'mint', '--count', '20000', '--db', db.url]);
+    assert.equal(ids.length, 20_000);
+    assert.equal(new Set(ids).size, 20_000);
+  });
+
   it('records list paginates with --limit and --after', async () => {
     const db = tempDb();
     await withDb(db.file, (s) => s.addRecords(VALID, Date.now()));

@@ -395,9 +395,22 @@ export async function main(argv: string[]): Promise<number> {
 /** Commands that keep running until stopped; every other command exits with its code. */
 const LONG_RUNNING = new Set(['serve', 'receive']);
 
+/**
+ * Resolves once everything written to the stream so far has been handed to the OS. A pipe's writes
+ * are asynchronous: process.exit() right after a large write would cut the output short (at 64 KiB).
+ */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || !stream.writable) resolve();
+    else stream.write('', () => resolve());
+  });
+}
+
 export async function run(argv: string[]): Promise<void> {
   const code = await main(argv);
-  if (!LONG_RUNNING.has(argv[2] ?? '') || code !== 0) process.exit(code);
+  if (LONG_RUNNING.has(argv[2] ?? '') && code === 0) return;
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.exit(code);
 }
 
 // `node src/cli/main.ts` (with tsx) and `node dist/cli/main.js`; the installed executable is bin.ts.
