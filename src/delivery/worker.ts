@@ -254,7 +254,8 @@ export class DeliveryWorker extends EventEmitter {
 
   /** Free slots of the hosts with callbacks in flight. */
   private hostSlots(): Record<string, number> {
-    const out: Record<string, number> = {};
+    // No prototype: a host named `constructor` or `toString` is looked up as itself.
+    const out = Object.create(null) as Record<string, number>;
     for (const [host, n] of this.perHost) out[host] = Math.max(0, this.o.perHostConcurrency - n);
     return out;
   }
@@ -297,7 +298,7 @@ export class DeliveryWorker extends EventEmitter {
   }
 
   private clientSlots(): Record<string, number> {
-    const out: Record<string, number> = {};
+    const out = Object.create(null) as Record<string, number>;
     for (const [client, n] of this.perClient) out[client] = Math.max(0, this.o.perClientConcurrency - n);
     return out;
   }

@@ -1,6 +1,6 @@
 import type { Dialect, Params, Row } from '../dialect.ts';
 import { toClaimedWebhook } from './webhooks.ts';
-import type { AttemptRecord, Claim, WorkerRow } from '../types.ts';
+import type { AttemptRecord, Claim, ClaimOptions, WorkerRow } from '../types.ts';
 
 /*
  * Claims and their outcomes. Each store completes in its own way (see the stores); the claim, the
@@ -30,13 +30,35 @@ export function claimScanSize(limit: number, perHostLimit: number | undefined, p
 }
 
 /**
- * Claims a batch in one statement (Store.claimDue): the earliest due claimable rows, at most @scan,
- * are ranked within their host and within their client, and only the first few of each (its free
- * slots, else the per-host or per-client limit) are leased, with the database's clock. SET sees the
- * old lease_until, so lease_reclaimed records whether a dead worker's lease was taken over.
- * PostgreSQL locks the candidates FOR UPDATE SKIP LOCKED, so that concurrent claimers pass each
- * other's rows (window functions cannot share a SELECT with FOR UPDATE, hence two steps); SQLite
- * has one writer and no row locks. Candidates not picked stay unleased.
+ * A claim's candidates: the earliest due claimable rows, at most @scan, in (due_at, id) order,
+ * leaving out hosts in @exclude and clients in @excludeClients (at their limit). `lock`:
+ * PostgreSQL's FOR UPDATE SKIP LOCKED, so that concurrent claimers pass each other's rows.
+ */
+const candidatesSql = (d: Dialect, lock: string): string => `SELECT id, host, client_id, due_at FROM webhooks
+    WHERE enabled = 1 AND due_at IS NOT NULL AND due_at <= @now::bigint
+      AND ${claimableSql(d, '@stale::bigint')}
+      AND host NOT IN (${d.list('@exclude', 'text')})
+      AND client_id NOT IN (${d.list('@excludeClients', 'text')})
+    -- id breaks ties (a bulk change makes thousands due at one instant): rows taken over from a
+    -- dead worker, claimed in id order before, come first instead of behind the whole backlog.
+    ORDER BY due_at, id LIMIT @scan::bigint${lock}`;
+
+/**
+ * Leases the rows of @ids (a subquery) with the database's clock. SET sees the old lease_until, so
+ * lease_reclaimed records whether a dead worker's lease was taken over. RETURNING: the columns a
+ * worker needs (toClaim).
+ */
+const leaseSql = (d: Dialect, ids: string): string => `UPDATE webhooks SET lease_owner = @lease::text, lease_worker = @worker::text, lease_until = ${d.now} + @leaseMs::bigint,
+    lease_reclaimed = CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END
+  WHERE id IN (${ids})
+  RETURNING id, public_id, client_id, orcid, url, host, pending_since, due_at, change_seq, notify_seq, failed_attempts, failing_since, lease_reclaimed`;
+
+/**
+ * Claims a batch in one statement (Store.claimDue, PostgreSQL): the candidates are ranked within
+ * their host and within their client, and only the first few of each (its free slots, else the
+ * per-host or per-client limit) are leased. The candidates are locked FOR UPDATE SKIP LOCKED
+ * (window functions cannot share a SELECT with FOR UPDATE, hence two steps). Candidates not picked
+ * stay unleased. SQLite, with one writer, ranks in JS between two statements (see its store).
  */
 export const claimSql = (d: Dialect): string => {
   // Built once per dialect: the text is ~1.5 kB, and the drivers find their prepared statement by
@@ -47,14 +69,7 @@ export const claimSql = (d: Dialect): string => {
 };
 const claimSqlByDialect = new Map<Dialect, string>();
 const buildClaimSql = (d: Dialect): string => `WITH cand AS MATERIALIZED (
-    SELECT id, host, client_id, due_at FROM webhooks
-    WHERE enabled = 1 AND due_at IS NOT NULL AND due_at <= @now::bigint
-      AND ${claimableSql(d, '@stale::bigint')}
-      AND host NOT IN (${d.list('@exclude', 'text')})
-      AND client_id NOT IN (${d.list('@excludeClients', 'text')})
-    -- id breaks ties (a bulk change makes thousands due at one instant): rows taken over from a
-    -- dead worker, claimed in id order before, come first instead of behind the whole backlog.
-    ORDER BY due_at, id LIMIT @scan::bigint${d.lock('UPDATE SKIP LOCKED')}),
+    ${candidatesSql(d, d.lock('UPDATE SKIP LOCKED'))}),
   picked AS (
     SELECT id FROM (
       SELECT id, host, client_id, due_at,
@@ -64,10 +79,40 @@ const buildClaimSql = (d: Dialect): string => `WITH cand AS MATERIALIZED (
     WHERE rank_in_host <= COALESCE(${d.entry('@hostSlots', 'host')}, @perHost::bigint)
       AND rank_in_client <= COALESCE(${d.entry('@clientSlots', 'client_id')}, @perClient::bigint)
     ORDER BY due_at, id LIMIT @limit::bigint)
-  UPDATE webhooks SET lease_owner = @lease::text, lease_worker = @worker::text, lease_until = ${d.now} + @leaseMs::bigint,
-    lease_reclaimed = CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END
-  WHERE id IN (SELECT id FROM picked)
-  RETURNING id, public_id, client_id, orcid, url, host, pending_since, due_at, change_seq, notify_seq, failed_attempts, failing_since, lease_reclaimed`;
+  ${leaseSql(d, 'SELECT id FROM picked')}`;
+
+/** The two statements of a claim by a single writer (SQLite): the candidates, then the lease of the ids picked (@ids). */
+export const claimStepsSql = (d: Dialect): { candidates: string; lease: string } =>
+  ({ candidates: candidatesSql(d, ''), lease: leaseSql(d, d.list('@ids', 'bigint')) });
+
+/**
+ * The candidates a claim takes, in order: the first `limit` whose rank within their host and within
+ * their client (counting every candidate before them, taken or not) is within its free slots, else
+ * the per-host or per-client limit: what claimSql's window functions pick.
+ */
+export function pickCandidates(cand: Row[], o: ClaimOptions): number[] {
+  const perHost = o.perHostLimit ?? o.limit;
+  const perClient = o.perClientLimit ?? o.limit;
+  const inHost = new Map<string, number>();
+  const inClient = new Map<string, number>();
+  const ids: number[] = [];
+  for (const r of cand) {
+    const host = String(r.host);
+    const client = String(r.client_id);
+    const h = (inHost.get(host) ?? 0) + 1;
+    const c = (inClient.get(client) ?? 0) + 1;
+    inHost.set(host, h);
+    inClient.set(client, c);
+    if (h <= (own(o.hostSlots, host) ?? perHost) && c <= (own(o.clientSlots, client) ?? perClient)) {
+      ids.push(Number(r.id));
+      if (ids.length === o.limit) break;
+    }
+  }
+  return ids;
+}
+
+/** The object's own entry (a host named `constructor` is not Object.prototype's). */
+const own = (m: Record<string, number> | undefined, key: string): number | undefined => (m && Object.hasOwn(m, key) ? m[key] : undefined);
 
 /** A row of claimSql's RETURNING; the lease is the claim's own token. */
 export const toClaim = (r: Row, lease: string): Claim => ({ webhook: toClaimedWebhook(r, lease), reclaimed: Boolean(r.lease_reclaimed) });

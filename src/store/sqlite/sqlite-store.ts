@@ -7,13 +7,13 @@ import type { SecretBox } from '../../domain/secret-box.ts';
 import { sqlite, type Params, type Row } from '../dialect.ts';
 import { loadMigrations } from '../migrations.ts';
 import { SqlStore, type Conn } from '../sql-store.ts';
-import { ATTEMPT_COLUMNS, completion, OWE_CHANGE, outcomeSetSql } from '../sql/claims.ts';
+import { ATTEMPT_COLUMNS, claimStepsSql, completion, OWE_CHANGE, outcomeSetSql, pickCandidates } from '../sql/claims.ts';
 import { CREATE_PLACEHOLDER, GET_RECORD, isNewer } from '../sql/records.ts';
 import { FIND_WEBHOOK, INSERT_WEBHOOK, REENABLE_BY_KEY, TAKE_PLACE, toWebhook } from '../sql/webhooks.ts';
 import { GET_CLIENT } from '../sql/clients.ts';
 import { batcher, type Settled } from '../batcher.ts';
 import { BackgroundCheckpointer } from './checkpointer.ts';
-import type { ApplyChangesOptions, ApplyChangesResult, AttemptRecord, ChangeOutcome, NewWebhook, RecordChange, RegisterResult } from '../types.ts';
+import type { ApplyChangesOptions, ApplyChangesResult, AttemptRecord, ChangeOutcome, ClaimOptions, NewWebhook, RecordChange, RegisterResult } from '../types.ts';
 
 /** The database and its -wal and -shm files readable by the service's user only (they hold tokens' hashes and secrets). */
 function restrictDatabaseFiles(path: string): void {
@@ -29,6 +29,7 @@ interface Prepared {
 }
 
 const OUTCOME = outcomeSetSql('', (name) => `@${name}`);
+const CLAIM = claimStepsSql(sqlite);
 const LEASED = 'WHERE id = @id AND lease_owner = @lease';
 const SQL = {
   // Positional: binding by name costs ~10 % of a bulk change here.
@@ -58,6 +59,7 @@ export class SqliteStore extends SqlStore {
   /** The batch's transaction, and one registration's: its own transaction alone, a savepoint in a batch (better-sqlite3 nests them so). */
   private readonly registerBatch: Database.Transaction<(inputs: NewWebhook[]) => Settled<RegisterResult>[]>;
   private readonly registerTx: Database.Transaction<(input: NewWebhook) => RegisterResult>;
+  private readonly claimTx: Database.Transaction<(o: ClaimOptions, p: Params) => Row[]>;
   private readonly inTx: Conn = {
     all: async (sql, p = {}) => this.rows(sql, p),
     run: async (sql, p = {}) => this.exec(sql, p),
@@ -89,6 +91,10 @@ export class SqliteStore extends SqlStore {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)');
     this.registerBatch = this.db.transaction((inputs: NewWebhook[]) => this.registerAll(inputs));
     this.registerTx = this.db.transaction((input: NewWebhook) => this.registerOne(input));
+    this.claimTx = this.db.transaction((o: ClaimOptions, p: Params) => {
+      p.ids = pickCandidates(this.rows(CLAIM.candidates, p), o);
+      return (p.ids as number[]).length ? this.rows(CLAIM.lease, p) : [];
+    });
   }
 
   /** The statement of a store/sql/ text, compiled and prepared once, and its arguments. */
@@ -234,19 +240,28 @@ export class SqliteStore extends SqlStore {
   }
 
   private registerOne(input: NewWebhook): RegisterResult {
-    const key = { clientId: input.clientId, orcid: input.orcid, url: input.url };
-    const existing = this.row(FIND_WEBHOOK, key);
+    // Object literals, not spreads of a key: a spread with properties added costs ~2 µs on Node 20.
+    const { clientId, orcid, url, host, now } = input;
+    const existing = this.row(FIND_WEBHOOK, { clientId, orcid, url });
     if (existing?.enabled) return { outcome: 'exists', webhook: toWebhook(existing), reenabled: false };
-    if (existing) return { outcome: 'exists', webhook: toWebhook(this.row(REENABLE_BY_KEY, { ...key, now: input.now })!), reenabled: true };
-    const hasRecord = this.row(GET_RECORD, { orcid: input.orcid }) !== undefined;
+    if (existing) return { outcome: 'exists', webhook: toWebhook(this.row(REENABLE_BY_KEY, { clientId, orcid, url, now })!), reenabled: true };
+    const hasRecord = this.row(GET_RECORD, { orcid }) !== undefined;
     if (!hasRecord && !input.createRecord) return { outcome: 'no-record' };
-    if (!this.exec(TAKE_PLACE, { clientId: input.clientId, cap: input.maxPerClient ?? Number.MAX_SAFE_INTEGER })) {
-      if (!this.row(GET_CLIENT, { id: input.clientId })) throw new Error(`No client with id ${input.clientId}`);
+    if (!this.exec(TAKE_PLACE, { clientId, cap: input.maxPerClient ?? Number.MAX_SAFE_INTEGER })) {
+      if (!this.row(GET_CLIENT, { id: clientId })) throw new Error(`No client with id ${clientId}`);
       return { outcome: 'limit' };
     }
-    if (!hasRecord) this.exec(CREATE_PLACEHOLDER, { orcid: input.orcid, now: input.now });
-    const row = this.row(INSERT_WEBHOOK, { ...key, host: input.host, now: input.now, publicId: newWebhookPublicId() })!;
+    if (!hasRecord) this.exec(CREATE_PLACEHOLDER, { orcid, now });
+    const row = this.row(INSERT_WEBHOOK, { clientId, orcid, url, host, now, publicId: newWebhookPublicId() })!;
     return { outcome: 'created', webhook: toWebhook(row) };
+  }
+
+  // One writer: nothing comes between the two statements of one synchronous transaction, so the
+  // candidates are ranked per host and per client in JS (pickCandidates) rather than by claimSql's
+  // window functions, which took 0.45 ms of a 0.95 ms claim of 37 rows.
+  protected override async claimRows(o: ClaimOptions, p: Params): Promise<Row[]> {
+    if (this.busy) await this.idle();
+    return this.claimTx.immediate(o, p);
   }
 
   // One attempt at a time in one synchronous transaction (PostgreSQL batches them with unnest).
