@@ -14,11 +14,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Pool } from 'undici';
-import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { benchOrcid, callbackUrl, percentiles, round1, sleep, wallNow, type Percentiles } from './common.ts';
 import type { Peer } from './peer-client.ts';
 import { log } from './report.ts';
 import { cpuPressure } from './scenarios.ts';
+import { PostgresStore } from './shipped.ts';
 import { insertRows, startTarget, targetLabel, type Target, type TargetSpec } from './targets.ts';
 import type { Settings } from './suite.ts';
 

@@ -12,19 +12,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import pino from 'pino';
-import { testConfig, type Config } from '../../src/config.ts';
-import { hashToken, newToken } from '../../src/domain/secrets.ts';
-import { createLogger } from '../../src/logger.ts';
-import { createApiClient } from '../../src/ops/clients.ts';
-import { startService, type Service } from '../../src/service.ts';
-import { createStore } from '../../src/store/index.ts';
+import type { Config } from '../../src/config.ts';
+import type { Service } from '../../src/service.ts';
 import type { Store } from '../../src/store/types.ts';
-import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { benchOrcid, callbackUrl, sleep } from './common.ts';
+import { CLI_MAIN, createApiClient, createLogger, createStore, hashToken, newToken, PostgresStore, SqliteStore, startService, testConfig } from './shipped.ts';
 import { timeStore, type CallStats } from './store-timing.ts';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 export const ADMIN_TOKEN = `bench-admin-${randomBytes(12).toString('hex')}`;
 /**
  * The service's log (every process's): a file, as `npm start > file` would write it (synchronously,
@@ -294,7 +288,7 @@ export async function startTarget(spec: TargetSpec, o: TargetOptions): Promise<T
     const port = await freePort();
     mkdirSync(fileURLToPath(new URL('../results/', import.meta.url)), { recursive: true });
     const logFd = openSync(SERVICE_LOG, 'a');
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--role', role, '--port', String(port), '--log-format', 'json', ...common], {
+    const child = spawn(process.execPath, [CLI_MAIN, 'serve', '--role', role, '--port', String(port), '--log-format', 'json', ...common], {
       stdio: ['ignore', logFd, 'inherit'],
     });
     closeSync(logFd);
