@@ -28,10 +28,10 @@ async function storeWithWebhooks(orcids: string[], hostOf: (i: number) => string
 }
 
 /** A worker on a stub sender, silent, calling at once; the test sets the limits and times. */
-function stubWorker(store: SqliteStore, sender: WorkerOptions['sender'], o: Pick<WorkerOptions, 'concurrency' | 'leaseMs' | 'pollIntervalMs'> & { retry: string }): DeliveryWorker {
+function stubWorker(store: SqliteStore, sender: WorkerOptions['sender'], o: Pick<WorkerOptions, 'concurrency' | 'leaseMs' | 'pollIntervalMs' | 'perClientConcurrency'> & { retry: string }): DeliveryWorker {
   return new DeliveryWorker({
     store, sender, schedule: parseRetrySchedule(o.retry), logger: createLogger('silent'), perHostConcurrency: 8, notifyDelayMs: 0, attemptRetentionMs: 86_400_000,
-    concurrency: o.concurrency, leaseMs: o.leaseMs, pollIntervalMs: o.pollIntervalMs,
+    concurrency: o.concurrency, leaseMs: o.leaseMs, pollIntervalMs: o.pollIntervalMs, ...(o.perClientConcurrency !== undefined && { perClientConcurrency: o.perClientConcurrency }),
   });
 }
 
@@ -167,6 +167,51 @@ test('while callbacks are in flight, a claim waits for a low-water mark of free 
     held.shift()!();
     await eventually(() => sent === 72, 5000, '8 more callbacks');
     assert.equal(claims, before + 1, 'one claim for the 8 free slots');
+  } finally {
+    for (const release of held.splice(0)) release();
+    await worker.stop(1000);
+    await store.close();
+  }
+});
+
+test('a client at its limit is claimed for again only at its low-water mark (an eighth of its slots), not one freed slot at a time', async () => {
+  // 100 webhooks of one client, each on its own host; the client may have 32 in flight (mark 4),
+  // far below the global 256: only the client's limit applies.
+  const orcids = Array.from({ length: 100 }, (_, i) => orcidFromBase(6_000_000 + i));
+  const { store } = await storeWithWebhooks(orcids, (i) => `h${i}.example.org`);
+  // Claims that took rows (one leaving the client out finds nothing here, and is remembered as empty).
+  let claims = 0;
+  const claimDue = store.claimDue.bind(store);
+  store.claimDue = async (o) => {
+    const taken = await claimDue(o);
+    if (taken.length) claims++;
+    return taken;
+  };
+  const held: (() => void)[] = [];
+  let sent = 0;
+  const sender = {
+    async send(): Promise<SendResult> {
+      sent++;
+      await new Promise<void>((r) => held.push(r));
+      return OK;
+    },
+  };
+  const worker = stubWorker(store, sender, { retry: '100ms', concurrency: 256, perClientConcurrency: 32, leaseMs: 30_000, pollIntervalMs: 60_000 });
+  try {
+    await store.applyChanges(orcids.map((orcid) => ({ orcid, modifiedAt: 3000 })), { create: false, now: Date.now(), notifyDelayMs: 0 });
+    await worker.start();
+    await eventually(() => sent === 32, 5000, 'the client\'s 32 callbacks in flight');
+    await sleep(100);
+    const before = claims;
+    // 3 finished callbacks free 3 of the client's slots: under its mark (4), no claim.
+    for (const release of held.splice(0, 3)) release();
+    await sleep(100);
+    assert.equal(claims, before, 'no rows claimed for fewer of the client\'s slots than its low-water mark');
+    assert.equal(sent, 32);
+    // The 4th reaches the mark: one claim takes all 4.
+    held.shift()!();
+    await eventually(() => sent === 36, 5000, '4 more callbacks');
+    assert.equal(claims, before + 1, 'one claim takes the 4 free slots');
   } finally {
     for (const release of held.splice(0)) release();
     await worker.stop(1000);

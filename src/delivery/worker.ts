@@ -119,15 +119,18 @@ export class DeliveryWorker extends EventEmitter {
   private emptyClaim: { hosts: Set<string>; clients: Set<string>; until: number } | null = null;
 
   /**
-   * Free slots a claim waits for while callbacks are in flight, globally and per host. Every
-   * finished callback pumps; under a steady stream, claiming the one slot it freed ran a claim
-   * statement (its fixed cost: the scan past the rows in flight, the window functions) for one
-   * or two rows at a time. Waiting for an eighth of the global slots, or a quarter of a host's
-   * (two of 8: a slow receiver still gets 6 to 8 callbacks at once, not 4 to 8), makes claims
-   * larger and fewer; an idle worker (or host) claims at once, so a single change is not delayed.
+   * Free slots a claim waits for while callbacks are in flight, globally, per host and per client.
+   * Every finished callback pumps; under a steady stream, claiming the one slot it freed ran a
+   * claim statement (its fixed cost: the scan past the rows in flight, the ranking) for one or two
+   * rows at a time. Waiting for an eighth of the global slots, a quarter of a host's (two of 8: a
+   * slow receiver still gets 6 to 8 callbacks at once, not 4 to 8), or an eighth of a client's (a
+   * client with a backlog on many hosts, such as one change fanned out to 10,000 webhooks, was
+   * claimed for one slot at a time at its limit), makes claims larger and fewer; an idle worker
+   * (or host, or client) claims at once, so a single change is not delayed.
    */
   private readonly lowWater: number;
   private readonly hostLowWater: number;
+  private readonly clientLowWater: number;
 
   constructor(opts: WorkerOptions) {
     super();
@@ -138,6 +141,7 @@ export class DeliveryWorker extends EventEmitter {
     } as Required<Omit<WorkerOptions, 'owner'>>;
     this.lowWater = Math.max(1, Math.min(this.o.batchSize, Math.floor(this.o.concurrency / 8)));
     this.hostLowWater = Math.max(1, Math.floor(this.o.perHostConcurrency / 4));
+    this.clientLowWater = Math.max(1, Math.floor(this.o.perClientConcurrency / 8));
   }
 
   get isRunning(): boolean {
@@ -303,9 +307,10 @@ export class DeliveryWorker extends EventEmitter {
     return out;
   }
 
+  /** Clients not worth a claim now: past their low-water mark (see clientLowWater). */
   private saturatedClients(): string[] {
     const out: string[] = [];
-    for (const [client, n] of this.perClient) if (n >= this.o.perClientConcurrency) out.push(client);
+    for (const [client, n] of this.perClient) if (n > this.o.perClientConcurrency - this.clientLowWater) out.push(client);
     return out;
   }
 
