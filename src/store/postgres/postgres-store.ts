@@ -475,10 +475,13 @@ export class PostgresStore extends SqlStore {
   }
 
   /*
-   * Batched per kind with unnest (SQLite runs them one by one: with one writer a batch saves nothing).
+   * Batched per kind with unnest (SQLite runs them one by one: with one writer a batch saves
+   * nothing), all in one prepared statement (COMPLETE_ATTEMPTS): one round trip and no transaction,
+   * instead of BEGIN, an UPDATE per kind, the INSERT and COMMIT, each statement planned anew.
    * Each outcome is guarded by lease_owner = the claim's lease token and clears the lease, so of
    * several completions for one webhook only the first with its lease applies: later ones (same id
-   * and lease) are dropped before batching, which keeps one source row per webhook in each UPDATE.
+   * and lease) are dropped before batching, which keeps one source row per webhook in each UPDATE;
+   * the three UPDATEs see one snapshot, where a row has one lease, so no row is updated twice.
    * Every attempt is recorded if its webhook still exists (FOR KEY SHARE holds off a concurrent
    * delete between the check and the insert).
    */
@@ -494,16 +497,16 @@ export class PostgresStore extends SqlStore {
       if (!seen.has(key)) outcomes[a.outcome.kind].push(outcome);
       seen.add(key);
     }
-    await this.txClient(async (c) => {
-      for (const kind of ['success', 'retry', 'disable'] as const) {
-        const [from, values] = unnest(OUTCOME_PARAMS[kind], outcomes[kind]);
-        if (outcomes[kind].length) await c.query(`UPDATE webhooks w SET ${OUTCOME[kind]} FROM ${from} WHERE w.id = a.id AND w.lease_owner = a.lease`, values);
+    const values = KINDS.flatMap((kind) => columnsOf(OUTCOME_PARAMS[kind], outcomes[kind])).concat(columnsOf(ATTEMPT_COLUMNS, rows));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.pool.query({ name: 'complete-attempts', text: COMPLETE_ATTEMPTS, values });
+        return;
+      } catch (err) {
+        if (attempt < 5 && isRetryable(err)) continue;
+        throw err;
       }
-      const [from, values] = unnest(ATTEMPT_COLUMNS, rows);
-      const cols = ATTEMPT_COLUMNS.map(([col]) => col);
-      await c.query(`INSERT INTO attempts (${cols.join(', ')}) SELECT ${cols.map((col) => `a.${col}`).join(', ')}
-        FROM ${from} WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.id = a.webhook_id FOR KEY SHARE) ORDER BY a.n`, values);
-    });
+    }
   }
 
   /** The subscribers share one LISTEN connection, opened by the first and kept until close(). */
@@ -578,8 +581,32 @@ function settle(input: NewWebhook, r: Row): Settled<RegisterResult> {
   }
 }
 
-/** `unnest($1::t[], ...) AS a(name, ..., n)` over the columns (n: the row's number), and its parameters: one array per column. */
-function unnest(cols: Columns, rows: Params[]): [string, unknown[][]] {
-  const from = `unnest(${cols.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ')}) WITH ORDINALITY AS a(${cols.map(([name]) => name).join(', ')}, n)`;
-  return [from, cols.map(([name]) => rows.map((r) => r[name]))];
+/** `unnest($k::t[], ...) WITH ORDINALITY AS a(name, ..., n)` over the columns (n: the row's number), its parameters numbered from `first`. */
+function unnestFrom(cols: Columns, first: number): string {
+  return `unnest(${cols.map(([, type], i) => `$${first + i}::${type}[]`).join(', ')}) WITH ORDINALITY AS a(${cols.map(([name]) => name).join(', ')}, n)`;
 }
+
+/** The parameters of unnestFrom: one array per column. */
+function columnsOf(cols: Columns, rows: Params[]): unknown[][] {
+  return cols.map(([name]) => rows.map((r) => r[name]));
+}
+
+const KINDS = ['success', 'retry', 'disable'] as const;
+
+/** completeAttempts' statement: an UPDATE per outcome kind and the attempts' INSERT, parameters in that order. */
+const COMPLETE_ATTEMPTS = (() => {
+  let next = 1;
+  const from = (cols: Columns): string => {
+    const sql = unnestFrom(cols, next);
+    next += cols.length;
+    return sql;
+  };
+  const updates = KINDS.map((kind) => `${kind} AS (
+    UPDATE webhooks w SET ${OUTCOME[kind]} FROM ${from(OUTCOME_PARAMS[kind])} WHERE w.id = a.id AND w.lease_owner = a.lease RETURNING 1)`);
+  const cols = ATTEMPT_COLUMNS.map(([col]) => col);
+  return `WITH ${updates.join(',\n  ')},
+  recorded AS (
+    INSERT INTO attempts (${cols.join(', ')}) SELECT ${cols.map((col) => `a.${col}`).join(', ')}
+    FROM ${from(ATTEMPT_COLUMNS)} WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.id = a.webhook_id FOR KEY SHARE) ORDER BY a.n RETURNING 1)
+  SELECT (SELECT count(*) FROM recorded) AS recorded`;
+})();
