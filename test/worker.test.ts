@@ -132,59 +132,20 @@ test('under sustained load the worker asks nextDueAt (a scan of every owed row) 
   }
 });
 
-test('while callbacks are in flight, a claim waits for a low-water mark of free slots (fewer, larger claims); an idle worker claims at once', async () => {
-  // 100 webhooks, each on its own host: only the global limit (64; low-water mark 8) applies.
-  const orcids = Array.from({ length: 100 }, (_, i) => orcidFromBase(5_000_000 + i));
+/**
+ * A low-water mark scenario: 100 webhooks of one client, each on its own host (only the global or
+ * the client's limit applies); `inFlight` callbacks are held, then `mark` - 1 finish (no rows
+ * claimed) and one more (one claim takes `mark` rows). `countEmpty`: count claims that took nothing
+ * too (a claim leaving an excluded client out finds nothing, and is remembered as empty).
+ */
+async function lowWaterCase(o: { base: number; inFlight: number; mark: number; countEmpty: boolean } & Pick<WorkerOptions, 'concurrency' | 'perClientConcurrency'>): Promise<void> {
+  const orcids = Array.from({ length: 100 }, (_, i) => orcidFromBase(o.base + i));
   const { store } = await storeWithWebhooks(orcids, (i) => `h${i}.example.org`);
   let claims = 0;
   const claimDue = store.claimDue.bind(store);
-  store.claimDue = async (o) => {
-    claims++;
-    return claimDue(o);
-  };
-  const held: (() => void)[] = [];
-  let sent = 0;
-  const sender = {
-    async send(): Promise<SendResult> {
-      sent++;
-      await new Promise<void>((r) => held.push(r));
-      return OK;
-    },
-  };
-  const worker = stubWorker(store, sender, { retry: '100ms', concurrency: 64, leaseMs: 30_000, pollIntervalMs: 60_000 });
-  try {
-    await store.applyChanges(orcids.map((orcid) => ({ orcid, modifiedAt: 3000 })), { create: false, now: Date.now(), notifyDelayMs: 0 });
-    await worker.start();
-    // Idle: the first claim fills every slot at once.
-    await eventually(() => sent === 64, 5000, '64 callbacks in flight');
-    const before = claims;
-    // 7 finished callbacks free 7 slots: under the mark (8), no claim.
-    for (const release of held.splice(0, 7)) release();
-    await sleep(100);
-    assert.equal(claims, before, 'no claim for fewer free slots than the low-water mark');
-    assert.equal(sent, 64);
-    // The 8th reaches the mark: one claim takes all 8.
-    held.shift()!();
-    await eventually(() => sent === 72, 5000, '8 more callbacks');
-    assert.equal(claims, before + 1, 'one claim for the 8 free slots');
-  } finally {
-    for (const release of held.splice(0)) release();
-    await worker.stop(1000);
-    await store.close();
-  }
-});
-
-test('a client at its limit is claimed for again only at its low-water mark (an eighth of its slots), not one freed slot at a time', async () => {
-  // 100 webhooks of one client, each on its own host; the client may have 32 in flight (mark 4),
-  // far below the global 256: only the client's limit applies.
-  const orcids = Array.from({ length: 100 }, (_, i) => orcidFromBase(6_000_000 + i));
-  const { store } = await storeWithWebhooks(orcids, (i) => `h${i}.example.org`);
-  // Claims that took rows (one leaving the client out finds nothing here, and is remembered as empty).
-  let claims = 0;
-  const claimDue = store.claimDue.bind(store);
-  store.claimDue = async (o) => {
-    const taken = await claimDue(o);
-    if (taken.length) claims++;
+  store.claimDue = async (c) => {
+    const taken = await claimDue(c);
+    if (taken.length || o.countEmpty) claims++;
     return taken;
   };
   const held: (() => void)[] = [];
@@ -196,25 +157,36 @@ test('a client at its limit is claimed for again only at its low-water mark (an 
       return OK;
     },
   };
-  const worker = stubWorker(store, sender, { retry: '100ms', concurrency: 256, perClientConcurrency: 32, leaseMs: 30_000, pollIntervalMs: 60_000 });
+  const worker = stubWorker(store, sender, { retry: '100ms', concurrency: o.concurrency, perClientConcurrency: o.perClientConcurrency, leaseMs: 30_000, pollIntervalMs: 60_000 });
   try {
     await store.applyChanges(orcids.map((orcid) => ({ orcid, modifiedAt: 3000 })), { create: false, now: Date.now(), notifyDelayMs: 0 });
     await worker.start();
-    await eventually(() => sent === 32, 5000, 'the client\'s 32 callbacks in flight');
+    // Idle: the first claim fills every slot at once.
+    await eventually(() => sent === o.inFlight, 5000, `${o.inFlight} callbacks in flight`);
     await sleep(100);
     const before = claims;
-    // 3 finished callbacks free 3 of the client's slots: under its mark (4), no claim.
-    for (const release of held.splice(0, 3)) release();
+    // One finished callback fewer than the mark: no rows claimed.
+    for (const release of held.splice(0, o.mark - 1)) release();
     await sleep(100);
-    assert.equal(claims, before, 'no rows claimed for fewer of the client\'s slots than its low-water mark');
-    assert.equal(sent, 32);
-    // The 4th reaches the mark: one claim takes all 4.
+    assert.equal(claims, before, 'no claim for fewer free slots than the low-water mark');
+    assert.equal(sent, o.inFlight);
+    // The next one reaches the mark: one claim takes them all.
     held.shift()!();
-    await eventually(() => sent === 36, 5000, '4 more callbacks');
-    assert.equal(claims, before + 1, 'one claim takes the 4 free slots');
+    await eventually(() => sent === o.inFlight + o.mark, 5000, `${o.mark} more callbacks`);
+    assert.equal(claims, before + 1, `one claim for the ${o.mark} free slots`);
   } finally {
     for (const release of held.splice(0)) release();
     await worker.stop(1000);
     await store.close();
   }
+}
+
+test('while callbacks are in flight, a claim waits for a low-water mark of free slots (fewer, larger claims); an idle worker claims at once', async () => {
+  // The global limit 64: low-water mark 8.
+  await lowWaterCase({ base: 5_000_000, concurrency: 64, inFlight: 64, mark: 8, countEmpty: true });
+});
+
+test('a client at its limit is claimed for again only at its low-water mark (an eighth of its slots), not one freed slot at a time', async () => {
+  // The client may have 32 in flight (mark 4), far below the global 256.
+  await lowWaterCase({ base: 6_000_000, concurrency: 256, perClientConcurrency: 32, inFlight: 32, mark: 4, countEmpty: false });
 });
