@@ -4,6 +4,7 @@ import type { RecordRow } from '../types.ts';
 /* ORCID records and their changes. */
 
 export const GET_RECORD = 'SELECT * FROM records WHERE orcid = @orcid';
+export const RECORD_EXISTS = 'SELECT 1 AS found FROM records WHERE orcid = @orcid';
 export const LIST_RECORDS = 'SELECT * FROM records WHERE orcid > @after ORDER BY orcid LIMIT @limit';
 /** Kept by triggers on records (migration 008): count(*) reads the whole table (17 ms at 1M, SQLite). */
 export const COUNT_RECORDS = 'SELECT COALESCE(sum(n), 0) AS n FROM record_counts';

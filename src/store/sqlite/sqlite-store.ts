@@ -8,8 +8,8 @@ import { sqlite, type Params, type Row } from '../dialect.ts';
 import { loadMigrations } from '../migrations.ts';
 import { SqlStore, type Conn } from '../sql-store.ts';
 import { ATTEMPT_COLUMNS, claimStepsSql, completion, OWE_CHANGE, outcomeSetSql, pickCandidates } from '../sql/claims.ts';
-import { CREATE_PLACEHOLDER, GET_RECORD, isNewer } from '../sql/records.ts';
-import { FIND_WEBHOOK, INSERT_WEBHOOK, REENABLE_BY_KEY, TAKE_PLACE, toWebhook } from '../sql/webhooks.ts';
+import { CREATE_PLACEHOLDER, isNewer, RECORD_EXISTS } from '../sql/records.ts';
+import { FIND_WEBHOOK, INSERT_WEBHOOK, newWebhookRow, REENABLE_BY_KEY, TAKE_PLACE, toWebhook } from '../sql/webhooks.ts';
 import { GET_CLIENT } from '../sql/clients.ts';
 import { batcher, type Settled } from '../batcher.ts';
 import { BackgroundCheckpointer } from './checkpointer.ts';
@@ -245,15 +245,15 @@ export class SqliteStore extends SqlStore {
     const existing = this.row(FIND_WEBHOOK, { clientId, orcid, url });
     if (existing?.enabled) return { outcome: 'exists', webhook: toWebhook(existing), reenabled: false };
     if (existing) return { outcome: 'exists', webhook: toWebhook(this.row(REENABLE_BY_KEY, { clientId, orcid, url, now })!), reenabled: true };
-    const hasRecord = this.row(GET_RECORD, { orcid }) !== undefined;
+    const hasRecord = this.row(RECORD_EXISTS, { orcid }) !== undefined;
     if (!hasRecord && !input.createRecord) return { outcome: 'no-record' };
     if (!this.exec(TAKE_PLACE, { clientId, cap: input.maxPerClient ?? Number.MAX_SAFE_INTEGER })) {
       if (!this.row(GET_CLIENT, { id: clientId })) throw new Error(`No client with id ${clientId}`);
       return { outcome: 'limit' };
     }
     if (!hasRecord) this.exec(CREATE_PLACEHOLDER, { orcid, now });
-    const row = this.row(INSERT_WEBHOOK, { clientId, orcid, url, host, now, publicId: newWebhookPublicId() })!;
-    return { outcome: 'created', webhook: toWebhook(row) };
+    const fresh = { clientId, orcid, url, host, now, publicId: newWebhookPublicId() };
+    return { outcome: 'created', webhook: newWebhookRow(Number(this.row(INSERT_WEBHOOK, fresh)!.id), fresh) };
   }
 
   // One writer: nothing comes between the two statements of one synchronous transaction, so the
