@@ -64,9 +64,20 @@ export class SqliteStore extends SqlStore {
     all: async (sql, p = {}) => this.rows(sql, p),
     run: async (sql, p = {}) => this.exec(sql, p),
   };
+  // Each waits for an open transaction with `while (this.busy) await this.busy` right before its
+  // synchronous statement: no await may come between the last check and the statement, or a waiter
+  // woken by the same commit starts its transaction first and this one runs inside it (an awaited
+  // helper such as `await this.idle()` adds that await: concurrent transactions then failed with
+  // "cannot start a transaction within a transaction" and a claim could nest in another's).
   protected readonly conn: Conn = {
-    all: async (sql, p) => (await this.idle(), this.inTx.all(sql, p)),
-    run: async (sql, p) => (await this.idle(), this.inTx.run(sql, p)),
+    all: async (sql, p = {}) => {
+      while (this.busy) await this.busy;
+      return this.rows(sql, p);
+    },
+    run: async (sql, p = {}) => {
+      while (this.busy) await this.busy;
+      return this.exec(sql, p);
+    },
   };
 
   /** backgroundCheckpoint: run WAL checkpoints on a thread, off the event loop (see checkpointer.ts). */
@@ -122,12 +133,8 @@ export class SqliteStore extends SqlStore {
     return s.run(...args).changes;
   }
 
-  private async idle(): Promise<void> {
-    while (this.busy) await this.busy;
-  }
-
   protected async tx<T>(fn: (c: Conn) => Promise<T>): Promise<T> {
-    await this.idle();
+    while (this.busy) await this.busy;
     let done!: () => void;
     this.busy = new Promise((resolve) => (done = resolve));
     try {
@@ -151,7 +158,7 @@ export class SqliteStore extends SqlStore {
   }
 
   async migrate(): Promise<string[]> {
-    await this.idle();
+    while (this.busy) await this.busy;
     const applied: string[] = [];
     for (const m of loadMigrations('sqlite')) {
       // IMMEDIATE takes the write lock first, so two processes migrating at once serialise; the
@@ -169,15 +176,16 @@ export class SqliteStore extends SqlStore {
 
   async close(): Promise<void> {
     await this.registrations.drained();
-    await this.idle();
+    while (this.busy) await this.busy;
     await this.checkpointer?.stop();
+    while (this.busy) await this.busy;
     if (this.db.open) this.db.close();
   }
 
   // Change by change in one synchronous transaction: the single writer needs no locks, and each
   // change is judged against what the previous one left (PostgreSQL does it set-based).
   async applyChanges(changes: RecordChange[], opts: ApplyChangesOptions): Promise<ApplyChangesResult> {
-    if (this.busy) await this.idle();
+    while (this.busy) await this.busy;
     const [[get], [ins], [upd]] = [this.q(SQL.get), this.q(SQL.insert), this.q(SQL.update)];
     const each: ChangeOutcome[] | null = opts.perChange ? [] : null;
     const res = this.db.transaction(() => {
@@ -222,7 +230,7 @@ export class SqliteStore extends SqlStore {
   }
 
   private async registerGroup(inputs: NewWebhook[]): Promise<Settled<RegisterResult>[]> {
-    if (this.busy) await this.idle();
+    while (this.busy) await this.busy;
     // Alone, it needs no savepoint: its transaction rolls back whole on an error.
     const results = inputs.length === 1 ? [{ ok: this.registerTx.immediate(inputs[0]!) }] : this.registerBatch.immediate(inputs);
     if (results.some((r) => 'ok' in r && r.ok.outcome === 'exists' && r.ok.reenabled)) this.wakeups.emit('wake');
@@ -260,13 +268,13 @@ export class SqliteStore extends SqlStore {
   // candidates are ranked per host and per client in JS (pickCandidates) rather than by claimSql's
   // window functions, which took 0.45 ms of a 0.95 ms claim of 37 rows.
   protected override async claimRows(o: ClaimOptions, p: Params): Promise<Row[]> {
-    if (this.busy) await this.idle();
+    while (this.busy) await this.busy;
     return this.claimTx.immediate(o, p);
   }
 
   // One attempt at a time in one synchronous transaction (PostgreSQL batches them with unnest).
   async completeAttempts(attempts: AttemptRecord[]): Promise<void> {
-    if (this.busy) await this.idle();
+    while (this.busy) await this.busy;
     this.db.transaction(() => {
       for (const a of attempts) {
         const { row, outcome } = completion(a);
