@@ -815,6 +815,7 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.equal(s.failedAttempts, 1);
         assert.equal(s.lastStatus, '410');
         assert.equal(s.lease, null);
+        assert.equal((await store.listAttempts(w.id, 10)).length, 1, 'the attempt is recorded');
       });
 
       it('ignores a completion from a worker that does not hold the lease, but records the attempt', async () => {

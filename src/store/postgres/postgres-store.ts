@@ -593,7 +593,14 @@ function columnsOf(cols: Columns, rows: Params[]): unknown[][] {
 
 const KINDS = ['success', 'retry', 'disable'] as const;
 
-/** completeAttempts' statement: an UPDATE per outcome kind and the attempts' INSERT, parameters in that order. */
+/**
+ * completeAttempts' statement: an UPDATE per outcome kind and the attempts' INSERT, parameters in
+ * that order. The INSERT must run before the UPDATEs: the final SELECT reads `recorded` (so it runs
+ * as the SELECT starts) and nothing reads the UPDATEs (so they run at the statement's end). Were an
+ * UPDATE read first, its rows would be "updated by this statement" when the INSERT's FOR KEY SHARE
+ * reaches them, skipped as gone, and their attempts silently dropped; the store tests check that
+ * each kind of outcome records its attempt.
+ */
 const COMPLETE_ATTEMPTS = (() => {
   let next = 1;
   const from = (cols: Columns): string => {

@@ -91,6 +91,7 @@ export const claimStepsSql = (d: Dialect): { candidates: string; lease: string }
  * the per-host or per-client limit: what claimSql's window functions pick.
  */
 export function pickCandidates(cand: Row[], o: ClaimOptions): number[] {
+  if (!(o.limit >= 1)) return [];
   const perHost = o.perHostLimit ?? o.limit;
   const perClient = o.perClientLimit ?? o.limit;
   const inHost = new Map<string, number>();
@@ -105,14 +106,20 @@ export function pickCandidates(cand: Row[], o: ClaimOptions): number[] {
     inClient.set(client, c);
     if (h <= (own(o.hostSlots, host) ?? perHost) && c <= (own(o.clientSlots, client) ?? perClient)) {
       ids.push(Number(r.id));
-      if (ids.length === o.limit) break;
+      if (ids.length >= o.limit) break;
     }
   }
   return ids;
 }
 
-/** The object's own entry (a host named `constructor` is not Object.prototype's). */
-const own = (m: Record<string, number> | undefined, key: string): number | undefined => (m && Object.hasOwn(m, key) ? m[key] : undefined);
+/**
+ * The object's own entry (a host named `constructor` is not Object.prototype's); a value that is
+ * not a finite number counts as absent, as in claimSql, which gets the slots as JSON (null there).
+ */
+const own = (m: Record<string, number> | undefined, key: string): number | undefined => {
+  const v = m && Object.hasOwn(m, key) ? m[key] : undefined;
+  return Number.isFinite(v) ? v : undefined;
+};
 
 /** A row of claimSql's RETURNING; the lease is the claim's own token. */
 export const toClaim = (r: Row, lease: string): Claim => ({ webhook: toClaimedWebhook(r, lease), reclaimed: Boolean(r.lease_reclaimed) });
