@@ -221,6 +221,19 @@ describe('orcid-webhooks CLI', { concurrency: 3 }, () => {
     assert.equal(new Set(ids).size, 20_000);
   });
 
+  it('a reader that stops early (| head) ends the command quietly: exit 0, no EPIPE stack trace', async () => {
+    const db = tempDb();
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'records', 'mint', '--count', '20000', '--json', '--db', db.url], { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    // The first chunk, then the pipe is closed while ~400 KB are still to come.
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    child.stdout.destroy();
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    assert.equal(code, 0, stderr);
+    assert.doesNotMatch(stderr, /EPIPE|Error/);
+  });
+
   it('records list paginates with --limit and --after', async () => {
     const db = tempDb();
     await withDb(db.file, (s) => s.addRecords(VALID, Date.now()));

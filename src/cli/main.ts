@@ -407,8 +407,19 @@ function flushed(stream: NodeJS.WriteStream): Promise<void> {
 }
 
 export async function run(argv: string[]): Promise<void> {
+  const longRunning = LONG_RUNNING.has(argv[2] ?? '');
+  // A reader that stops early (`| head`) closes the pipe: the rest of the output is simply not
+  // wanted, so the command ends quietly instead of crashing with an EPIPE stack trace.
+  if (!longRunning) {
+    for (const stream of [process.stdout, process.stderr]) {
+      stream.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EPIPE') throw err;
+        process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+      });
+    }
+  }
   const code = await main(argv);
-  if (LONG_RUNNING.has(argv[2] ?? '') && code === 0) return;
+  if (longRunning && code === 0) return;
   await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
   process.exit(code);
 }
