@@ -16,7 +16,7 @@ const T0 = 1_700_000_000_000;
 const A = '0000-0001-0000-0001';
 const B = '0000-0001-0000-0002';
 const C = '0000-0001-0000-0003';
-const MIGRATIONS = ['001_init', '002_client_features', '003_webhook_public_ids', '004_delivery_hardening', '005_upstream', '006_attempt_headers', '007_client_webhook_count', '008_state_indexes_record_count', '009_claim_order_index', '010_backlog_indexes', '011_claim_covering_index'];
+const MIGRATIONS = ['001_init', '002_client_features', '003_webhook_public_ids', '004_delivery_hardening', '005_upstream', '006_attempt_headers', '007_client_webhook_count', '008_state_indexes_record_count', '009_claim_order_index', '010_backlog_indexes', '011_claim_covering_index', '012_attempt_latency_bigint'];
 
 const orcidN = (i: number): string => `0000-0002-${String(Math.floor(i / 10000)).padStart(4, '0')}-${String(i % 10000).padStart(4, '0')}`;
 
@@ -764,6 +764,17 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         const [a] = await store.listAttempts(w.id, 10);
         assert.deepEqual({ ...a, id: 0 }, { id: 0, webhookId: w.id, notificationId: `msg_${w.id}_1`, at: T0 + 20, durationMs: 31, statusCode: 204, error: null, responseSnippet: 'ok', latencyMs: 40, requestHeaders: null, responseHeaders: null });
         assert.equal(await store.nextDueAt(), null);
+      });
+
+      it('records latencies beyond 24.8 days either way (a long-owed notification, a change dated in the future)', async () => {
+        const w = await claimed();
+        const long = 40 * 86_400_000;
+        await store.completeAttempts([
+          attempt(w, 'w1', { kind: 'retry', retryAt: T0 + 5000 }, { latencyMs: long }),
+          attempt(w, 'w1', { kind: 'success' }, { latencyMs: -long }),
+        ]);
+        assert.deepEqual((await store.listAttempts(w.id, 10)).map((a) => a.latencyMs).sort((x, y) => (x ?? 0) - (y ?? 0)), [-long, long]);
+        assert.equal((await get(store, w.id)).lease, null, 'the outcome applied');
       });
 
       it('success with a change during flight owes a new notification', async () => {
