@@ -777,6 +777,18 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.equal((await get(store, w.id)).lease, null, 'the outcome applied');
       });
 
+      it('records what a receiver sent with NUL characters (PostgreSQL text cannot hold them): U+FFFD instead', async () => {
+        const w = await claimed();
+        await store.completeAttempts([attempt(w, 'w1', { kind: 'disable', reason: 'gone\u0000' }, { statusCode: null, error: 'bad\u0000answer', responseSnippet: 'a\u0000b', responseHeaders: { 'x-odd': 'c\u0000d' } })]);
+        const [a] = await store.listAttempts(w.id, 10);
+        assert.equal(a?.responseSnippet, 'a\uFFFDb');
+        assert.equal(a?.error, 'bad\uFFFDanswer');
+        assert.deepEqual(a?.responseHeaders, { 'x-odd': 'c\u0000d' }, 'headers are stored as JSON, where NUL is escaped');
+        const s = await get(store, w.id);
+        assert.equal(s.lastStatus, 'bad\uFFFDanswer');
+        assert.equal(s.disabledReason, 'gone\uFFFD');
+      });
+
       it('success with a change during flight owes a new notification', async () => {
         const w = await claimed();
         await change(store, A, T0 + 30, T0 + 30, 0);

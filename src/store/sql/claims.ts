@@ -161,20 +161,28 @@ export const ATTEMPT_COLUMNS: Columns = [
   ['response_snippet', 'text'], ['latency_ms', 'bigint'], ['request_headers', 'text'], ['response_headers', 'text'],
 ];
 
+/**
+ * Text a receiver controls (its answer's body, an error quoting it) as a database can store it:
+ * PostgreSQL's text cannot hold NUL, and one such character failed the whole batch of completions
+ * (every later attempt unrecorded, callbacks sent again). U+FFFD instead, on both stores alike.
+ */
+const storable = (s: string | null): string | null => (s !== null && s.includes('\u0000') ? s.replaceAll('\u0000', '\uFFFD') : s);
+
 /** What a completed attempt writes: its attempts row (by column) and its outcome's parameters (OUTCOME_PARAMS). */
 export function completion(a: AttemptRecord): { row: Params; outcome: Params } {
   const durationMs = Math.round(a.durationMs);
   const json = (h: unknown) => (h ? JSON.stringify(h) : null);
   const o = a.outcome;
+  const error = storable(a.error);
   return {
     row: {
-      webhook_id: a.webhookId, notification_id: a.notificationId, at: a.startedAt, duration_ms: durationMs, status_code: a.statusCode, error: a.error,
-      response_snippet: a.responseSnippet, latency_ms: a.latencyMs === null ? null : Math.round(a.latencyMs),
+      webhook_id: a.webhookId, notification_id: a.notificationId, at: a.startedAt, duration_ms: durationMs, status_code: a.statusCode, error,
+      response_snippet: storable(a.responseSnippet), latency_ms: a.latencyMs === null ? null : Math.round(a.latencyMs),
       request_headers: json(a.requestHeaders), response_headers: json(a.responseHeaders),
     },
     outcome: {
-      id: a.webhookId, lease: a.lease, now: a.startedAt + durationMs, status: a.statusCode !== null ? String(a.statusCode) : a.error,
-      ...(o.kind === 'success' ? { claimed: a.claimedSeq, next_due: a.nextDueAt } : o.kind === 'retry' ? { retry_at: o.retryAt } : { reason: o.reason }),
+      id: a.webhookId, lease: a.lease, now: a.startedAt + durationMs, status: a.statusCode !== null ? String(a.statusCode) : error,
+      ...(o.kind === 'success' ? { claimed: a.claimedSeq, next_due: a.nextDueAt } : o.kind === 'retry' ? { retry_at: o.retryAt } : { reason: storable(o.reason) }),
     },
   };
 }
