@@ -190,3 +190,46 @@ test('a client at its limit is claimed for again only at its low-water mark (an 
   // The client may have 32 in flight (mark 4), far below the global 256.
   await lowWaterCase({ base: 6_000_000, concurrency: 256, perClientConcurrency: 32, inFlight: 32, mark: 4, countEmpty: false });
 });
+
+test('an attempt the database refuses (bad data) is dropped alone: the others batched with it are recorded, later ones too', async () => {
+  const orcids = Array.from({ length: 6 }, (_, i) => orcidFromBase(7_000_000 + i));
+  const { store, ids } = await storeWithWebhooks(orcids, (i) => `h${i}.example.org`);
+  const bad = ids[2]!;
+  const complete = store.completeAttempts.bind(store);
+  let refused = 0;
+  store.completeAttempts = async (attempts) => {
+    if (attempts.some((a) => a.webhookId === bad)) {
+      refused++;
+      throw Object.assign(new Error('invalid byte sequence for encoding "UTF8": 0x00'), { code: '22021' });
+    }
+    return complete(attempts);
+  };
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const sender = {
+    async send(): Promise<SendResult> {
+      await gate;
+      return OK;
+    },
+  };
+  const worker = stubWorker(store, sender, { retry: '1m', concurrency: 64, leaseMs: 60_000, pollIntervalMs: 60_000 });
+  try {
+    await store.applyChanges(orcids.map((orcid) => ({ orcid, modifiedAt: 3000 })), { create: false, now: Date.now(), notifyDelayMs: 0 });
+    await worker.start();
+    await sleep(100);
+    // All six finish together: one batch, refused because of one of them.
+    release();
+    const good = ids.filter((id) => id !== bad);
+    await eventually(async () => (await Promise.all(good.map((id) => store.listAttempts(id, 5)))).every((a) => a.length === 1), 5000, 'the other attempts recorded');
+    assert.deepEqual(await store.listAttempts(bad, 5), [], 'the refused attempt is dropped');
+    assert.ok(refused >= 2, 'the batch, then the attempt alone');
+    // The worker goes on: a later change of another webhook is recorded.
+    await store.applyChanges([{ orcid: orcids[0]!, modifiedAt: 4000 }], { create: false, now: Date.now(), notifyDelayMs: 0 });
+    worker.notify();
+    await eventually(async () => (await store.listAttempts(ids[0]!, 5)).length === 2, 5000, 'a later attempt recorded');
+  } finally {
+    release();
+    await worker.stop(1000);
+    await store.close();
+  }
+});

@@ -18,6 +18,15 @@ export const NEXT_DUE_QUERY_INTERVAL_MS = 50;
 /** An empty claim is trusted for this many times its own duration, if longer than NEXT_DUE_QUERY_INTERVAL_MS (see claimIsPointless). */
 const EMPTY_CLAIM_TRUST_FACTOR = 20;
 
+/**
+ * An error the same data meets again (not an outage): PostgreSQL's data exceptions and integrity
+ * violations (SQLSTATE classes 22 and 23), SQLite's constraint, type and size errors.
+ */
+function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^(2[23][0-9A-Z]{3}|SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE)\w*)$/.test(code);
+}
+
 /** Builds the HTTP request of one notification (signing and payloads hook in here). */
 export type RequestBuilder = (webhook: ClaimedWebhook, notificationId: string, timestampSec: number) => SendRequest | Promise<SendRequest>;
 
@@ -519,6 +528,12 @@ export class DeliveryWorker extends EventEmitter {
         try {
           await this.o.store.completeAttempts(batch);
         } catch (err) {
+          // Data the database refuses fails again however often it is retried, and with it every
+          // attempt batched with it: write them one by one, and give up only the refused ones.
+          if (isDataError(err)) {
+            await this.completeOneByOne(batch);
+            continue;
+          }
           // Keep the outcomes and try again: until written, their leases keep them from others.
           this.completions.unshift(...batch);
           // Stopped and the store is gone: the leases expire and another worker retries.
@@ -533,6 +548,27 @@ export class DeliveryWorker extends EventEmitter {
       this.flushing = null;
     });
     return this.flushing;
+  }
+
+  /**
+   * Writes a batch that met a data error attempt by attempt. One the database refuses alone is
+   * logged and dropped: its lease runs out and the webhook is claimed again (the callback is sent
+   * again: at least once), instead of holding back every later attempt. Another error puts the
+   * rest back for the usual retry.
+   */
+  private async completeOneByOne(batch: AttemptRecord[]): Promise<void> {
+    for (const [i, a] of batch.entries()) {
+      try {
+        await this.o.store.completeAttempts([a]);
+      } catch (err) {
+        if (!isDataError(err)) {
+          this.completions.unshift(...batch.slice(i));
+          return;
+        }
+        this.o.logger.error({ err, webhookId: a.webhookId, notificationId: a.notificationId }, 'delivery worker: the database refused this attempt; its webhook is called again once its lease expires');
+        this.emit('dbError', err);
+      }
+    }
   }
 
   private async prune(): Promise<void> {
