@@ -435,6 +435,10 @@ for (const { backend, skip } of await backends()) describe(`admin dashboard API 
 
       const plain = (await call('POST', '/admin/api/clients', { body: { name: 'Public reader' } })).json();
       assert.equal(plain.client.premium, false, 'premium defaults to false');
+      // 150 emoji: 150 characters as the schema counts them (300 UTF-16 units): created, not a 500.
+      const emoji = await call('POST', '/admin/api/clients', { body: { name: '😀'.repeat(150) } });
+      assert.equal(emoji.statusCode, 201, emoji.body);
+      assert.equal(emoji.json().client.name, '😀'.repeat(150));
     });
 
     test('POST with bad input: 400 naming the field, no client created', async () => {

@@ -5,7 +5,8 @@ import type { ClientRow, Store } from '../store/types.ts';
 export async function createApiClient(store: Store, input: { name: string; premium: boolean; now?: number }): Promise<{ client: ClientRow; secret: string }> {
   const name = input.name.trim();
   if (!name) throw new Error('A client needs a name');
-  if (name.length > 200) throw new Error('A client name must be at most 200 characters');
+  // Characters as the admin API's schema counts them (code points: an emoji is one, not two UTF-16 units).
+  if ([...name].length > 200) throw new Error('A client name must be at most 200 characters');
   const secret = newToken();
   const client = await store.createClient({ id: newClientId(), name, secretHash: await hashSecret(secret), premium: input.premium, createdAt: input.now ?? Date.now() });
   return { client, secret };
