@@ -10,6 +10,7 @@ import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import type { AttemptOutcome, AttemptRecord, Claim, ClaimedWebhook, Store, WebhookRow } from '../src/store/types.ts';
 import { webhookStateOf } from '../src/domain/webhook-state.ts';
+import { ClientDeliveryError, issueSigningSecret } from '../src/ops/client-delivery.ts';
 import { createTestSchema, postgresSuiteGate, withPgClient, pgTestUrl, type TestSchema } from './helpers/postgres.ts';
 
 const T0 = 1_700_000_000_000;
@@ -1061,6 +1062,19 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.deepEqual(await settings(), [null, null, null], 'removed altogether');
         assert.equal((await store.getClientDeliverySettings('c2'))?.signingSecret, null);
         assert.equal(await store.setSigningSecret('nope', S1, { previousUntil: null, now: T0 }), false);
+      });
+
+      it('signing secrets issued at once: exactly one is issued, the others are refused; a rotation starts from the current one', async () => {
+        await seedClients(store);
+        const results = await Promise.allSettled(Array.from({ length: 12 }, () => issueSigningSecret(store, 'c1', { rotate: false, graceMs: 0, now: T0 })));
+        const issued = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+        assert.equal(issued.length, 1, 'one secret issued');
+        for (const r of results) if (r.status === 'rejected') assert.equal((r.reason as ClientDeliveryError).kind, 'has-secret');
+        assert.equal((await store.getClientDeliverySettings('c1'))?.signingSecret, issued[0]!.secret, 'the one issued is the one stored');
+        const rotated = await issueSigningSecret(store, 'c1', { rotate: true, graceMs: 1000, now: T0 + 1 });
+        const s = await store.getClientDeliverySettings('c1');
+        assert.deepEqual([s?.signingSecret, s?.previousSigningSecret, s?.previousSecretUntil], [rotated.secret, issued[0]!.secret, T0 + 1001]);
+        await assert.rejects(issueSigningSecret(store, 'nope', { rotate: false, graceMs: 0, now: T0 }), (e: ClientDeliveryError) => e.kind === 'no-client');
       });
 
       it('secrets never appear in client rows', async () => {

@@ -27,15 +27,18 @@ export interface IssuedSecret {
  * one keeps signing, beside the new, for graceMs.
  */
 export async function issueSigningSecret(store: Store, clientId: string, opts: { rotate: boolean; graceMs: number; now: number }): Promise<IssuedSecret> {
-  const current = await store.getClientDeliverySettings(clientId);
-  if (!current) throw noClient(clientId);
-  if (current.signingSecret && !opts.rotate) {
-    throw new ClientDeliveryError('has-secret', `Client ${clientId} already has a signing secret: rotate it (both signatures are sent for the grace period), or remove it first`);
-  }
   const secret = newSigningSecret();
-  const previousUntil = current.signingSecret && opts.graceMs > 0 ? opts.now + opts.graceMs : null;
-  if (!(await store.setSigningSecret(clientId, secret, { previousUntil, now: opts.now }))) throw noClient(clientId);
-  return { clientId, secret, previousExpiresAt: previousUntil };
+  // Decided and written in one transaction holding the client's row: of two issued at once, the
+  // second sees the first (has-secret, or rotates from it).
+  const issued = await store.changeSigningSecret(clientId, opts.now, (current) => {
+    if (current.signingSecret && !opts.rotate) {
+      throw new ClientDeliveryError('has-secret', `Client ${clientId} already has a signing secret: rotate it (both signatures are sent for the grace period), or remove it first`);
+    }
+    const previousUntil = current.signingSecret && opts.graceMs > 0 ? opts.now + opts.graceMs : null;
+    return { secret, previousUntil, result: { clientId, secret, previousExpiresAt: previousUntil } };
+  });
+  if (!issued) throw noClient(clientId);
+  return issued;
 }
 
 /** Stops signing the client's callbacks (current and previous secrets are forgotten). */

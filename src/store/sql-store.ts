@@ -11,7 +11,7 @@ import * as upstream from './sql/upstream.ts';
 import * as webhooks from './sql/webhooks.ts';
 import { toWebhook } from './sql/webhooks.ts';
 import {
-  DEFAULT_WORKER_STALE_MS, type ApplyChangesOptions, type ApplyChangesResult, type AttemptRecord, type Claim, type ClaimOptions, type FailureCount, type NewClient,
+  DEFAULT_WORKER_STALE_MS, type ApplyChangesOptions, type ApplyChangesResult, type AttemptRecord, type Claim, type ClaimOptions, type ClientDeliverySettings, type FailureCount, type NewClient,
   type NewWebhook, type PayloadMode, type RecordChange, type RegisterResult, type ReplayResult, type TokenRow, type WebhookFilter,
 } from './types.ts';
 
@@ -155,7 +155,25 @@ export abstract class SqlStore {
    * false when there is no such client.
    */
   setSigningSecret = (clientId: string, secret: string | null, o: { previousUntil: number | null; now: number }) =>
-    this.changed(features.SET_SIGNING_SECRET, { clientId, secret: secret && this.secrets ? this.secrets.seal(secret) : secret, keepUntil: o.previousUntil, now: o.now });
+    this.changed(features.SET_SIGNING_SECRET, this.signingSecretParams(clientId, secret, o));
+  /**
+   * Sets the signing secret `decide` chooses from the client's current settings, in one transaction
+   * holding the client's row: two changes at once cannot both start from the same secret (each told
+   * it issued one, all but the last silently lost). decide may throw: nothing changes. null when
+   * there is no such client.
+   */
+  changeSigningSecret<T>(clientId: string, now: number, decide: (current: ClientDeliverySettings) => { secret: string | null; previousUntil: number | null; result: T }): Promise<T | null> {
+    return this.tx(async (c) => {
+      if ((await c.all(clients.lockClientSql(this.d), { id: clientId })).length === 0) return null;
+      const current = await this.one(features.DELIVERY_SETTINGS, { clientId }, (r) => features.toDeliverySettings(r, (v) => this.secrets?.open(v) ?? v), c);
+      const { secret, previousUntil, result } = decide(current!);
+      await c.run(features.SET_SIGNING_SECRET, this.signingSecretParams(clientId, secret, { previousUntil, now }));
+      return result;
+    });
+  }
+  private signingSecretParams(clientId: string, secret: string | null, o: { previousUntil: number | null; now: number }): Params {
+    return { clientId, secret: secret && this.secrets ? this.secrets.seal(secret) : secret, keepUntil: o.previousUntil, now: o.now };
+  }
   /**
    * Re-encrypts every stored signing secret not sealed with the current secrets key (plain ones
    * from before encryption, or sealed with an older key), in one transaction; returns how many

@@ -1,10 +1,12 @@
-import { num, type Row } from '../dialect.ts';
+import { num, type Dialect, type Row } from '../dialect.ts';
 import type { ClientRow, TokenRow } from '../types.ts';
 
 /* API clients and their tokens. */
 
 export const INSERT_CLIENT = 'INSERT INTO clients (id, name, secret_hash, premium, created_at) VALUES (@id, @name, @secretHash, @premium, @createdAt)';
 export const GET_CLIENT = 'SELECT * FROM clients WHERE id = @id';
+/** The client's row, locked until the transaction ends (SQLite's single writer needs no lock). */
+export const lockClientSql = (d: Dialect): string => `SELECT id FROM clients WHERE id = @id${d.lock('NO KEY UPDATE')}`;
 export const LIST_CLIENTS = 'SELECT * FROM clients ORDER BY created_at, id';
 export const REVOKE_CLIENT = 'UPDATE clients SET revoked_at = COALESCE(revoked_at, @now::bigint) WHERE id = @id';
 export const DELETE_TOKENS = 'DELETE FROM tokens WHERE client_id = @id';
