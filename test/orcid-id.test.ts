@@ -201,4 +201,9 @@ it('ISO times: zone-less times are UTC; garbage is refused', () => {
   assert.equal(parseIsoTime('2026-01-31T12:00:00.250+02:00'), Date.UTC(2026, 0, 31, 10, 0, 0, 250));
   assert.equal(parseIsoTime('2026-01-31'), Date.UTC(2026, 0, 31));
   for (const bad of ['yesterday', '31/01/2026', '2026-13-01T00:00:00Z', '', '1700000000']) assert.equal(parseIsoTime(bad), null, bad);
+  // Impossible dates and times are refused, not rolled over into the next month or day.
+  for (const bad of ['2026-02-31T00:00:00Z', '2026-02-29', '2026-04-31T12:00:00Z', '2026-01-31T24:00:00Z', '2026-01-31T23:60:00Z', '2026-01-31T23:59:60Z', '2026-00-10']) {
+    assert.equal(parseIsoTime(bad), null, bad);
+  }
+  assert.equal(parseIsoTime('2028-02-29T23:59:59Z'), Date.UTC(2028, 1, 29, 23, 59, 59), 'a leap day');
 });
