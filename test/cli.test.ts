@@ -244,14 +244,21 @@ describe('orcid-webhooks CLI', { concurrency: 3 }, () => {
     assert.deepEqual(page2.map((r) => r.orcid), sorted.slice(2));
   });
 
-  it('records list --limit 0 and mint --count 0 are usage errors (exit 2)', async () => {
+  it('records list --limit 0 or huge and mint --count 0 or huge are usage errors (exit 2)', async () => {
     const db = tempDb();
     const r = await cli(['records', 'list', '--limit', '0', '--db', db.url]);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /--limit must be a whole number of at least 1, got "0"/);
+    assert.match(r.stderr, /--limit must be a whole number from 1 to 1,000,000, got "0"/);
+    const huge = await cli(['records', 'list', '--limit', '99999999999999999999', '--db', db.url]);
+    assert.equal(huge.code, 2, 'not a database error');
+    assert.match(huge.stderr, /--limit must be a whole number from 1 to 1,000,000/);
     const m = await cli(['records', 'mint', '--count', 'zero', '--db', db.url]);
     assert.equal(m.code, 2);
     assert.match(m.stderr, /--count/);
+    // More than the range can be drawn from in reasonable time: refused at once, not an endless loop.
+    const many = await cli(['records', 'mint', '--count', '99999999999999', '--db', db.url], { timeoutMs: 10_000 });
+    assert.equal(many.code, 2);
+    assert.match(many.stderr, /--count must be a whole number from 1 to 1,000,000/);
     assert.equal(await withDb(db.file, (s) => s.countRecords()), 0, 'nothing was minted');
   });
 

@@ -77,8 +77,9 @@ function validOrcids(ids: string[]): string[] {
   return ids;
 }
 
-const positiveInt = (name: string) => (v: string) => {
-  if (!/^\d+$/.test(v) || Number(v) < 1) throw new CliError(`${name} must be a whole number of at least 1, got "${v}"`, 2);
+/** A whole number from 1 to max (a larger one would overflow the database's integers, or never finish). */
+const positiveInt = (name: string, max = 1_000_000) => (v: string) => {
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max) throw new CliError(`${name} must be a whole number from 1 to ${max.toLocaleString('en-US')}, got "${v}"`, 2);
   return Number(v);
 };
 
