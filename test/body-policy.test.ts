@@ -92,4 +92,15 @@ for (const { backend, skip } of await backends()) describe(`request bodies on ${
     const bulk = await h.svc.app.inject({ method: 'POST', url: '/admin/api/changes', headers: adminHeaders, payload: JSON.stringify({ changes }, null, 2) });
     assert.equal(bulk.statusCode, 202, bulk.body.slice(0, 300));
   });
+
+  test('the admin API\'s GETs take no body either: 400 / 9052, as every GET', async () => {
+    const adminHeaders = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json', accept: 'application/json' };
+    for (const url of ['/admin/api/overview', '/admin/api/webhooks', '/admin/api/records']) {
+      const res = await h.svc.app.inject({ method: 'GET', url, headers: adminHeaders, payload: '{}' });
+      assert.equal(res.statusCode, 400, `${url}: ${res.body}`);
+      assert.equal(res.json()['error-code'], 9052);
+      assert.match(res.json()['developer-message'], /takes no request body/);
+      assert.equal((await h.svc.app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).statusCode, 200, `${url} without a body`);
+    }
+  });
 });

@@ -28,10 +28,15 @@ export const MAX_JSON_DEPTH = 32;
 
 type Auth = 'client' | 'admin' | 'none';
 
-export function bodyRule(url: string | undefined): { limit: number; auth: Auth } {
+/** Methods that take no body on any route (the admin API's GETs included). */
+const BODILESS = new Set(['GET', 'HEAD']);
+
+/** A route's body limit (0: none) and who may send one; `methods`: the route's, or the request's. */
+export function bodyRule(url: string | undefined, methods: string | string[] = []): { limit: number; auth: Auth } {
+  const bodiless = (Array.isArray(methods) ? methods : [methods]).every((m) => BODILESS.has(m.toUpperCase())) && methods.length > 0;
   if (url === '/oauth/token') return { limit: BODY_LIMITS.form, auth: 'none' };
   if (url === '/admin/api/changes') return { limit: BODY_LIMITS.bulk, auth: 'admin' };
-  if (url?.startsWith('/admin/api/')) return { limit: BODY_LIMITS.admin, auth: 'admin' };
+  if (url?.startsWith('/admin/api/')) return { limit: bodiless ? BODY_LIMITS.none : BODY_LIMITS.admin, auth: 'admin' };
   if (url === '/:orcid/webhook/*' || url === '/webhooks') return { limit: BODY_LIMITS.none, auth: 'client' };
   return { limit: BODY_LIMITS.none, auth: 'none' };
 }
@@ -55,7 +60,7 @@ const noBody = (req: FastifyRequest) =>
 /** Installs the per-route body limits and the checks that run before any body is read. */
 export function bodyPolicy(app: FastifyInstance, deps: { store: Store; now: () => number }): void {
   app.addHook('onRoute', function routeBodyLimit(route) {
-    const { limit } = bodyRule(route.url);
+    const { limit } = bodyRule(route.url, route.method);
     // fastify has no "no body" limit: a body-less route keeps a small one, and the hooks refuse any body.
     route.bodyLimit = limit || 1024;
   });
@@ -64,7 +69,7 @@ export function bodyPolicy(app: FastifyInstance, deps: { store: Store; now: () =
     if (!sendsBody(req)) return;
     try {
       if (req.is404) throw notFoundError(req);
-      const rule = bodyRule(req.routeOptions.url);
+      const rule = bodyRule(req.routeOptions.url, req.method);
       if (rule.auth === 'client') await authenticate(deps.store, req, deps.now());
       // A Content-Length is checked now; a chunked body is counted against the route's bodyLimit as it arrives.
       if (rule.limit === 0 && req.headers['content-length'] !== undefined) throw noBody(req);
@@ -76,7 +81,7 @@ export function bodyPolicy(app: FastifyInstance, deps: { store: Store; now: () =
   });
 
   app.addHook('preValidation', async function noBodyWhereNoneIsTaken(req) {
-    if (bodyRule(req.routeOptions.url).limit !== 0) return;
+    if (bodyRule(req.routeOptions.url, req.method).limit !== 0) return;
     const body = req.body as unknown;
     if (body !== undefined && body !== null && !(typeof body === 'string' && body.trim() === '')) throw noBody(req);
   });
