@@ -260,6 +260,12 @@ describe('orcid-webhooks CLI', { concurrency: 3 }, () => {
     assert.equal(many.code, 2);
     assert.match(many.stderr, /--count must be a whole number from 1 to 1,000,000/);
     assert.equal(await withDb(db.file, (s) => s.countRecords()), 0, 'nothing was minted');
+    // An iD given as a filter or a cursor is checked, not answered with an empty list.
+    for (const args of [['records', 'list', '--after', 'zzz'], ['webhooks', 'list', '--orcid', 'abc']]) {
+      const bad = await cli([...args, '--db', db.url]);
+      assert.equal(bad.code, 2, args.join(' '));
+      assert.match(bad.stderr, /must be an ORCID iD/);
+    }
   });
 
   it('records touch marks existing records modified and creates missing ones', async () => {

@@ -83,6 +83,13 @@ const positiveInt = (name: string, max = 1_000_000) => (v: string) => {
   return Number(v);
 };
 
+/** An option naming one iD (a filter, a cursor): an invalid one is a usage error, not an empty answer. */
+const orcidOption = (name: string) => (v: string) => {
+  const check = checkOrcid(v);
+  if (!check.ok) throw new CliError(`${name} must be an ORCID iD: ${check.reason}`, 2);
+  return v;
+};
+
 const portNumber = (v: string) => {
   if (!/^\d+$/.test(v) || Number(v) > 65535) throw new CliError(`--port must be a port number (0 to 65535), got "${v}"`, 2);
   return Number(v);
@@ -260,7 +267,7 @@ function buildCli(): Command {
     }));
   common(records.command('list').description('list records'))
     .option('--limit <n>', 'at most this many', positiveInt('--limit'), 100)
-    .option('--after <orcid>', 'start after this iD (pagination)')
+    .option('--after <orcid>', 'start after this iD (pagination)', orcidOption('--after'))
     .action(async (opts: Opts) => withStore(opts, async (store) => {
       const rows = (await store.listRecords({ limit: Number(opts.limit), ...(opts.after ? { afterOrcid: String(opts.after) } : {}) }))
         .map((r) => ({ orcid: r.orcid, modified: iso(r.modifiedAt), created: iso(r.createdAt) }));
@@ -308,7 +315,7 @@ function buildCli(): Command {
 
   const webhooks = program.command('webhooks').description('inspect, replay and recover webhooks');
   common(webhooks.command('list').description('list webhooks'))
-    .option('--orcid <orcid>', 'only this record')
+    .option('--orcid <orcid>', 'only this record', orcidOption('--orcid'))
     .option('--client <id>', 'only this client')
     .addOption(new Option('--state <state>', 'only this state').choices([...WEBHOOK_STATES]))
     .option('--limit <n>', 'at most this many', positiveInt('--limit'), 100)
