@@ -82,6 +82,21 @@ function isRetryable(err: unknown): boolean {
 }
 
 /**
+ * Runs one statement (no transaction around it) again, up to five times in all, when it lost a
+ * race: a deadlock, a serialisation failure, or its own deliberate error carrying `raced`.
+ */
+async function again<T>(run: () => Promise<T>, raced?: string): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (attempt < 5 && (isRetryable(err) || (raced !== undefined && String((err as Error).message).includes(raced)))) continue;
+      throw err;
+    }
+  }
+}
+
+/**
  * The webhooks of `pairs` (id, n, modified) each owe one notification more: coalesced with one
  * already owed, else due at `due` and reporting the earliest change (shared by both applyChanges
  * statements).
@@ -387,26 +402,18 @@ export class PostgresStore extends SqlStore {
 
   /** applyChanges for distinct iDs: APPLY_DISTINCT, one statement, run again if it lost a race to create a record. */
   private async applyDistinct(changes: RecordChange[], opts: ApplyChangesOptions): Promise<ApplyChangesResult> {
-    for (let attempt = 1; ; attempt++) {
-      let r: Row | undefined;
-      try {
-        [r] = (await this.pool.query<Row>({
-          name: 'apply-changes', text: APPLY_DISTINCT,
-          values: [changes.map((c) => c.orcid), changes.map((c) => c.modifiedAt), changes.map((c) => c.touch === true),
-            opts.create, opts.now, opts.now + opts.notifyDelayMs, WAKE_CHANNEL],
-        })).rows;
-      } catch (err) {
-        if (attempt < 5 && (isRetryable(err) || String((err as Error).message).includes(RACED))) continue;
-        throw err;
-      }
-      const perEvent = (r?.per_event ?? {}) as Record<string, number>;
-      const result: ApplyChangesResult = { created: 0, changed: 0, ignored: 0, webhooksNotified: Number(r?.notified ?? 0) };
-      const each = ((r?.outcomes ?? []) as [ChangeOutcome['outcome'], number | null][]).map(([outcome, modifiedAt], i): ChangeOutcome => {
-        result[outcome]++;
-        return { outcome, modifiedAt: modifiedAt === null ? null : Number(modifiedAt), webhooksNotified: Number(perEvent[i + 1] ?? 0) };
-      });
-      return opts.perChange ? { ...result, changes: each } : result;
-    }
+    const [r] = (await again(() => this.pool.query<Row>({
+      name: 'apply-changes', text: APPLY_DISTINCT,
+      values: [changes.map((c) => c.orcid), changes.map((c) => c.modifiedAt), changes.map((c) => c.touch === true),
+        opts.create, opts.now, opts.now + opts.notifyDelayMs, WAKE_CHANNEL],
+    }), RACED)).rows;
+    const perEvent = (r?.per_event ?? {}) as Record<string, number>;
+    const result: ApplyChangesResult = { created: 0, changed: 0, ignored: 0, webhooksNotified: Number(r?.notified ?? 0) };
+    const each = ((r?.outcomes ?? []) as [ChangeOutcome['outcome'], number | null][]).map(([outcome, modifiedAt], i): ChangeOutcome => {
+      result[outcome]++;
+      return { outcome, modifiedAt: modifiedAt === null ? null : Number(modifiedAt), webhooksNotified: Number(perEvent[i + 1] ?? 0) };
+    });
+    return opts.perChange ? { ...result, changes: each } : result;
   }
 
   // Group commit, as SQLite does (issue 12): the registrations of one turn go to the database together.
@@ -442,14 +449,7 @@ export class PostgresStore extends SqlStore {
       nows: inputs.map((i) => i.now), publicIds: inputs.map(() => newWebhookPublicId()), caps: inputs.map((i) => i.maxPerClient ?? null),
       createRecords: inputs.map((i) => i.createRecord === true), channel: WAKE_CHANNEL,
     };
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.conn.all(REGISTER_BATCH, values);
-      } catch (err) {
-        if (attempt < 5 && (isRetryable(err) || String((err as Error).message).includes(REGISTER_RACED))) continue;
-        throw err;
-      }
-    }
+    return again(() => this.conn.all(REGISTER_BATCH, values), REGISTER_RACED);
   }
 
   // One statement, no transaction (REGISTER_IN_ONE_STATEMENT); a lost race gives the place back and asks again.
@@ -498,15 +498,7 @@ export class PostgresStore extends SqlStore {
       seen.add(key);
     }
     const values = KINDS.flatMap((kind) => columnsOf(OUTCOME_PARAMS[kind], outcomes[kind])).concat(columnsOf(ATTEMPT_COLUMNS, rows));
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.pool.query({ name: 'complete-attempts', text: COMPLETE_ATTEMPTS, values });
-        return;
-      } catch (err) {
-        if (attempt < 5 && isRetryable(err)) continue;
-        throw err;
-      }
-    }
+    await again(() => this.pool.query({ name: 'complete-attempts', text: COMPLETE_ATTEMPTS, values }));
   }
 
   /** The subscribers share one LISTEN connection, opened by the first and kept until close(). */
