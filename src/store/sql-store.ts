@@ -234,15 +234,19 @@ export abstract class SqlStore {
     const rows = await this.claimRows(o, {
       ...o, exclude: o.excludeHosts, excludeClients: o.excludeClients ?? [], worker: o.worker ?? null, stale: o.workerStaleMs ?? DEFAULT_WORKER_STALE_MS,
       scan: claims.claimScanSize(o.limit, o.perHostLimit, o.perClientLimit), perHost: o.perHostLimit ?? o.limit, perClient: o.perClientLimit ?? o.limit,
-      hostSlots: JSON.stringify(o.hostSlots ?? {}), clientSlots: JSON.stringify(o.clientSlots ?? {}),
     });
     return rows
       .map((r) => claims.toClaim(r, o.lease))
       .sort((a, b) => (a.webhook.dueAt ?? 0) - (b.webhook.dueAt ?? 0) || a.webhook.id - b.webhook.id);
   }
 
-  /** The rows a claim leased: claimSql, one statement (SQLite, with one writer, ranks in JS instead). */
-  protected claimRows(_o: ClaimOptions, p: Params): Promise<Row[]> {
+  /**
+   * The rows a claim leased: claimSql, one statement, which reads the free slots as JSON objects
+   * (SQLite, with one writer, ranks in JS from `o` instead).
+   */
+  protected claimRows(o: ClaimOptions, p: Params): Promise<Row[]> {
+    p.hostSlots = JSON.stringify(o.hostSlots ?? {});
+    p.clientSlots = JSON.stringify(o.clientSlots ?? {});
     // Prepared: PostgreSQL planned it on every call, longer than it ran for a small claim (0.6 ms
     // of planning for 0.4 ms of execution, 8 rows of 20,000; issue 12, cause 6).
     return this.conn.all(claims.claimSql(this.d), p, 'claim-due');
