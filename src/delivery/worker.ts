@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RetrySchedule } from '../domain/retry-schedule.ts';
+import { isDataError } from '../store/database-errors.ts';
 import { DEFAULT_WORKER_STALE_MS, type AttemptOutcome, type AttemptRecord, type Claim, type ClaimedWebhook, type Store } from '../store/types.ts';
 import { deadPredecessors } from './predecessors.ts';
 import { recordHeaders } from '../domain/attempt-headers.ts';
@@ -17,15 +18,6 @@ import type { SendRequest, SendResult, Sender } from './sender.ts';
 export const NEXT_DUE_QUERY_INTERVAL_MS = 50;
 /** An empty claim is trusted for this many times its own duration, if longer than NEXT_DUE_QUERY_INTERVAL_MS (see claimIsPointless). */
 const EMPTY_CLAIM_TRUST_FACTOR = 20;
-
-/**
- * An error the same data meets again (not an outage): PostgreSQL's data exceptions and integrity
- * violations (SQLSTATE classes 22 and 23), SQLite's constraint, type and size errors.
- */
-function isDataError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^(2[23][0-9A-Z]{3}|SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE)\w*)$/.test(code);
-}
 
 /** Builds the HTTP request of one notification (signing and payloads hook in here). */
 export type RequestBuilder = (webhook: ClaimedWebhook, notificationId: string, timestampSec: number) => SendRequest | Promise<SendRequest>;

@@ -50,3 +50,13 @@ export function explainDatabaseError(err: unknown, url: string): Error {
   const what = e.message ?? String(err);
   return new DatabaseError(`Cannot use ${describeDatabase(target, (p) => resolve(p))} (${SETTING}): ${what}. ${hint(e, target)}`, { cause: err });
 }
+
+/**
+ * An error the same data meets again, not an outage: PostgreSQL's data exceptions and integrity
+ * violations (SQLSTATE classes 22 and 23), SQLite's constraint, type and size errors. Retrying the
+ * same write cannot help.
+ */
+export function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^(2[23][0-9A-Z]{3}|SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE)\w*)$/.test(code);
+}
