@@ -446,6 +446,9 @@ for (const { backend, skip } of await backends()) describe(`admin dashboard API 
       await refused('POST', '/admin/api/clients', 400, 9052, /name/, { body: {} });
       await refused('POST', '/admin/api/clients', 400, 9052, /name: must not be empty/, { body: { name: '   ' } });
       await refused('POST', '/admin/api/clients', 400, 9052, /name: must be at most 200/, { body: { name: 'x'.repeat(201) } });
+      for (const name of ['a\u0000b', 'two\nlines', 'tab\there', 'bell\u0007']) {
+        await refused('POST', '/admin/api/clients', 400, 9052, /name: must not contain control characters/, { body: { name } });
+      }
       await refused('POST', '/admin/api/clients', 400, 9052, /premium/, { body: { name: 'X', premium: 'yes' } });
       await refused('POST', '/admin/api/clients', 400, 9052, /secret|Unrecognized/, { body: { name: 'X', secret: 'mine' } });
       await refused('POST', '/admin/api/clients', 400, 9052, /not valid JSON/, { raw: '{"name": ' });

@@ -84,6 +84,13 @@ for (const { backend, skip } of await backends()) describe(`ORCID API on ${backe
       const json = await h.svc.app.inject({ method: 'POST', url: '/oauth/token', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ grant_type: 'client_credentials' }) });
       assert.equal(json.statusCode, 400);
       assert.equal(json.json().error, 'invalid_request');
+      // A body its parser refuses (before the endpoint sees it) is answered in OAuth's format too.
+      const broken = await h.svc.app.inject({ method: 'POST', url: '/oauth/token', headers: { 'content-type': 'application/json' }, payload: '{bad' });
+      assert.equal(broken.statusCode, 400);
+      assert.deepEqual(Object.keys(broken.json()).sort(), ['error', 'error_description']);
+      assert.equal(broken.json().error, 'invalid_request');
+      assert.match(broken.json().error_description, /not valid JSON/);
+      assert.equal(broken.headers['cache-control'], 'no-store');
     });
   });
 

@@ -84,6 +84,7 @@ for (const { backend, skip } of await backends()) describe(`request bodies on ${
     assert.equal(big.statusCode, 413, big.body);
     const token = await h.svc.app.inject({ method: 'POST', url: '/oauth/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `client_id=${'x'.repeat(20_000)}` });
     assert.equal(token.statusCode, 413);
+    assert.equal(token.json().error, 'invalid_request', token.body);
     const deep = await h.svc.app.inject({ method: 'POST', url: '/admin/api/changes', headers: adminHeaders, payload: `{"changes":${nested(40)}}` });
     assert.equal(deep.statusCode, 400, deep.body);
     assert.match(deep.json()['developer-message'], /nests arrays or objects more than 32 deep/);

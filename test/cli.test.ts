@@ -170,6 +170,14 @@ describe('orcid-webhooks CLI', { concurrency: 3 }, () => {
     assert.match(r.stderr, /--name/);
   });
 
+  it('clients create refuses a name with control characters, and creates nothing', async () => {
+    const db = tempDb();
+    const r = await cli(['clients', 'create', '--name', 'a\tb', '--db', db.url]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /must not contain control characters/);
+    assert.deepEqual(await cliJson(['clients', 'list', '--db', db.url]), []);
+  });
+
   it('records add adds valid iDs and counts existing ones', async () => {
     const db = tempDb();
     assert.deepEqual(await cliJson(['records', 'add', VALID[0]!, VALID[3]!, '--db', db.url]), { added: 2, existing: 0 });

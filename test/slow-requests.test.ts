@@ -18,6 +18,14 @@ function open(url: string): Promise<{ socket: Socket; received: () => string; cl
   });
 }
 
+/** The response-code and error-code of the ORCID error body in a raw HTTP response. */
+function orcidError(raw: string): { 'response-code': unknown; 'error-code': unknown } {
+  const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
+  assert.match(String(body['developer-message']), /Full validation error: /);
+  assert.equal(typeof body['user-message'], 'string');
+  return { 'response-code': body['response-code'], 'error-code': body['error-code'] };
+}
+
 /** Resolves with the close time, or null if still open after ms. */
 const closedWithin = (closed: Promise<number>, ms: number) =>
   Promise.race([closed, new Promise<null>((r) => setTimeout(() => r(null), ms).unref())]);
@@ -40,6 +48,7 @@ describe('slow requests and connections per address', () => {
       assert.notEqual(ms, null, 'the dripping connection was still open after 8 s');
       assert.ok(ms! < 4000, `closed after ${ms} ms`);
       assert.match(c.received(), /^HTTP\/1\.1 408/);
+      assert.deepEqual(orcidError(c.received()), { 'response-code': 408, 'error-code': 9052 });
     } finally {
       clearInterval(drip);
       c.socket.destroy();
@@ -58,6 +67,25 @@ describe('slow requests and connections per address', () => {
       clearInterval(drip);
       c.socket.destroy();
     }
+  });
+
+  test('requests the HTTP parser refuses are answered in ORCID\'s error format, and the connection closed', async () => {
+    const cases: Array<[request: string, status: number]> = [
+      ['FOO / HTTP/1.1\r\nHost: x\r\n\r\n', 400],
+      [`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+      ['GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n', 400],
+      ['GET /health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n', 400],
+    ];
+    for (const [request, status] of cases) {
+      const c = await open(h.svc.url);
+      c.socket.write(request);
+      assert.notEqual(await closedWithin(c.closed, 3000), null, `${JSON.stringify(request.slice(0, 40))}: still open`);
+      assert.match(c.received(), new RegExp(`^HTTP/1\\.1 ${status} `));
+      assert.match(c.received(), /\r\ncontent-type: application\/json;charset=UTF-8\r\n/i);
+      assert.deepEqual(orcidError(c.received()), { 'response-code': status, 'error-code': 9052 });
+    }
+    // The server goes on serving.
+    assert.equal((await fetch(`${h.svc.url}/health`)).status, 200);
   });
 
   test('connections beyond the cap from one address are refused with 503; others are served', async () => {

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { OrcidApiError } from '../domain/errors.ts';
 import { PUBLIC_ID_PATTERN } from '../domain/public-id.ts';
 import { WEBHOOK_STATES } from '../domain/webhook-state.ts';
-import { clientView, createApiClient } from '../ops/clients.ts';
+import { clientView, createApiClient, NAME_CHARACTERS } from '../ops/clients.ts';
 import type { AttemptBucket, ClientRow, FailureCount, Store, WebhookRow } from '../store/types.ts';
 import { forgetClientTokens } from './auth.ts';
 import { iso, noWebhook, pageLimit, pageOf, parse, parseQuery, query, webhookIdParam } from './kit.ts';
@@ -50,7 +50,8 @@ const listRecordsQuery = z.object({
 }).strict();
 
 const createClientBody = z.object({
-  name: z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
+  name: z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters')
+    .regex(NAME_CHARACTERS, 'must not contain control characters (NUL, line breaks, tabs...)'),
   premium: z.boolean().optional().describe('Premium member clients may get /webhook tokens (default false)'),
 }).strict();
 

@@ -8,7 +8,7 @@ import { createChangeSink, type ChangeSink } from '../changes/source.ts';
 import { adminApi } from './admin-api.ts';
 import type { UpstreamView } from './admin-upstream.ts';
 import { MAX_BODY, MAX_JSON_DEPTH, bodyPolicy, jsonDepthExceeds, notFoundError } from './body-policy.ts';
-import { DEFAULT_HTTP_LIMITS, httpServerOptions, limitConnectionsPerAddress, type HttpLimits } from './connection-limits.ts';
+import { DEFAULT_HTTP_LIMITS, clientErrorResponse, httpServerOptions, limitConnectionsPerAddress, type HttpLimits } from './connection-limits.ts';
 import { clientWebhookRoutes } from './client-webhooks.ts';
 import { dashboardRoutes } from './dashboard-static.ts';
 import { errorHandler, sendOrcidError } from './errors.ts';
@@ -73,6 +73,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
     },
     bodyLimit: MAX_BODY,
+    // What Node's HTTP parser refuses before fastify sees a request leaves in ORCID's format too.
+    clientErrorHandler: clientErrorResponse,
     logController: new OneLinePerRequest(),
     // Errors raised before routing (a malformed %-escape in the path) leave in ORCID's format too.
     frameworkErrors: function frameworkError(err, req, reply) {

@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
+import { OrcidApiError } from '../domain/errors.ts';
 
 /** Timeouts and caps of incoming connections (issue 11: slow bodies). */
 export interface HttpLimits {
@@ -52,4 +53,26 @@ export function limitConnectionsPerAddress(server: Server, max: number): void {
       else open.set(addr, left);
     });
   });
+}
+
+/** Node's parser errors and what they mean to the client (fastify's defaults answer in its own JSON). */
+const CLIENT_ERRORS: Record<string, [status: number, reason: string, detail: string]> = {
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'The request did not arrive in time'],
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'The request\'s headers are too large'],
+  HPE_INVALID_METHOD: [400, 'Bad Request', 'The request method is not HTTP'],
+};
+
+/**
+ * Answers a request Node's HTTP parser refused (no route ever saw it): a malformed request line or
+ * header, an unknown method, headers too large, a request too slow. The body is an ORCID error in
+ * JSON (no Accept was parsed to choose XML), and the connection closes: the parser cannot continue.
+ */
+export function clientErrorResponse(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, reason, detail] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'Bad Request', `The request is not valid HTTP (${err.code ?? err.message})`];
+  const body = JSON.stringify(new OrcidApiError(9052, detail, { status }).body());
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json;charset=UTF-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  }
+  socket.destroy(err);
 }

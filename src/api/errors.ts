@@ -106,8 +106,14 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
   if (err instanceof OAuthError) {
     return reply.code(err.status).headers(err.headers).type('application/json;charset=UTF-8').send(err.body());
   }
-  if (err instanceof OrcidApiError) return sendOrcidError(req, reply, err);
   const fe = err as FastifyError;
+  // The token endpoint speaks OAuth: a body it cannot parse or take is an invalid_request there.
+  const status = err instanceof OrcidApiError ? err.status : fe.statusCode;
+  if (status !== undefined && status >= 400 && status < 500 && /^\/oauth\/token\/?(\?|$)/.test(req.url)) {
+    const detail = err instanceof OrcidApiError ? (err.detail ?? err.message) : fe.message;
+    return errorHandler(new OAuthError(status, 'invalid_request', detail), req, reply);
+  }
+  if (err instanceof OrcidApiError) return sendOrcidError(req, reply, err);
   // PostgreSQL's class 22 (data exception: a NUL character, a number out of range...) is bad input
   // that reached the database, not a server fault.
   if (typeof fe.code === 'string' && /^22[0-9A-Z]{3}$/.test(fe.code) && 'severity' in err) {
