@@ -65,6 +65,18 @@ export function redactSecretFields(obj: Record<string, unknown>): Record<string,
 }
 
 /**
+ * Where the service's JSON lines go (stdout by default, or a file): written asynchronously. Lines
+ * logged while a write is under way join the next write, so under load one write carries many
+ * lines: a synchronous write per line took 8.5 % of a delivery run's CPU (one line per callback;
+ * issue 12). What is still buffered is written synchronously when the process exits (a signal,
+ * process.exit, an uncaught error); only a SIGKILL or an OS crash can lose the last lines. The
+ * buffer is bounded (16 MiB): a log reader that stops reading costs lines, never a frozen service.
+ */
+export function logDestination(dest: number | string = 1): pino.DestinationStream {
+  return pino.destination({ dest, sync: false, append: true, maxLength: 16 * 1024 * 1024 });
+}
+
+/**
  * format: json writes one JSON object a line (for log collectors); pretty writes readable lines
  * through pino's pretty transport (pino-pretty, on a worker thread); auto picks pretty when stdout
  * is a terminal. A given destination always gets JSON.
@@ -104,5 +116,5 @@ export function createLogger(level: string, destination?: pino.DestinationStream
         method.apply(this, args);
       },
     },
-  }, destination);
+  }, destination ?? (pretty || level === 'silent' ? undefined : logDestination()));
 }

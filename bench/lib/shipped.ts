@@ -29,7 +29,7 @@ const load = async <T>(path: string): Promise<T> => (await import(new URL(`../..
 
 export const { testConfig } = await load<typeof ConfigModule>('config.js');
 export const { hashToken, newToken } = await load<typeof SecretsModule>('domain/secrets.js');
-export const { createLogger } = await load<typeof LoggerModule>('logger.js');
+export const { createLogger, logDestination } = await load<typeof LoggerModule>('logger.js');
 export const { createApiClient } = await load<typeof ClientsModule>('ops/clients.js');
 export const { startService } = await load<typeof ServiceModule>('service.js');
 export const { createStore } = await load<typeof StoreModule>('store/index.js');

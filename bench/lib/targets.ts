@@ -11,18 +11,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import pino from 'pino';
 import type { Config } from '../../src/config.ts';
 import type { Service } from '../../src/service.ts';
 import type { Store } from '../../src/store/types.ts';
 import { benchOrcid, callbackUrl, sleep } from './common.ts';
-import { CLI_MAIN, createApiClient, createLogger, createStore, hashToken, newToken, PostgresStore, SqliteStore, startService, testConfig } from './shipped.ts';
+import { CLI_MAIN, createApiClient, createLogger, logDestination, createStore, hashToken, newToken, PostgresStore, SqliteStore, startService, testConfig } from './shipped.ts';
 import { timeStore, type CallStats } from './store-timing.ts';
 
 export const ADMIN_TOKEN = `bench-admin-${randomBytes(12).toString('hex')}`;
 /**
- * The service's log (every process's): a file, as `npm start > file` would write it (synchronously,
- * pino's default for stdout), so that the log lines cost what they cost users without burying the
+ * The service's log (every process's): a file, as `npm start > file` would write it (the service's
+ * own destination, logDestination), so that the log lines cost what they cost users without burying the
  * benchmark's own output.
  */
 export const SERVICE_LOG = fileURLToPath(new URL('../results/service.log', import.meta.url));
@@ -248,7 +247,7 @@ export async function startTarget(spec: TargetSpec, o: TargetOptions): Promise<T
     let seeded: Awaited<ReturnType<typeof seed>>;
     try {
       mkdirSync(fileURLToPath(new URL('../results/', import.meta.url)), { recursive: true });
-      service = await startService(config, { logger: createLogger(config.logLevel, pino.destination({ dest: SERVICE_LOG, sync: true, append: true })) });
+      service = await startService(config, { logger: createLogger(config.logLevel, logDestination(SERVICE_LOG)) });
       seeded = await seed(service.store, o);
     } catch (err) {
       await service?.close();
