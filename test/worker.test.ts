@@ -233,3 +233,47 @@ test('an attempt the database refuses (bad data) is dropped alone: the others ba
     await store.close();
   }
 });
+
+test('a stream of wake-ups shares claims: at most one pump per minimum interval, and an idle worker claims at once', async () => {
+  const orcids = Array.from({ length: 40 }, (_, i) => orcidFromBase(100_000_000 + i));
+  const { store } = await storeWithWebhooks(orcids, (i) => `h${i % 4}.example`);
+  let claims = 0;
+  const claimDue = store.claimDue.bind(store);
+  store.claimDue = async (o) => {
+    claims++;
+    return claimDue(o);
+  };
+  const delivered: number[] = [];
+  const sender = { send: async (): Promise<SendResult> => (delivered.push(performance.now()), OK) };
+  const worker = new DeliveryWorker({
+    store, sender, schedule: parseRetrySchedule('1s'), logger: createLogger('silent'), perHostConcurrency: 8, notifyDelayMs: 0, attemptRetentionMs: 86_400_000,
+    concurrency: 64, leaseMs: 10_000, pollIntervalMs: 10_000, minPumpIntervalMs: 40,
+  });
+  const change = (orcid: string) => store.applyChanges([{ orcid, modifiedAt: Date.now(), touch: true }], { create: false, now: Date.now(), notifyDelayMs: 0 });
+  try {
+    await worker.start();
+    await sleep(100);
+    // Idle: a change is claimed at once, not at the end of an interval.
+    claims = 0;
+    const t0 = performance.now();
+    await change(orcids[0]!);
+    await eventually(() => delivered.length === 1, 2000, 'the first callback');
+    assert.ok(delivered[0]! - t0 < 30, `the lone change waited ${Math.round(delivered[0]! - t0)} ms`);
+    // A stream: 39 changes, one every 2 ms (each wakes the worker), and their callbacks finishing
+    // (each pumps too) share claims: about one per 40 ms interval, not one or two per change.
+    await sleep(60);
+    claims = 0;
+    const started = performance.now();
+    for (const orcid of orcids.slice(1)) {
+      await change(orcid);
+      await sleep(2);
+    }
+    await eventually(() => delivered.length === 40, 5000, 'every callback');
+    const intervals = Math.ceil((performance.now() - started) / 40) + 1;
+    assert.ok(claims <= intervals + 1, `${claims} claims for 39 changes in ${intervals} intervals`);
+    assert.ok(claims < 39 / 2, `${claims} claims for 39 changes`);
+  } finally {
+    await worker.stop(1000);
+    await store.close();
+  }
+});

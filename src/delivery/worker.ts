@@ -16,6 +16,13 @@ import type { SendRequest, SendResult, Sender } from './sender.ts';
 
 /** Shortest time between two nextDueAt queries of one worker (see nextDelay). */
 export const NEXT_DUE_QUERY_INTERVAL_MS = 50;
+/**
+ * Shortest time between the starts of two pumps (claims) of one worker, by default. Under a steady
+ * stream of changes each wake-up, and each callback finishing, started a claim of its own: at
+ * 1,000 changes/s a worker claimed 0.8 times per change, 1.2 rows a claim, and with several
+ * workers sharing PostgreSQL every NOTIFY made each of them claim (see notify).
+ */
+export const MIN_PUMP_INTERVAL_MS = 5;
 /** An empty claim is trusted for this many times its own duration, if longer than NEXT_DUE_QUERY_INTERVAL_MS (see claimIsPointless). */
 const EMPTY_CLAIM_TRUST_FACTOR = 20;
 
@@ -39,6 +46,8 @@ export interface WorkerOptions {
   owner?: string;
   /** Largest batch one claim statement takes. */
   batchSize?: number;
+  /** Shortest time between two pumps (default MIN_PUMP_INTERVAL_MS; 0: none). */
+  minPumpIntervalMs?: number;
   /**
    * Callbacks in flight at once to one resolved address (the sender's limit, default unlimited):
    * claims beyond it for hosts whose address is known are given back in one batch, not sent.
@@ -102,6 +111,10 @@ export class DeliveryWorker extends EventEmitter {
   private pumping = false;
   private pumpAgain = false;
   private timer: NodeJS.Timeout | null = null;
+  /** A pump waiting for the end of the minimum interval since the last one (see notify). */
+  private soon: NodeJS.Timeout | null = null;
+  /** performance.now() when the last pump started. */
+  private lastPumpAt = -Infinity;
   private pruneTimer: NodeJS.Timeout | null = null;
   private unsubscribe: (() => Promise<void>) | null = null;
   private completions: AttemptRecord[] = [];
@@ -137,7 +150,7 @@ export class DeliveryWorker extends EventEmitter {
     super();
     this.owner = opts.owner ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
     this.o = {
-      buildRequest: defaultRequest, now: Date.now, batchSize: 500, perClientConcurrency: opts.concurrency, perAddressConcurrency: Infinity,
+      buildRequest: defaultRequest, now: Date.now, batchSize: 500, minPumpIntervalMs: MIN_PUMP_INTERVAL_MS, perClientConcurrency: opts.concurrency, perAddressConcurrency: Infinity,
       heartbeatIntervalMs: 1_000, workerStaleMs: DEFAULT_WORKER_STALE_MS, retakeAllClaimsAtStart: false, ...opts,
     } as Required<Omit<WorkerOptions, 'owner'>>;
     this.lowWater = Math.max(1, Math.min(this.o.batchSize, Math.floor(this.o.concurrency / 8)));
@@ -221,26 +234,40 @@ export class DeliveryWorker extends EventEmitter {
     }
   }
 
-  /** Something may be due: look now (coalesced; cheap to call often). */
+  /**
+   * Something may be due: look now, or, if the last look started less than minPumpIntervalMs ago,
+   * once that interval ends (coalesced; cheap to call often). An idle worker looks at once, so a
+   * lone change is not delayed; under a stream of changes and finishing callbacks, the reasons
+   * to look that arrive within one interval share one claim (of more rows) instead of each
+   * running its own: a few milliseconds of latency at most, for a fraction of the claims.
+   */
   notify(): void {
     if (!this.running) return;
     if (this.pumping) {
       this.pumpAgain = true;
       return;
     }
+    if (this.soon) return;
+    const wait = this.lastPumpAt + this.o.minPumpIntervalMs - performance.now();
+    if (wait > 0) {
+      this.soon = setTimeout(() => {
+        this.soon = null;
+        this.notify();
+      }, Math.ceil(wait));
+      return;
+    }
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.pumping = true;
+    this.lastPumpAt = performance.now();
     setImmediate(() => void this.pump());
   }
 
   private async pump(): Promise<void> {
     let nextDelay = this.o.pollIntervalMs;
     try {
-      do {
-        this.pumpAgain = false;
-        await this.claimAndDispatch();
-      } while (this.pumpAgain && this.running);
+      this.pumpAgain = false;
+      await this.claimAndDispatch();
       nextDelay = await this.nextDelay();
       this.dbBackoffMs = 0;
     } catch (err) {
@@ -580,6 +607,7 @@ export class DeliveryWorker extends EventEmitter {
     if (!this.running) return { drained: true, abandoned: 0 };
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
+    if (this.soon) clearTimeout(this.soon);
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     await this.unsubscribe?.();
