@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -62,4 +62,32 @@ test('at a terminal: readable lines by default, JSON with --log-format json', { 
   const strip = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, ''); // eslint-disable-line no-control-regex
   assert.match(strip(listeningLine(await serveOutput([], {}, true))), /^\[[\d:.]+\] INFO: orcid-webhooks .* listening on/);
   assert.match(JSON.parse(listeningLine(await serveOutput(['--log-format', 'json'], {}, true))).msg, /listening on/);
+});
+
+test('log lines are buffered briefly, never lost at exit: a lone line is written within the flush interval, 5,000 lines logged right before process.exit all arrive', async () => {
+  const file = join(dir, 'buffered.log');
+  const script = `
+    import { createLogger, logDestination, LOG_FLUSH_MS } from './src/logger.ts';
+    const log = createLogger('info', logDestination(${JSON.stringify(file)}));
+    log.info({ n: 0 }, 'lone line');
+    await new Promise((r) => setTimeout(r, LOG_FLUSH_MS * 2 + 100));
+    process.send('lone');
+    await new Promise((r) => process.once('message', r));
+    for (let n = 1; n <= 5000; n++) log.info({ n }, 'burst');
+    process.exit(0);
+  `;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, env: cleanEnv({}), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const exited = new Promise<number | null>((r) => child.once('exit', r));
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (code) => reject(new Error(`exited (${code}) before the lone line was checked`)));
+  });
+  const lone = readFileSync(file, 'utf8').trim().split('\n');
+  assert.equal(lone.length, 1, 'the lone line is on disk within the flush interval');
+  assert.equal(JSON.parse(lone[0]!).msg, 'lone line');
+  child.send('go');
+  assert.equal(await exited, 0);
+  const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { n: number });
+  assert.equal(lines.length, 5001);
+  assert.deepEqual(lines.map((l) => l.n), Array.from({ length: 5001 }, (_, i) => i));
 });
