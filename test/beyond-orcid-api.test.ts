@@ -394,7 +394,7 @@ describe('client read endpoints, replay and admin client features', () => {
       const doc = (await h.svc.app.inject({ url: '/openapi.json' })).json() as { paths: Record<string, Record<string, { parameters?: { name: string }[] }>> };
       assert.ok(doc.paths['/{orcid}/webhook/{callback}']?.get);
       assert.ok(doc.paths['/{orcid}/webhook/{callback}']?.post);
-      assert.deepEqual(doc.paths['/webhooks']?.get?.parameters?.map((p) => p.name), ['orcid', 'state', 'cursor', 'limit']);
+      assert.deepEqual(doc.paths['/webhooks']?.get?.parameters?.map((p) => p.name), ['orcid', 'state', 'cursor', 'limit', 'access_token']);
       for (const p of ['/admin/api/webhooks/{id}/replay', '/admin/api/clients/{id}/recover', '/admin/api/clients/{id}/signing-secret', '/admin/api/clients/{id}/payload']) {
         assert.ok(doc.paths[p], p);
       }

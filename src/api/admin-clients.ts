@@ -70,7 +70,7 @@ export function adminClientRoutes(admin: FastifyInstance, deps: AdminClientRoute
       response: { 202: answer('Owed now', replaySchema), ...ADMIN_ERRORS, 404: orcidError('No such webhook (9028)') },
     },
   }, async function replayWebhook(req, reply) {
-    const id = parse(webhookIdParam, (req.params as { id: string }).id);
+    const id = parse(webhookIdParam, (req.params as { id: string }).id, 'id');
     const w = await store.getWebhookByPublicId(id);
     const r = w && (await store.replayWebhook(w.id, deps.now()));
     if (!r) throw noWebhook(id);

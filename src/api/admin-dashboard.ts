@@ -103,7 +103,7 @@ function minuteSeries(since: number, minutes: number, buckets: AttemptBucket[]):
 }
 
 function webhookId(params: unknown): string {
-  return parse(webhookParams, params).id;
+  return parse(webhookParams, params, 'path').id;
 }
 
 export function adminDashboardRoutes(admin: FastifyInstance, deps: DashboardApiDeps): void {
@@ -192,7 +192,7 @@ export function adminDashboardRoutes(admin: FastifyInstance, deps: DashboardApiD
     },
   }, async function getWebhook(req) {
     const id = webhookId(req.params);
-    const q = parse(webhookQuery, query(req.query));
+    const q = parse(webhookQuery, query(req.query), 'query');
     const w = await loadWebhook(id);
     const [client, attempts] = await Promise.all([store.getClient(w.clientId), store.listAttempts(w.id, q.attempts ?? 100)]);
     return { webhook: adminWebhookView(w, client), attempts: attempts.map(adminAttemptView) };

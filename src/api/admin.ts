@@ -5,7 +5,7 @@ import { checkOrcid } from '../domain/orcid-id.ts';
 import { parseIsoTime } from '../domain/time.ts';
 import type { ChangeSink } from '../changes/source.ts';
 import type { ApplyChangesResult, RecordChange, Store } from '../store/types.ts';
-import { invalid, isoTime, validOrcid } from './kit.ts';
+import { invalid, isoTime, issueText, validOrcid } from './kit.ts';
 import { ADMIN, ADMIN_ERRORS, answer } from './openapi.ts';
 
 export const MAX_BULK_CHANGES = 10_000;
@@ -31,7 +31,7 @@ const changesBody = z.object({
  * first, so a registry can fix its list in one go: ORCID's 9001 when only iDs are wrong, else 9052.
  */
 function invalidChanges(body: unknown, err: z.ZodError | null): OrcidApiError | null {
-  const problems = (err?.issues ?? []).map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`);
+  const problems = (err?.issues ?? []).map((i) => issueText(i, 'body'));
   const items = (body as { changes?: unknown } | null)?.changes;
   let badIds = 0;
   if (Array.isArray(items)) {

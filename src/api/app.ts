@@ -7,11 +7,11 @@ import type { Metrics } from '../metrics.ts';
 import { createChangeSink, type ChangeSink } from '../changes/source.ts';
 import { adminApi } from './admin-api.ts';
 import type { UpstreamView } from './admin-upstream.ts';
-import { MAX_BODY, MAX_JSON_DEPTH, bodyPolicy, jsonDepthExceeds, notFoundError } from './body-policy.ts';
-import { DEFAULT_HTTP_LIMITS, clientErrorResponse, httpServerOptions, limitConnectionsPerAddress, type HttpLimits } from './connection-limits.ts';
+import { MAX_BODY, MAX_JSON_DEPTH, bodyPolicy, jsonDepthExceeds, notFoundError, routeMethods } from './body-policy.ts';
+import { DEFAULT_HTTP_LIMITS, clientErrorResponse, httpServerOptions, refuseConnect, limitConnectionsPerAddress, type HttpLimits } from './connection-limits.ts';
 import { clientWebhookRoutes } from './client-webhooks.ts';
 import { dashboardRoutes } from './dashboard-static.ts';
-import { errorHandler, sendOrcidError } from './errors.ts';
+import { errorHandler, isOrcidEndpoint, sendOrcidError } from './errors.ts';
 import { oauthRoutes } from './oauth.ts';
 import { registerOpenApi } from './openapi.ts';
 import { opsRoutes } from './ops.ts';
@@ -87,6 +87,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   deps.metrics.observeHttp(app);
   limitConnectionsPerAddress(app.server, limits.maxConnectionsPerAddress);
+  refuseConnect(app.server);
 
   app.addHook('onSend', async function requestIdHeader(req, reply) {
     reply.header('x-request-id', req.id);
@@ -98,22 +99,58 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const text = String(body);
     if (text.trim() === '') return done(null, undefined);
     if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) return done(new OrcidApiError(9052, `The body nests arrays or objects more than ${MAX_JSON_DEPTH} deep`), undefined);
+    let value: unknown;
     try {
-      done(null, JSON.parse(text));
+      value = JSON.parse(text);
     } catch (e) {
-      done(new OrcidApiError(9052, `The body is not valid JSON: ${(e as Error).message}`), undefined);
+      return done(new OrcidApiError(9052, `The body is not valid JSON: ${(e as Error).message}`), undefined);
     }
+    // A \uD800 escape alone is no character: each store would keep something different of it.
+    if (/\\u[dD][89a-fA-F]/.test(text) && holdsLoneSurrogate(value)) {
+      return done(new OrcidApiError(9052, 'The body is not valid Unicode: a string holds a lone UTF-16 surrogate escape (such as \\ud800)'), undefined);
+    }
+    done(null, value);
   });
-  app.addContentTypeParser(['application/x-www-form-urlencoded', '*'], { parseAs: 'string' }, function parseText(_req, body, done) {
+  // Any other media type (text/plain's own parser too) is read as text by the routes that take it.
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser(['application/x-www-form-urlencoded', '*'], { parseAs: 'string' }, function parseText(req, body, done) {
+    // The admin API reads JSON only: a body in another media type is refused, not read as text.
+    if ((req.routeOptions.url ?? '').startsWith('/admin/api/') && String(body).trim() !== '') {
+      const type = req.headers['content-type'] ?? 'none';
+      return done(new OrcidApiError(9055, `The admin API takes application/json bodies (Content-Type: ${type.slice(0, 100)})`), undefined);
+    }
     done(null, body);
   });
 
-  // Before any route is added: the per-route limits are set as routes are registered.
-  bodyPolicy(app, { store: deps.store, now });
+  app.addHook('onRequest', async function hostHeader(req) {
+    // Node's own answer to an HTTP/1.1 request without Host (requireHostHeader) had no body.
+    if (req.headers.host === undefined && req.raw.httpVersionMajor === 1 && req.raw.httpVersionMinor >= 1) {
+      throw new OrcidApiError(9052, 'An HTTP/1.1 request must carry a Host header');
+    }
+  });
+
+  app.addHook('preValidation', async function noNulInParameters(req) {
+    // PostgreSQL's text cannot hold NUL (SQLite can): refused alike on both stores, before any query.
+    // ORCID's own endpoints check the callback URL and the iD themselves (9012, 9001).
+    if (isOrcidEndpoint(req)) return;
+    for (const values of [req.params, req.query] as unknown[]) {
+      for (const [name, v] of Object.entries((values ?? {}) as Record<string, unknown>)) {
+        if (typeof v === 'string' && v.includes('\u0000')) throw new OrcidApiError(9052, `${name === '*' ? 'callback' : name}: must not contain a NUL character`);
+      }
+    }
+  });
+
+  // Before any route is added: the per-route limits and the methods of each path are recorded as
+  // routes are registered.
+  const allowed = routeMethods(app);
+  bodyPolicy(app, { store: deps.store, now, allowed });
 
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(function notFound(req, reply) {
-    return sendOrcidError(req, reply, notFoundError(req));
+    // OPTIONS on a path of ours: the methods it takes (ORCID's path answers OPTIONS in its own route).
+    const methods = req.method === 'OPTIONS' && !isOrcidEndpoint(req) ? allowed(req.url.split('?')[0]!) : [];
+    if (methods.length) return reply.code(204).header('allow', methods.join(', ')).send();
+    return errorHandler(notFoundError(req, allowed), req, reply);
   });
 
   // The OpenAPI plugin collects the routes registered after it: they are added in one plugin scope
@@ -150,4 +187,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     dashboardRoutes(api);
   });
   return app;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Whether a parsed JSON value holds a string (or key) with a lone surrogate. */
+function holdsLoneSurrogate(v: unknown): boolean {
+  if (typeof v === 'string') return LONE_SURROGATE.test(v);
+  if (Array.isArray(v)) return v.some(holdsLoneSurrogate);
+  if (v !== null && typeof v === 'object') return Object.entries(v).some(([k, x]) => LONE_SURROGATE.test(k) || holdsLoneSurrogate(x));
+  return false;
 }

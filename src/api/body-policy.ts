@@ -3,7 +3,7 @@ import { OrcidApiError, jaxRsError } from '../domain/errors.ts';
 import { redactUrl } from '../logger.ts';
 import type { Store } from '../store/types.ts';
 import { authenticate } from './auth.ts';
-import { isOrcidEndpoint } from './errors.ts';
+import { ORCID_ALLOW, isOrcidEndpoint } from './errors.ts';
 
 /**
  * What each route may receive as a body, decided before a byte of it is read (issue 11: a 4 MB
@@ -47,18 +47,53 @@ const sendsBody = (req: FastifyRequest): boolean => {
   return req.headers['transfer-encoding'] !== undefined;
 };
 
-/** The answer to an unknown endpoint (the path redacted: it may hold a callback URL). */
-export function notFoundError(req: FastifyRequest): OrcidApiError {
-  // `/{orcid}/webhook` with no callback after it: no route on ORCID either, Jersey's 404 as ORCID answers it.
-  if (isOrcidEndpoint(req)) return jaxRsError(404);
-  return new OrcidApiError(9053, `No endpoint ${req.method} ${redactUrl(req.url.split('?')[0]!)}; webhooks live at PUT/DELETE /{orcid}/webhook/{url-encoded-callback}`);
+/** The methods a path takes (sorted, for Allow); none: no such endpoint. */
+export type AllowedMethods = (path: string) => string[];
+
+/**
+ * Records the routes as they are registered (install before any route), to tell a path that
+ * exists with other methods (405 with Allow) from one that does not (404).
+ */
+export function routeMethods(app: FastifyInstance): AllowedMethods {
+  const routes: Array<{ pattern: RegExp; methods: Set<string> }> = [];
+  app.addHook('onRoute', function recordRoute(route) {
+    const methods = (Array.isArray(route.method) ? route.method : [route.method]).map((m) => m.toUpperCase());
+    if (methods.includes('GET')) methods.push('HEAD');
+    // fastify's syntax: `:name` one segment, `*` the rest.
+    const source = route.url.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg === '*' ? '.*' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/');
+    const pattern = new RegExp(`^${source}/?$`);
+    const known = routes.find((r) => r.pattern.source === pattern.source);
+    if (known) for (const m of methods) known.methods.add(m);
+    else routes.push({ pattern, methods: new Set(methods) });
+  });
+  return (path) => {
+    const out = new Set<string>();
+    for (const r of routes) if (r.pattern.test(path)) for (const m of r.methods) out.add(m);
+    return [...out].sort();
+  };
+}
+
+/**
+ * The answer to a request no route takes (the path redacted: it may hold a callback URL): on a
+ * path that exists, 405 with the methods it takes in Allow; else 404.
+ */
+export function notFoundError(req: FastifyRequest, allowed: AllowedMethods): OrcidApiError {
+  const path = req.url.split('?')[0]!;
+  const methods = allowed(path);
+  // ORCID's path: Jersey's 405 for any method the path lacks (fastify routes only the methods it
+  // knows); `/{orcid}/webhook` with no callback after it has no route on ORCID either: its 404.
+  if (isOrcidEndpoint(req)) return methods.length ? jaxRsError(405, { allow: ORCID_ALLOW }) : jaxRsError(404);
+  if (methods.length) {
+    return new OrcidApiError(9054, `${req.method} is not a method of ${redactUrl(path)}: it takes ${methods.join(', ')}`, { headers: { allow: methods.join(', ') } });
+  }
+  return new OrcidApiError(9053, `No endpoint ${req.method} ${redactUrl(path)}; webhooks live at PUT/DELETE /{orcid}/webhook/{url-encoded-callback}`);
 }
 
 const noBody = (req: FastifyRequest) =>
   new OrcidApiError(9052, `${req.method} ${req.routeOptions.url ?? 'this endpoint'} takes no request body: send none (Content-Length: 0)`);
 
 /** Installs the per-route body limits and the checks that run before any body is read. */
-export function bodyPolicy(app: FastifyInstance, deps: { store: Store; now: () => number }): void {
+export function bodyPolicy(app: FastifyInstance, deps: { store: Store; now: () => number; allowed: AllowedMethods }): void {
   app.addHook('onRoute', function routeBodyLimit(route) {
     const { limit } = bodyRule(route.url, route.method);
     // fastify has no "no body" limit: a body-less route keeps a small one, and the hooks refuse any body.
@@ -68,7 +103,7 @@ export function bodyPolicy(app: FastifyInstance, deps: { store: Store; now: () =
   app.addHook('onRequest', async function bodyBeforeReading(req, reply) {
     if (!sendsBody(req)) return;
     try {
-      if (req.is404) throw notFoundError(req);
+      if (req.is404) throw notFoundError(req, deps.allowed);
       const rule = bodyRule(req.routeOptions.url, req.method);
       if (rule.auth === 'client') await authenticate(deps.store, req, deps.now());
       // A Content-Length is checked now; a chunked body is counted against the route's bodyLimit as it arrives.

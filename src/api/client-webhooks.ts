@@ -37,6 +37,7 @@ const listQuery = z.object({
     .describe('enabled (all enabled ones), disabled, failing (enabled, one or more consecutive failures), pending (enabled, a callback is owed)'),
   cursor: z.string().max(200).optional().describe('next_cursor of the previous page (opaque)'),
   limit: pageLimit(MAX_PAGE).optional().describe(`Page size, 1 to ${MAX_PAGE} (default ${DEFAULT_PAGE})`),
+  access_token: z.string().optional().describe('The bearer token, for a client that cannot send an Authorization header (as ORCID accepts)'),
 }).strict();
 
 const listSchema = z.object({ webhooks: z.array(clientWebhookSchema), next_cursor: z.string().nullable() });

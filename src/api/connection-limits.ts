@@ -22,6 +22,8 @@ export function httpServerOptions(limits: HttpLimits) {
     // A socket silent this long (no request, no byte of one) is closed; keep-alive idles end sooner.
     connectionTimeout: limits.requestTimeoutMs * 2,
     http: {
+      // A request without Host is refused by the app, in ORCID's format (Node's own 400 had no body).
+      requireHostHeader: false,
       headersTimeout,
       requestTimeout: limits.requestTimeoutMs,
       // Node checks the two timeouts on this interval (default 30 s): check often enough that a
@@ -70,9 +72,20 @@ const CLIENT_ERRORS: Record<string, [status: number, reason: string, detail: str
 export function clientErrorResponse(err: Error & { code?: string }, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const [status, reason, detail] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'Bad Request', `The request is not valid HTTP (${err.code ?? err.message})`];
-  const body = JSON.stringify(new OrcidApiError(9052, detail, { status }).body());
-  if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json;charset=UTF-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-  }
+  if (socket.writable) socket.write(rawErrorResponse(reason, new OrcidApiError(9052, detail, { status })));
   socket.destroy(err);
+}
+
+/** A whole HTTP response carrying an ORCID error in JSON, for a socket no route will answer. */
+function rawErrorResponse(reason: string, err: OrcidApiError, headers = ''): string {
+  const body = JSON.stringify(err.body());
+  return `HTTP/1.1 ${err.status} ${reason}\r\nConnection: close\r\n${headers}Content-Type: application/json;charset=UTF-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+/** CONNECT (a proxy's tunnel) is no method of this service: 405 (Node closed the socket without a word). */
+export function refuseConnect(server: Server): void {
+  server.on('connect', function refuseTunnel(_req, socket: Socket) {
+    socket.on('error', () => undefined);
+    socket.end(rawErrorResponse('Method Not Allowed', new OrcidApiError(9054, 'CONNECT is not a method of this service: it is no proxy', { status: 405 })));
+  });
 }

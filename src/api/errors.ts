@@ -10,6 +10,9 @@ const ACCEPT_FILTER_TYPES = ['application/vnd.orcid+xml; qs=0.5', 'application/o
   'application/vnd.orcid+json; qs=0.4', 'application/orcid+json; qs=0.2', 'application/json',
   'text/turtle', 'text/n3', 'application/n-triples', 'application/ld+json', 'application/rdf+xml'];
 
+/** The methods of the webhook path, as Jersey lists them in Allow (its OPTIONS, and its 405). */
+export const ORCID_ALLOW = 'DELETE, GET, HEAD, OPTIONS, POST, PUT';
+
 /** ORCID's own endpoints (WebhooksService: PUT and DELETE, and what Jersey answers on that path); GET and POST there are ours. */
 export function isOrcidEndpoint(req: FastifyRequest): boolean {
   return !['GET', 'HEAD', 'POST'].includes(req.method) && /^\/[^/?]*\/webhook(\/|\?|$)/.test(req.url ?? '');
@@ -111,7 +114,7 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
   const status = err instanceof OrcidApiError ? err.status : fe.statusCode;
   if (status !== undefined && status >= 400 && status < 500 && /^\/oauth\/token\/?(\?|$)/.test(req.url)) {
     const detail = err instanceof OrcidApiError ? (err.detail ?? err.message) : fe.message;
-    return errorHandler(new OAuthError(status, 'invalid_request', detail), req, reply);
+    return errorHandler(new OAuthError(status, 'invalid_request', detail, err instanceof OrcidApiError ? err.headers : {}), req, reply);
   }
   if (err instanceof OrcidApiError) return sendOrcidError(req, reply, err);
   // PostgreSQL's class 22 (data exception: a NUL character, a number out of range...) is bad input

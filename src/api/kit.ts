@@ -19,16 +19,18 @@ export function iso(t: number | null): string | null {
   return t === null ? null : new Date(t).toISOString();
 }
 
+/** One zod issue as `field: message`; an issue of the whole value names `where` (body, query, a path parameter). */
+export const issueText = (i: z.core.$ZodIssue, where: string): string => `${i.path.length ? i.path.join('.') : where}: ${i.message}`;
+
 /** A failed zod parse as ORCID's 9052, naming each bad field. */
-export function invalid(err: z.ZodError): OrcidApiError {
-  const detail = err.issues.map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`).slice(0, 20).join('; ');
-  return new OrcidApiError(9052, detail);
+export function invalid(err: z.ZodError, where = 'body'): OrcidApiError {
+  return new OrcidApiError(9052, err.issues.map((i) => issueText(i, where)).slice(0, 20).join('; '));
 }
 
-/** The value as the schema reads it, or ORCID's 9052 naming each bad field. */
-export function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+/** The value as the schema reads it, or ORCID's 9052 naming each bad field (`where`: what the value is, for issues of the whole of it). */
+export function parse<S extends z.ZodType>(schema: S, value: unknown, where = 'body'): z.output<S> {
   const r = schema.safeParse(value);
-  if (!r.success) throw invalid(r.error);
+  if (!r.success) throw invalid(r.error, where);
   return r.data;
 }
 
@@ -42,7 +44,7 @@ export function query(q: unknown): Record<string, unknown> {
  * is checked as an iD (400 / 9001).
  */
 export function parseQuery<S extends z.ZodType<{ orcid?: string | undefined }>>(schema: S, q: unknown): z.output<S> {
-  const parsed = parse(schema, query(q));
+  const parsed = parse(schema, query(q), 'query');
   if (parsed.orcid !== undefined) validOrcid(parsed.orcid, 'orcid');
   return parsed;
 }

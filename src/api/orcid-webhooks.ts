@@ -5,7 +5,7 @@ import { checkOrcid } from '../domain/orcid-id.ts';
 import type { TargetPolicy } from '../domain/ssrf.ts';
 import type { Store } from '../store/types.ts';
 import { authenticate, type Caller } from './auth.ts';
-import { ORCID_JSON_TYPES, ORCID_XML_TYPES, orcidErrorType } from './errors.ts';
+import { ORCID_ALLOW, ORCID_JSON_TYPES, ORCID_XML_TYPES, orcidErrorType } from './errors.ts';
 import { caller, rawCallbackSegment, webhookPathParams } from './kit.ts';
 import { CLIENT_AUTH_ERRORS, noBody, orcidError } from './openapi.ts';
 
@@ -71,7 +71,6 @@ function location(req: FastifyRequest, baseUrl: string | null): string {
   return `${base}${(req.raw.url ?? '').split('?')[0]}`;
 }
 
-const ALLOW = 'DELETE, GET, HEAD, OPTIONS, POST, PUT';
 
 /** PUT's or DELETE's operation: its own answers, and what both refuse (token, scope, media types, rate limit). */
 function webhookOperation<A extends Record<number, unknown>>(operationId: string, summary: string, answers: A) {
@@ -120,8 +119,8 @@ export function orcidWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps)
       await authenticate(deps.store, req, deps.now());
       callbackSegment(req);
       // Jersey answers OPTIONS itself with the methods the path has; any other method is its 405.
-      if (req.method === 'OPTIONS') return reply.code(204).header('allow', ALLOW).send();
-      throw jaxRsError(405, { allow: ALLOW });
+      if (req.method === 'OPTIONS') return reply.code(204).header('allow', ORCID_ALLOW).send();
+      throw jaxRsError(405, { allow: ORCID_ALLOW });
     },
   });
 

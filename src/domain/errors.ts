@@ -78,7 +78,12 @@ export class OrcidApiError extends Error {
     const spec: ErrorCodeSpec = ERROR_CODES[this.code];
     const params = this.params ?? {};
     const template = this.params === null && spec.developerFallback ? spec.developerFallback : spec.developerMessage;
-    const developer = this.detail === null ? template : `${template} ${VALIDATION_MESSAGE} ${this.detail}`;
+    let developer = this.detail === null ? template : `${template} ${VALIDATION_MESSAGE} ${this.detail}`;
+    // Our 9052 answers other statuses too (408, 413, 414, 431): its text starts with the status it
+    // is sent with. (9001 keeps ORCID's own text, which names 400, 405 and 415 at once.)
+    if (this.code === 9052 && this.status !== spec.status && STATUS_REASONS[this.status]) {
+      developer = developer.replace(/^400 Bad Request/, `${this.status} ${STATUS_REASONS[this.status]}`);
+    }
     return {
       'response-code': this.status,
       'developer-message': substitute(developer, params),
@@ -99,6 +104,10 @@ export const webhookNotFound = (orcid: string, uri: string) => new OrcidApiError
 export const incorrectWebhookUri = (uri: string) => new OrcidApiError(9012, `Webhook uri: ${uri} is syntactically incorrect`);
 
 const JAX_RS_REASONS: Record<number, string> = { 404: 'Not Found', 405: 'Method Not Allowed', 406: 'Not Acceptable', 415: 'Unsupported Media Type' };
+/** Reason phrases of the statuses the 9052 refusals are sent with besides 400. */
+const STATUS_REASONS: Record<number, string> = {
+  408: 'Request Timeout', 411: 'Length Required', 413: 'Content Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large',
+};
 
 /** What Jersey's own exceptions (no route, wrong method, media type) become on ORCID's endpoints: 9001 with their status. */
 export const jaxRsError = (status: 404 | 405 | 406 | 415, headers: Record<string, string> = {}) =>

@@ -25,6 +25,11 @@ export interface Dialect {
   distinct(a: string, b: string): string;
   /** Whether `text` contains `part` (both already lower-cased by the caller if needed). */
   contains(text: string, part: string): string;
+  /**
+   * expr with A-Z lower-cased, nothing else: SQLite's lower(); PostgreSQL's lower() also folds
+   * other letters, as its locale says (É matched é there only).
+   */
+  lowerAscii(expr: string): string;
   /** percentile_cont over expr (interpolated; NULLs ignored). */
   percentile(expr: string, p: number): string;
   /** The number a JSON object parameter holds under key (a column), NULL when absent. */
@@ -53,6 +58,7 @@ export const sqlite: Dialect = {
   list: (param) => `SELECT value FROM json_each(${param})`,
   distinct: (a, b) => `${a} IS NOT ${b}`,
   contains: (text, part) => `instr(${text}, ${part}) > 0`,
+  lowerAscii: (expr) => `lower(${expr})`,
   percentile: (expr, p) => `percentile_cont(${expr}, ${p})`,
   // json_extract finds the key in the object SQLite parsed once per statement; a json_each scan per
   // row re-read every entry (with 32 hosts' slots, a quarter of a claim's time: issue 12). A key
@@ -78,6 +84,7 @@ export const postgres: Dialect = {
   list: (param, type) => `SELECT unnest(${param.replace(/::\w+$/, '')}::${type}[]) AS value`,
   distinct: (a, b) => `${a} IS DISTINCT FROM ${b}`,
   contains: (text, part) => `strpos(${text}, ${part}) > 0`,
+  lowerAscii: (expr) => `translate(${expr}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')`,
   percentile: (expr, p) => `percentile_cont(${p}) WITHIN GROUP (ORDER BY ${expr})`,
   entry: (obj, key) => `(${obj}::jsonb ->> ${key})::int`,
   tableExists: (name) => `SELECT 1 WHERE to_regclass('${name}') IS NOT NULL`,

@@ -172,7 +172,7 @@ export function listWebhooksSql(d: Dialect, f: WebhookFilter): string {
   if (f.clientId !== undefined) where.push('client_id = @clientId');
   if (f.orcid !== undefined) where.push('orcid = @orcid');
   if (f.state !== undefined) where.push(stateFilterSql(f.state));
-  if (f.search) where.push(`(orcid = @search OR client_id = @search OR ${d.contains('lower(url)', 'lower(@search)')})`);
+  if (f.search) where.push(`(orcid = @search OR client_id = @search OR ${d.contains(d.lowerAscii('url'), d.lowerAscii('@search::text'))})`);
   // A rare state's page walks its partial index (migration 008); by iD, the iD's index is smaller.
   const index = f.state !== undefined && f.orcid === undefined ? stateFilterIndex(f.state, f.clientId !== undefined) : null;
   const indexedBy = index && d.name === 'sqlite' ? ` INDEXED BY ${index}` : '';
