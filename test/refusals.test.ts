@@ -57,8 +57,9 @@ for (const { backend, skip } of await backends()) describe(`refusals on ${backen
     const options = await h.svc.app.inject({ method: 'OPTIONS', url: '/admin/api/webhooks' });
     assert.equal(options.statusCode, 204);
     assert.equal(options.headers.allow, 'GET, HEAD');
-    // A path that does not exist stays 404 / 9053.
+    // A path that does not exist stays 404 / 9053, a trailing slash included.
     await refused({ method: 'GET', url: '/admin/api/nothing-here', headers: ADMIN }, 404, 9053, /No endpoint GET \/admin\/api\/nothing-here/);
+    await refused({ method: 'GET', url: '/health/' }, 404, 9053, /No endpoint GET \/health\//);
   });
 
   test('the token endpoint answers a wrong method in OAuth\'s format, with Allow', async () => {

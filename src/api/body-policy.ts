@@ -61,7 +61,7 @@ export function routeMethods(app: FastifyInstance): AllowedMethods {
     if (methods.includes('GET')) methods.push('HEAD');
     // fastify's syntax: `:name` one segment, `*` the rest.
     const source = route.url.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg === '*' ? '.*' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/');
-    const pattern = new RegExp(`^${source}/?$`);
+    const pattern = new RegExp(`^${source}$`);
     const known = routes.find((r) => r.pattern.source === pattern.source);
     if (known) for (const m of methods) known.methods.add(m);
     else routes.push({ pattern, methods: new Set(methods) });
@@ -79,7 +79,8 @@ export function routeMethods(app: FastifyInstance): AllowedMethods {
  */
 export function notFoundError(req: FastifyRequest, allowed: AllowedMethods): OrcidApiError {
   const path = req.url.split('?')[0]!;
-  const methods = allowed(path);
+  // (A path the router did not match with a method it lists, such as one with a trailing slash, is a 404.)
+  const methods = allowed(path).includes(req.method) ? [] : allowed(path);
   // ORCID's path: Jersey's 405 for any method the path lacks (fastify routes only the methods it
   // knows); `/{orcid}/webhook` with no callback after it has no route on ORCID either: its 404.
   if (isOrcidEndpoint(req)) return methods.length ? jaxRsError(405, { allow: ORCID_ALLOW }) : jaxRsError(404);
