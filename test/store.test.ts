@@ -1147,6 +1147,44 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.notEqual(s.notifySeq, cl.webhook.notifySeq);
       });
 
+      it('a replay during a callback in flight that fails is not pushed back by the retry schedule, nor lost to a disabling answer', async () => {
+        await seed(store);
+        const w = await register(store, 'c1', A, 'https://one.example/x', T0);
+        await change(store, A, T0 + 10);
+        // The in-flight callback fails (retry): the replay made during it stays due at its time, failures reset.
+        const [cl] = await store.claimDue(claimOpts({ now: T0 + 10 }));
+        assert.ok(cl);
+        const replayed = (await store.replayWebhook(w.id, T0 + 20))!.webhook;
+        await store.completeAttempts([attempt(cl.webhook, 'w1', { kind: 'retry', retryAt: T0 + 3_600_000 })]);
+        const r = await get(store, w.id);
+        assert.equal(r.dueAt, T0 + 20, 'the replay is due when it was asked for, not at the retry');
+        assert.equal(r.failedAttempts, 0);
+        assert.equal(r.failingSince, null);
+        assert.equal(r.notifySeq, replayed.notifySeq, 'the replay\'s notification (its webhook-id)');
+        assert.equal(r.lastStatus, '503', 'the failure is still recorded as the last answer');
+        assert.equal((await store.listAttempts(w.id, 10)).length, 1);
+        // The replay's callback is answered 410 while a second replay is made: it stays enabled and owed.
+        const [cl2] = await store.claimDue(claimOpts({ now: T0 + 30, lease: 'w2' }));
+        assert.equal(cl2?.webhook.id, w.id);
+        await store.replayWebhook(w.id, T0 + 40);
+        await store.completeAttempts([attempt(cl2!.webhook, 'w2', { kind: 'disable', reason: '410 Gone' }, { statusCode: 410 })]);
+        const d = await get(store, w.id);
+        assert.equal(d.enabled, true);
+        assert.equal(d.disabledReason, null);
+        assert.equal(d.dueAt, T0 + 40);
+        // Without a replay, a change in flight keeps the schedule: the failure counts, the retry waits.
+        const [cl3] = await store.claimDue(claimOpts({ now: T0 + 50, lease: 'w3' }));
+        assert.equal(cl3?.webhook.id, w.id);
+        await change(store, A, T0 + 60);
+        await store.completeAttempts([attempt(cl3!.webhook, 'w3', { kind: 'retry', retryAt: T0 + 3_600_000 })]);
+        const f = await get(store, w.id);
+        assert.equal(f.failedAttempts, 1);
+        assert.equal(f.dueAt, T0 + 3_600_000);
+        const [cl4] = await store.claimDue(claimOpts({ now: T0 + 3_600_000, lease: 'w4' }));
+        await store.completeAttempts([attempt(cl4!.webhook, 'w4', { kind: 'disable', reason: '410 Gone' }, { statusCode: 410 })]);
+        assert.equal((await get(store, w.id)).enabled, false);
+      });
+
       it('recover replays the client\'s webhooks disabled or failing since a time, and only those', async () => {
         await seed(store);
         const w1 = await register(store, 'c1', A, 'https://one.example/1');

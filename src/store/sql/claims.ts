@@ -130,18 +130,25 @@ export const toClaim = (r: Row, lease: string): Claim => ({ webhook: toClaimedWe
  * clears the lease; the caller guards it with lease_owner = the claim's lease token.
  */
 export function outcomeSetSql(w: string, a: (name: string) => string): Record<Kind, string> {
-  const failed = `lease_owner = NULL, lease_until = NULL, failed_attempts = ${w}failed_attempts + 1, last_failed_at = ${a('now')},
-    failing_since = COALESCE(${w}failing_since, ${a('now')}), last_status = ${a('status')}`;
   const newer = `${w}change_seq > ${a('claimed')}`;
+  // A replay (or recovery) while the callback was in flight: it gave the row a new notify seq (a
+  // change of the record keeps the one owed), reset its failures and made it due now. A failure of
+  // the callback it follows then changes none of that: the replay is sent next, at once, and
+  // is not lost to a disabling answer (a 410, the last step of the schedule).
+  const replayed = `${w}notify_seq > ${a('claimed')}`;
+  const unlessReplayed = (column: string, value: string) => `${column} = CASE WHEN ${replayed} THEN ${w}${column} ELSE ${value} END`;
+  const failed = `lease_owner = NULL, lease_until = NULL, last_failed_at = ${a('now')}, last_status = ${a('status')},
+    ${unlessReplayed('failed_attempts', `${w}failed_attempts + 1`)}, ${unlessReplayed('failing_since', `COALESCE(${w}failing_since, ${a('now')})`)}`;
   return {
     // Owe nothing, unless a change landed while the callback was in flight.
     success: `lease_owner = NULL, lease_until = NULL, failed_attempts = 0, failing_since = NULL, last_sent_at = ${a('now')}, last_status = ${a('status')},
       pending_since = CASE WHEN ${newer} THEN (SELECT r.modified_at FROM records r WHERE r.orcid = ${w || 'webhooks.'}orcid) ELSE NULL END,
       due_at = CASE WHEN ${newer} THEN ${a('next_due')} ELSE NULL END,
       notify_seq = CASE WHEN ${newer} THEN ${w}change_seq ELSE ${w}notify_seq END`,
-    retry: `${failed}, due_at = ${a('retry_at')}`,
+    retry: `${failed}, ${unlessReplayed('due_at', a('retry_at'))}`,
     // Keeps pending_since: a re-enabled webhook still owes what it owed.
-    disable: `${failed}, enabled = 0, disabled_reason = ${a('reason')}, disabled_at = ${a('now')}, due_at = NULL`,
+    disable: `${failed}, ${unlessReplayed('enabled', '0')}, ${unlessReplayed('disabled_reason', a('reason'))},
+      ${unlessReplayed('disabled_at', a('now'))}, ${unlessReplayed('due_at', 'NULL')}`,
   };
 }
 
@@ -151,8 +158,8 @@ export type Columns = Array<[name: string, type: 'bigint' | 'int' | 'text']>;
 /** The parameters of each outcome's UPDATE (`completion`'s `outcome`). */
 export const OUTCOME_PARAMS: Record<Kind, Columns> = {
   success: [['id', 'bigint'], ['lease', 'text'], ['now', 'bigint'], ['status', 'text'], ['claimed', 'bigint'], ['next_due', 'bigint']],
-  retry: [['id', 'bigint'], ['lease', 'text'], ['now', 'bigint'], ['status', 'text'], ['retry_at', 'bigint']],
-  disable: [['id', 'bigint'], ['lease', 'text'], ['now', 'bigint'], ['status', 'text'], ['reason', 'text']],
+  retry: [['id', 'bigint'], ['lease', 'text'], ['now', 'bigint'], ['status', 'text'], ['claimed', 'bigint'], ['retry_at', 'bigint']],
+  disable: [['id', 'bigint'], ['lease', 'text'], ['now', 'bigint'], ['status', 'text'], ['claimed', 'bigint'], ['reason', 'text']],
 };
 
 /** The columns of an attempts row (`completion`'s `row`). */
@@ -181,8 +188,8 @@ export function completion(a: AttemptRecord): { row: Params; outcome: Params } {
       request_headers: json(a.requestHeaders), response_headers: json(a.responseHeaders),
     },
     outcome: {
-      id: a.webhookId, lease: a.lease, now: a.startedAt + durationMs, status: a.statusCode !== null ? String(a.statusCode) : error,
-      ...(o.kind === 'success' ? { claimed: a.claimedSeq, next_due: a.nextDueAt } : o.kind === 'retry' ? { retry_at: o.retryAt } : { reason: storable(o.reason) }),
+      id: a.webhookId, lease: a.lease, now: a.startedAt + durationMs, status: a.statusCode !== null ? String(a.statusCode) : error, claimed: a.claimedSeq,
+      ...(o.kind === 'success' ? { next_due: a.nextDueAt } : o.kind === 'retry' ? { retry_at: o.retryAt } : { reason: storable(o.reason) }),
     },
   };
 }
