@@ -134,7 +134,7 @@ async function main(): Promise<void> {
 - Registrations: ${fmt(Math.min(S.registrations, Math.floor(S.webhooks / 2)))} \`PUT /{orcid}/webhook/{callback}\` with a bearer token, ${S.regConcurrency} at once, by one client, then as many spread over ${S.regClients} clients.
 - Callbacks/s: ${fmt(S.webhooks)} webhooks on distinct records, all made due by one bulk change; from the change to the last callback received, on ${S.hosts} receiver hosts (limits per process: ${S.concurrency} in flight, ${S.perHost} per host).
 - Baseline/s: the same ${fmt(S.webhooks)} POSTs from a plain undici loop with the same limits, measured just before: the ceiling of the HTTP layer on this machine at that moment.
-- Latency: ${S.rate} changes/s for ${S.seconds} s, each \`PUT /admin/api/records/{orcid}\` of a record with one webhook; from the request leaving the client to the callback arriving.`);
+- Latency: ${fmt(S.rates.at(-1))} changes/s (the last of the rates run: ${S.rates.join(', ')}) for ${S.seconds} s, each \`PUT /admin/api/records/{orcid}\` of a record with one webhook; from the request leaving the client to the callback arriving.`);
 
   console.log('\n<details><summary>Details</summary>\n');
   console.log(markdownTable(
