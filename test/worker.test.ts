@@ -234,7 +234,7 @@ test('an attempt the database refuses (bad data) is dropped alone: the others ba
   }
 });
 
-test('a stream of wake-ups shares claims: at most one pump per minimum interval, and an idle worker claims at once', async () => {
+test('a stream of wake-ups shares claims: at most one pump per minimum interval; an idle worker, and changes further apart, are claimed at once', async () => {
   const orcids = Array.from({ length: 40 }, (_, i) => orcidFromBase(100_000_000 + i));
   const { store } = await storeWithWebhooks(orcids, (i) => `h${i % 4}.example`);
   let claims = 0;
@@ -272,6 +272,18 @@ test('a stream of wake-ups shares claims: at most one pump per minimum interval,
     const intervals = Math.ceil((performance.now() - started) / 40) + 1;
     assert.ok(claims <= intervals + 1, `${claims} claims for 39 changes in ${intervals} intervals`);
     assert.ok(claims < 39 / 2, `${claims} claims for 39 changes`);
+    // Changes further apart than the interval are not a stream: each is claimed at once.
+    await sleep(300);
+    for (const orcid of orcids.slice(0, 5)) {
+      const before = delivered.length;
+      const t = performance.now();
+      await change(orcid);
+      await eventually(() => delivered.length > before, 2000, 'the callback');
+      assert.ok(delivered.at(-1)! - t < 20, `a change waited ${Math.round(delivered.at(-1)! - t)} ms`);
+      // Past the interval after the last wake-up, but within it after the pump the callback's end
+      // started (at the interval's end): a wait of every look would hold this change ~30 ms.
+      await sleep(45);
+    }
   } finally {
     await worker.stop(1000);
     await store.close();

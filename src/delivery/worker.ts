@@ -17,8 +17,8 @@ import type { SendRequest, SendResult, Sender } from './sender.ts';
 /** Shortest time between two nextDueAt queries of one worker (see nextDelay). */
 export const NEXT_DUE_QUERY_INTERVAL_MS = 50;
 /**
- * Shortest time between the starts of two pumps (claims) of one worker, by default. Under a steady
- * stream of changes each wake-up, and each callback finishing, started a claim of its own: at
+ * Shortest time between the starts of two pumps (claims) of one worker under a stream of reasons
+ * to look, by default. Each wake-up, and each callback finishing, started a claim of its own: at
  * 1,000 changes/s a worker claimed 0.8 times per change, 1.2 rows a claim, and with several
  * workers sharing PostgreSQL every NOTIFY made each of them claim (see notify).
  */
@@ -115,6 +115,9 @@ export class DeliveryWorker extends EventEmitter {
   private soon: NodeJS.Timeout | null = null;
   /** performance.now() when the last pump started. */
   private lastPumpAt = -Infinity;
+  /** performance.now() of the last notify(), and the mean time between notifies (moving average). */
+  private lastNotifyAt = -Infinity;
+  private notifyGapMs = Infinity;
   private pruneTimer: NodeJS.Timeout | null = null;
   private unsubscribe: (() => Promise<void>) | null = null;
   private completions: AttemptRecord[] = [];
@@ -235,20 +238,29 @@ export class DeliveryWorker extends EventEmitter {
   }
 
   /**
-   * Something may be due: look now, or, if the last look started less than minPumpIntervalMs ago,
-   * once that interval ends (coalesced; cheap to call often). An idle worker looks at once, so a
-   * lone change is not delayed; under a stream of changes and finishing callbacks, the reasons
-   * to look that arrive within one interval share one claim (of more rows) instead of each
-   * running its own: a few milliseconds of latency at most, for a fraction of the claims.
+   * Something may be due: look now (coalesced; cheap to call often). Under a stream of reasons to
+   * look (wake-ups, callbacks finishing) coming on average more than twice per minPumpIntervalMs,
+   * a look within that interval of the last one waits for its end: those that arrive meanwhile
+   * share one claim (of more rows) instead of each running its own, for a few milliseconds of
+   * latency. Fewer reasons (a change every few milliseconds or less often), and an idle worker,
+   * look at once: waiting would only add latency (p50 at 100 changes/s rose from 2.9 to 5.1 ms
+   * when every look waited).
    */
   notify(): void {
     if (!this.running) return;
+    const now = performance.now();
+    // Half the weight on the newest gap, each capped at four intervals: a few notifies after idling
+    // tell a stream, and an idle spell ends one at once.
+    const cap = 4 * this.o.minPumpIntervalMs;
+    this.notifyGapMs = 0.5 * Math.min(this.notifyGapMs, cap) + 0.5 * Math.min(now - this.lastNotifyAt, cap);
+    this.lastNotifyAt = now;
     if (this.pumping) {
       this.pumpAgain = true;
       return;
     }
     if (this.soon) return;
-    const wait = this.lastPumpAt + this.o.minPumpIntervalMs - performance.now();
+    const streaming = this.notifyGapMs < this.o.minPumpIntervalMs / 2;
+    const wait = streaming ? this.lastPumpAt + this.o.minPumpIntervalMs - now : 0;
     if (wait > 0) {
       this.soon = setTimeout(() => {
         this.soon = null;
@@ -259,7 +271,7 @@ export class DeliveryWorker extends EventEmitter {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.pumping = true;
-    this.lastPumpAt = performance.now();
+    this.lastPumpAt = now;
     setImmediate(() => void this.pump());
   }
 
