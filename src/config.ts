@@ -94,6 +94,15 @@ const bool = (raw: string): boolean => {
   throw new Error(`"${raw}" is not a boolean (true or false)`);
 };
 const duration = (raw: string): number => parseDuration(raw);
+/** The longest delay a Node timer takes (2^31 - 1 ms, 24.8 days): a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
+/** A duration that a timer waits (or a timeout bounds): at least `min` ms, at most MAX_TIMER_MS. */
+const timer = (min: number) => (raw: string): number => {
+  const ms = parseDuration(raw);
+  if (ms < min) throw new Error(min === 1 ? `"${raw}" must be above 0` : `"${raw}" must be at least ${min} ms`);
+  if (ms > MAX_TIMER_MS) throw new Error(`"${raw}" is longer than a timer can wait (at most 24d, ${MAX_TIMER_MS} ms)`);
+  return ms;
+};
 const httpUrl = (raw: string): string => {
   let u: URL;
   try { u = new URL(raw); } catch { throw new Error(`"${raw}" is not an absolute URL`); }
@@ -138,23 +147,23 @@ export const SETTINGS = [
   spec({ key: 'logLevel', flag: 'log-level', env: 'LOG_LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') }),
   spec({ key: 'logFormat', flag: 'log-format', env: 'LOG_FORMAT', default: 'auto', help: 'pretty (human-readable lines), json (one JSON object a line), or auto: pretty when stdout is a terminal', parse: oneOf('auto', 'pretty', 'json') }),
   spec({ key: 'role', flag: 'role', env: 'ORCID_WEBHOOKS_ROLE', default: 'all', help: 'all (API and delivery), api, or worker', parse: oneOf('all', 'api', 'worker') }),
-  spec({ key: 'notifyDelayMs', flag: 'notify-delay', env: 'ORCID_WEBHOOKS_NOTIFY_DELAY', default: '0', help: 'wait this long after a change before calling (lets bursts of edits settle)', parse: duration }),
+  spec({ key: 'notifyDelayMs', flag: 'notify-delay', env: 'ORCID_WEBHOOKS_NOTIFY_DELAY', default: '0', help: 'wait this long after a change before calling (lets bursts of edits settle)', parse: timer(0) }),
   spec({ key: 'retrySchedule', flag: 'retry-schedule', env: 'ORCID_WEBHOOKS_RETRY_SCHEDULE', default: 'standard', help: 'standard, orcid, or a list such as 100ms,1s,1m', parse: parseRetrySchedule }),
-  spec({ key: 'connectTimeoutMs', flag: 'connect-timeout', env: 'ORCID_WEBHOOKS_CONNECT_TIMEOUT', default: '20s', help: 'callback connect timeout (ORCID: 20 s)', parse: duration }),
-  spec({ key: 'requestTimeoutMs', flag: 'request-timeout', env: 'ORCID_WEBHOOKS_REQUEST_TIMEOUT', default: '20s', help: 'callback whole-request timeout (ORCID: 20 s)', parse: duration }),
+  spec({ key: 'connectTimeoutMs', flag: 'connect-timeout', env: 'ORCID_WEBHOOKS_CONNECT_TIMEOUT', default: '20s', help: 'callback connect timeout (ORCID: 20 s)', parse: timer(1) }),
+  spec({ key: 'requestTimeoutMs', flag: 'request-timeout', env: 'ORCID_WEBHOOKS_REQUEST_TIMEOUT', default: '20s', help: 'callback whole-request timeout (ORCID: 20 s)', parse: timer(1) }),
   spec({ key: 'concurrency', flag: 'concurrency', env: 'ORCID_WEBHOOKS_CONCURRENCY', default: '256', help: 'callbacks in flight at once (per process)', parse: int(1, 100_000, 'a whole number') }),
   spec({ key: 'perHostConcurrency', flag: 'per-host-concurrency', env: 'ORCID_WEBHOOKS_PER_HOST_CONCURRENCY', default: '8', help: 'callbacks in flight at once to one host (per process)', parse: int(1, 100_000, 'a whole number') }),
   spec({ key: 'perAddressConcurrency', flag: 'per-address-concurrency', env: 'ORCID_WEBHOOKS_PER_ADDRESS_CONCURRENCY', default: '32', help: 'callbacks in flight at once to one resolved IP address, all its host names and ports together (per process)', parse: int(1, 100_000, 'a whole number') }),
   spec({ key: 'perClientConcurrency', flag: 'per-client-concurrency', env: 'ORCID_WEBHOOKS_PER_CLIENT_CONCURRENCY', default: '128', help: 'callbacks in flight at once for one API client (per process): one client cannot take every slot', parse: int(1, 100_000, 'a whole number') }),
-  spec({ key: 'workerStaleMs', flag: 'worker-stale', env: 'ORCID_WEBHOOKS_WORKER_STALE', default: '5s', help: 'a worker whose heartbeat (database clock) is older than this loses its claims to the others', parse: duration }),
+  spec({ key: 'workerStaleMs', flag: 'worker-stale', env: 'ORCID_WEBHOOKS_WORKER_STALE', default: '5s', help: 'a worker whose heartbeat (database clock) is older than this loses its claims to the others', parse: timer(0) }),
   spec({ key: 'allowedTargets', flag: 'allowed-targets', env: 'ORCID_WEBHOOKS_ALLOWED_TARGETS', default: '', help: 'CIDR ranges opened to callbacks despite the SSRF policy, e.g. 127.0.0.0/8', parse: parseCidrList }),
   spec({ key: 'httpsOnly', flag: 'https-only', env: 'ORCID_WEBHOOKS_HTTPS_ONLY', default: 'false', help: 'refuse plain http callbacks', parse: bool }),
   spec({ key: 'attemptRetentionMs', flag: 'attempt-retention', env: 'ORCID_WEBHOOKS_ATTEMPT_RETENTION', default: '30d', help: 'how long the attempt log is kept', parse: duration }),
-  spec({ key: 'pollIntervalMs', flag: 'poll-interval', env: 'ORCID_WEBHOOKS_POLL_INTERVAL', default: '1s', help: 'backstop poll interval of the delivery worker', parse: duration }),
+  spec({ key: 'pollIntervalMs', flag: 'poll-interval', env: 'ORCID_WEBHOOKS_POLL_INTERVAL', default: '1s', help: 'backstop poll interval of the delivery worker', parse: timer(10) }),
   spec({ key: 'leaseMs', flag: 'lease', env: 'ORCID_WEBHOOKS_LEASE', default: '30s', help: 'lease on a claimed delivery; a dead worker\'s claims are retaken after it (must exceed request-timeout)', parse: duration }),
-  spec({ key: 'drainTimeoutMs', flag: 'drain-timeout', env: 'ORCID_WEBHOOKS_DRAIN_TIMEOUT', default: '20s', help: 'on SIGTERM, wait this long for in-flight callbacks', parse: duration }),
+  spec({ key: 'drainTimeoutMs', flag: 'drain-timeout', env: 'ORCID_WEBHOOKS_DRAIN_TIMEOUT', default: '20s', help: 'on SIGTERM, wait this long for in-flight callbacks', parse: timer(0) }),
   spec({ key: 'poolSize', flag: 'pool-size', env: 'ORCID_WEBHOOKS_POOL_SIZE', default: '10', help: 'PostgreSQL connection pool size', parse: int(1, 1000, 'a whole number') }),
-  spec({ key: 'statementTimeoutMs', flag: 'statement-timeout', env: 'ORCID_WEBHOOKS_STATEMENT_TIMEOUT', default: '30s', help: 'PostgreSQL statement timeout', parse: duration }),
+  spec({ key: 'statementTimeoutMs', flag: 'statement-timeout', env: 'ORCID_WEBHOOKS_STATEMENT_TIMEOUT', default: '30s', help: 'PostgreSQL statement timeout', parse: timer(0) }),
   spec({ key: 'maxWebhooksPerClient', flag: 'max-webhooks-per-client', env: 'ORCID_WEBHOOKS_MAX_WEBHOOKS_PER_CLIENT', default: '1000000', help: 'cap on webhooks one client may register', parse: int(1, 1_000_000_000, 'a whole number') }),
   spec({ key: 'rateLimitPerMinute', flag: 'rate-limit', env: 'ORCID_WEBHOOKS_RATE_LIMIT', default: '6000', help: 'ORCID API requests per client per minute (0 = unlimited)', parse: int(0, 100_000_000, 'a whole number') }),
   spec({ key: 'tokenRateLimitPerMinute', flag: 'token-rate-limit', env: 'ORCID_WEBHOOKS_TOKEN_RATE_LIMIT', default: '120', help: '/oauth/token requests per IP per minute (0 = unlimited)', parse: int(0, 100_000_000, 'a whole number') }),
@@ -164,7 +173,7 @@ export const SETTINGS = [
   spec({ key: 'upstreamClientId', flag: 'upstream-client-id', env: 'ORCID_WEBHOOKS_UPSTREAM_CLIENT_ID', default: null, help: 'public API client id (APP-...) for --upstream', parse: str }),
   spec({ key: 'upstreamClientSecret', flag: 'upstream-client-secret', env: 'ORCID_WEBHOOKS_UPSTREAM_CLIENT_SECRET', default: null, help: 'public API client secret for --upstream', parse: str }),
   spec({ key: 'upstreamTokenUrl', flag: 'upstream-token-url', env: 'ORCID_WEBHOOKS_UPSTREAM_TOKEN_URL', default: null, help: 'token endpoint of a custom --upstream (default: its origin + /oauth/token)', parse: httpUrl }),
-  spec({ key: 'upstreamIntervalMs', flag: 'upstream-interval', env: 'ORCID_WEBHOOKS_UPSTREAM_INTERVAL', default: '60s', help: 'how often the upstream is searched for changes', parse: duration }),
+  spec({ key: 'upstreamIntervalMs', flag: 'upstream-interval', env: 'ORCID_WEBHOOKS_UPSTREAM_INTERVAL', default: '60s', help: 'how often the upstream is searched for changes', parse: timer(1) }),
   spec({ key: 'upstreamRate', flag: 'upstream-rate', env: 'ORCID_WEBHOOKS_UPSTREAM_RATE', default: '8', help: 'requests per second to the upstream, never exceeded (ORCID allows 24)', parse: rate }),
   spec({ key: 'upstreamSinceMs', flag: 'upstream-since', env: 'ORCID_WEBHOOKS_UPSTREAM_SINCE', default: null, help: 'first start only: search changes since this ISO 8601 time (default now)', parse: (raw) => {
     const t = parseIsoTime(raw);
@@ -172,8 +181,8 @@ export const SETTINGS = [
     return t;
   } }),
   spec({ key: 'upstreamOverlapMs', flag: 'upstream-overlap', env: 'ORCID_WEBHOOKS_UPSTREAM_OVERLAP', default: '10m', help: 'each search reaches this far back before the cursor: must exceed the upstream indexing delay', parse: duration }),
-  spec({ key: 'httpRequestTimeoutMs', flag: 'http-request-timeout', env: 'ORCID_WEBHOOKS_HTTP_REQUEST_TIMEOUT', default: '30s', help: 'an incoming request (headers and body) must arrive within this, or it is answered 408 and closed', parse: duration }),
-  spec({ key: 'httpHeadersTimeoutMs', flag: 'http-headers-timeout', env: 'ORCID_WEBHOOKS_HTTP_HEADERS_TIMEOUT', default: '10s', help: 'an incoming request\'s headers must arrive within this (at most --http-request-timeout)', parse: duration }),
+  spec({ key: 'httpRequestTimeoutMs', flag: 'http-request-timeout', env: 'ORCID_WEBHOOKS_HTTP_REQUEST_TIMEOUT', default: '30s', help: 'an incoming request (headers and body) must arrive within this, or it is answered 408 and closed', parse: timer(0) }),
+  spec({ key: 'httpHeadersTimeoutMs', flag: 'http-headers-timeout', env: 'ORCID_WEBHOOKS_HTTP_HEADERS_TIMEOUT', default: '10s', help: 'an incoming request\'s headers must arrive within this (at most --http-request-timeout)', parse: timer(0) }),
   spec({ key: 'secretsKey', flag: 'secrets-key', env: 'ORCID_WEBHOOKS_SECRETS_KEY', default: null, help: 'key(s) encrypting signing secrets at rest: 32 bytes in base64, several separated by commas during a rotation, the first encrypting (default: generated into the data directory\'s secrets-key file)', parse: (raw) => {
     parseKeyList(raw, 'the value');
     return raw;

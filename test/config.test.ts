@@ -157,6 +157,20 @@ describe('invalid values stop start-up with a ConfigError naming the setting', (
     throwsConfigError(() => resolveConfig({}, { ORCID_WEBHOOKS_ALLOWED_TARGETS: '10.0.0.0/99' }), '--allowed-targets', 'ORCID_WEBHOOKS_ALLOWED_TARGETS');
   });
 
+  it('a timer\'s duration beyond what Node can wait (24.8 days), or a timeout or interval of 0, is refused', () => {
+    throwsConfigError(() => resolveConfig({ requestTimeout: '30d', lease: '31d' }, {}), '--request-timeout', 'longer than a timer can wait');
+    throwsConfigError(() => resolveConfig({ drainTimeout: '25d' }, {}), '--drain-timeout', 'ORCID_WEBHOOKS_DRAIN_TIMEOUT', 'longer than a timer');
+    throwsConfigError(() => resolveConfig({}, { ORCID_WEBHOOKS_POLL_INTERVAL: '100000d' }), '--poll-interval', 'longer than a timer');
+    throwsConfigError(() => resolveConfig({ requestTimeout: '0', lease: '1' }, {}), '--request-timeout', 'must be above 0');
+    throwsConfigError(() => resolveConfig({ connectTimeout: '0ms' }, {}), '--connect-timeout', 'must be above 0');
+    throwsConfigError(() => resolveConfig({ pollInterval: '0' }, {}), '--poll-interval', 'at least 10 ms');
+    throwsConfigError(() => resolveConfig({ upstreamInterval: '0s' }, {}), '--upstream-interval', 'must be above 0');
+    // The longest timer itself, and durations that are no timer (kept in the database), are fine.
+    assert.equal(resolveConfig({ drainTimeout: '24d' }, {}).drainTimeoutMs, 24 * 86_400_000);
+    assert.equal(resolveConfig({ attemptRetention: '365d' }, {}).attemptRetentionMs, 365 * 86_400_000);
+    assert.equal(resolveConfig({ notifyDelay: '0' }, {}).notifyDelayMs, 0);
+  });
+
   it('lease not above request-timeout names both', () => {
     throwsConfigError(() => resolveConfig({ lease: '10s', requestTimeout: '10s' }, {}), '--lease', 'ORCID_WEBHOOKS_LEASE', '--request-timeout');
     throwsConfigError(() => resolveConfig({ lease: '5s' }, {}), '--lease', '--request-timeout');

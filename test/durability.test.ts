@@ -115,7 +115,11 @@ describe('SIGTERM drain', () => {
       assert.equal(w.lease, null, 'lease given back');
       assert.equal(w.leaseUntil, null, 'lease given back');
       assert.ok(w.enabled);
+      assert.equal(w.failedAttempts, 0);
+      // Cut short by the stop, not answered: no attempt recorded, no failure counted.
+      assert.deepEqual(await s.listAttempts(w.id, 10), [], 'no attempt recorded for the callback given back');
     });
+    assert.deepEqual(srv.logsMatching(/^delivery$/), [], 'no delivery line (with a retry time) for the callback given back');
 
     rx.behave((_r, res) => { res.writeHead(200).end('ok'); });
     const restarted = await startServer(flags);

@@ -58,7 +58,8 @@ export function opsRoutes(app: FastifyInstance, deps: OpsDeps): void {
       await deps.store.ping();
       checks.store = 'ok';
       const pending = await deps.store.pendingMigrations();
-      checks.migrations = pending.length ? `pending: ${pending.join(', ')}` : 'ok';
+      const unknown = await deps.store.unknownMigrations();
+      checks.migrations = unknown.length ? `newer than this version: ${unknown.join(', ')}` : pending.length ? `pending: ${pending.join(', ')}` : 'ok';
     } catch (e) {
       checks.store = `unreachable: ${(e as Error).message}`;
       checks.migrations = 'unknown: store unreachable';

@@ -145,7 +145,8 @@ function buildCli(): Command {
 
   const serve = program.command('serve').description('serve the ORCID webhook API and deliver callbacks');
   for (const s of SETTINGS) {
-    const arg = s.key === 'httpsOnly' ? '' : ` <${s.flag.split('-').pop()}>`;
+    // The value's name: the flag's last word, but a count for the max-… limits (not a client, not an ip).
+    const arg = s.key === 'httpsOnly' ? '' : ` <${s.flag.startsWith('max-') ? 'n' : s.flag.split('-').pop()}>`;
     serve.addOption(new Option(`--${s.flag}${arg}`, `${s.help} (env ${s.env}${s.default ? `, default ${s.default}` : ''})`));
   }
   serve.action(async (opts: Opts) => {

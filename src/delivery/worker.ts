@@ -107,6 +107,8 @@ export class DeliveryWorker extends EventEmitter {
   private beating = false;
   /** Callbacks in flight with the lease token of their claim. */
   private readonly inFlightClaims = new Set<{ id: number; lease: string }>();
+  /** Claims given back at stop while their callback was still running: its end records nothing. */
+  private readonly handedBack = new Set<{ id: number; lease: string }>();
   private claimCount = 0;
   private pumping = false;
   private pumpAgain = false;
@@ -487,7 +489,11 @@ export class DeliveryWorker extends EventEmitter {
         if (this.hostAddress.size > 10_000) this.hostAddress.clear();
         this.hostAddress.set(w.host, result.address);
       }
-      if (result.kind === 'deferred') this.giveBack(w, claim);
+      // Given back at stop (the drain timed out): the row is owed again with its due time, and the
+      // end of this callback (cut short as the sender closes) is no attempt: no log line, no
+      // attempt row, no failure in the statistics.
+      if (this.handedBack.delete(claim)) this.settle(w, claim);
+      else if (result.kind === 'deferred') this.giveBack(w, claim);
       else this.finish(w, claim, id, startedAt, result);
     });
   }
@@ -634,6 +640,7 @@ export class DeliveryWorker extends EventEmitter {
       clearTimeout(timeout);
     }
     const abandoned = [...this.inFlightClaims];
+    for (const c of abandoned) this.handedBack.add(c);
     const byLease = new Map<string, number[]>();
     for (const c of abandoned) byLease.set(c.lease, [...(byLease.get(c.lease) ?? []), c.id]);
     for (const [lease, ids] of byLease) {

@@ -53,9 +53,27 @@ export abstract class SqlStore {
   abstract migrate(): Promise<string[]>;
   /** Names of migrations the code knows that the database has not applied. */
   async pendingMigrations(): Promise<string[]> {
-    const applied = (await this.conn.all(this.d.tableExists('schema_migrations'))).length ? await this.conn.all('SELECT name FROM schema_migrations') : [];
-    const done = new Set(applied.map((r) => String(r.name)));
+    const done = new Set(await this.appliedMigrations());
     return loadMigrations(this.d.name).map((m) => m.name).filter((n) => !done.has(n));
+  }
+  /**
+   * Migrations the database has applied that this code does not know: a newer version migrated
+   * it, and this one must not run on a schema it does not know (migrate() refuses, /ready says so).
+   */
+  async unknownMigrations(): Promise<string[]> {
+    const known = new Set(loadMigrations(this.d.name).map((m) => m.name));
+    return (await this.appliedMigrations()).filter((n) => !known.has(n));
+  }
+  private async appliedMigrations(): Promise<string[]> {
+    if (!(await this.conn.all(this.d.tableExists('schema_migrations'))).length) return [];
+    return (await this.conn.all('SELECT name FROM schema_migrations')).map((r) => String(r.name));
+  }
+  /** Throws when the database was migrated by a newer version (see unknownMigrations). */
+  protected async refuseNewerSchema(): Promise<void> {
+    const unknown = await this.unknownMigrations();
+    if (unknown.length) {
+      throw new Error(`The database was migrated by a newer version of orcid-webhooks (migrations ${unknown.join(', ')} are unknown to this one): run that version, or this one on a database of its own`);
+    }
   }
   abstract close(): Promise<void>;
   /**

@@ -297,6 +297,7 @@ export class PostgresStore extends SqlStore {
   }
 
   async migrate(): Promise<string[]> {
+    await this.refuseNewerSchema();
     const applied: string[] = [];
     for (const m of loadMigrations('postgres')) {
       // Each migration in its own transaction, behind one advisory lock: processes starting at

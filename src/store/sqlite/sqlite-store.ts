@@ -158,6 +158,7 @@ export class SqliteStore extends SqlStore {
   }
 
   async migrate(): Promise<string[]> {
+    await this.refuseNewerSchema();
     while (this.busy) await this.busy;
     const applied: string[] = [];
     for (const m of loadMigrations('sqlite')) {
