@@ -2,7 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import Database from 'better-sqlite3';
 import { SETTINGS } from '../src/config.ts';
 import { isValidOrcid } from '../src/domain/orcid-id.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
@@ -157,6 +158,7 @@ describe('orcid-webhooks CLI', { concurrency: 3 }, () => {
 
   it('revoking an unknown client exits 1 with a clear message', async () => {
     const db = tempDb();
+    assertOk(await cli(['migrate', '--db', db.url]), 'migrate');
     const r = await cli(['clients', 'revoke', 'APP-DOESNOTEXIST0000', '--db', db.url]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /No client with id APP-DOESNOTEXIST0000/);
@@ -327,8 +329,26 @@ describe('orcid-webhooks CLI', { concurrency: 3 }, () => {
     assert.deepEqual(filtered.map((w) => w.orcid), [VALID[0]]);
   });
 
+  it('a command that reads or changes what is there, on a database that does not exist or is not this service\'s: exit 1, nothing created', async () => {
+    const missing = join(tempDb().dir, 'sub', 'x.db');
+    for (const args of [['clients', 'list'], ['webhooks', 'list'], ['records', 'list'], ['clients', 'revoke', 'APP-X'], ['upstream', 'status']]) {
+      const r = await cli([...args, '--db', `sqlite:${missing}`]);
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /No database at .*x\.db: check --db/);
+      assert.equal(existsSync(dirname(missing)), false, `${args.join(' ')} created nothing`);
+    }
+    const foreign = tempDb();
+    new Database(foreign.file).exec('CREATE TABLE foo (x)');
+    const r = await cli(['webhooks', 'list', '--db', foreign.url]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /is not a database of this service/);
+    const tables = new Database(foreign.file).prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[];
+    assert.deepEqual(tables.map((t) => t.name), ['foo'], 'nothing added to another application\'s file');
+  });
+
   it('webhooks list on an empty database is an empty array; --state bogus is rejected', async () => {
     const db = tempDb();
+    assertOk(await cli(['migrate', '--db', db.url]), 'migrate');
     assert.deepEqual(await cliJson(['webhooks', 'list', '--db', db.url]), []);
     const text = await cli(['webhooks', 'list', '--db', db.url]);
     assertOk(text, 'webhooks list');

@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, SETTINGS, resolveConfig, type Config } from '../config.ts';
 import { notificationId } from '../domain/notification-id.ts';
@@ -10,6 +10,7 @@ import { ClientDeliveryError, issueSigningSecret, recoverClientWebhooks, removeS
 import { clientView, createApiClient } from '../ops/clients.ts';
 import { importChanges } from '../ops/import.ts';
 import { redactUserinfo } from '../logger.ts';
+import { parseDatabaseUrl, sqliteFile } from '../store/database-url.ts';
 import type { Store, WebhookRow } from '../store/types.ts';
 import { VERSION } from '../version.ts';
 import { progressReporter } from './progress.ts';
@@ -55,11 +56,25 @@ async function openStore(cfg: Config): Promise<Store> {
   return open(cfg).catch((e: unknown) => { throw explainDatabaseError(e, cfg.db); });
 }
 
-/** Runs fn with a migrated store, closing it after. Errors opening or migrating the database say which and what to check. */
-async function withStore<T>(opts: Opts, fn: (store: Store, cfg: Config) => Promise<T>): Promise<T> {
+/**
+ * Runs fn with a migrated store, closing it after. Errors opening or migrating the database say
+ * which and what to check. `existing`: commands that only read or change what is there (lists,
+ * revocations, replays...) need a database of this service: a mistyped --db must not create an
+ * empty one (its directories and a secrets key), nor add this service's tables to another
+ * application's file, and then answer "nothing here".
+ */
+async function withStore<T>(opts: Opts, fn: (store: Store, cfg: Config) => Promise<T>, o: { existing?: boolean } = {}): Promise<T> {
   const cfg = config(opts);
+  const file = o.existing ? sqliteFile(parseDatabaseUrl(cfg.db)) : null;
+  if (file !== null && !existsSync(file)) {
+    throw new CliError(`No database at ${file}: check --db (ORCID_WEBHOOKS_DB). A new one is created by "orcid-webhooks serve" or "orcid-webhooks migrate" with that --db.`);
+  }
   const store = await openStore(cfg);
   try {
+    // Never migrated (its first migration pending): empty, or another application's database.
+    if (o.existing && (await store.pendingMigrations().catch(() => []))[0]?.startsWith('001_')) {
+      throw new CliError(`${redactUserinfo(cfg.db)} is not a database of this service (it has none of its tables): check --db (ORCID_WEBHOOKS_DB). "orcid-webhooks migrate" makes it one.`);
+    }
     try {
       await store.migrate();
     } catch (e) {
@@ -219,12 +234,12 @@ function buildCli(): Command {
   common(clients.command('list').description('list clients')).action(async (opts: Opts) => withStore(opts, async (store) => {
     const rows = (await store.listClients()).map(clientView);
     print(opts, rows, () => table(rows, 'no clients yet: create one with "orcid-webhooks clients create --name NAME --premium"'));
-  }));
+  }, { existing: true }));
   common(clients.command('revoke').description('revoke a client: its tokens stop working at once').argument('<id>', 'client id'))
     .action(async (id: string, opts: Opts) => withStore(opts, async (store) => {
       if (!(await store.revokeClient(id, Date.now()))) throw new CliError(`No client with id ${id} (see "orcid-webhooks clients list")`);
       print(opts, { id, revoked: true }, () => `client ${id} revoked; its tokens no longer work`);
-    }));
+    }, { existing: true }));
   common(clients.command('signing-secret').description('give the client a signing secret: its callbacks then carry a Standard Webhooks webhook-signature (the secret is shown once)').argument('<id>', 'client id'))
     .option('--rotate', 'replace the existing secret; the old one also signs for --signing-rotation-grace', false)
     .option('--remove', "stop signing the client's callbacks", false)
@@ -243,14 +258,14 @@ function buildCli(): Command {
         expires ? `The previous secret also signs until ${expires}; then only this one.` : `Callbacks of client ${id} are signed from now on.`,
         'Give it to the client to verify webhook-signature; it cannot be shown again.',
       ].join('\n'));
-    }));
+    }, { existing: true }));
   common(clients.command('payload').description("choose the client's callback body: empty (ORCID's, the default) or json (a record.updated event)")
     .argument('<id>', 'client id').argument('<mode>', 'json or empty'))
     .action(async (id: string, mode: string, opts: Opts) => withStore(opts, async (store) => {
       if (mode !== 'json' && mode !== 'empty') throw new CliError(`mode must be json or empty, got "${mode}"`, 2);
       await setPayloadMode(store, id, mode, Date.now()).catch(deliveryError);
       print(opts, { client: id, payload: mode }, () => `client ${id}: callbacks now carry ${mode === 'json' ? 'a JSON record.updated event' : "ORCID's empty body"}`);
-    }));
+    }, { existing: true }));
 
   const records = program.command('records').description('manage ORCID records (webhooks attach to them)');
   common(records.command('add').description('add records by iD').argument('<orcid...>', 'ORCID iDs such as 0000-0002-1825-0097'))
@@ -273,7 +288,7 @@ function buildCli(): Command {
       const rows = (await store.listRecords({ limit: Number(opts.limit), ...(opts.after ? { afterOrcid: String(opts.after) } : {}) }))
         .map((r) => ({ orcid: r.orcid, modified: iso(r.modifiedAt), created: iso(r.createdAt) }));
       print(opts, rows, () => table(rows, 'no records yet: add some with "orcid-webhooks records add ORCID" or "records mint"'));
-    }));
+    }, { existing: true }));
   common(records.command('touch').description('mark records modified now (creates missing ones); their webhooks are notified').argument('<orcid...>', 'ORCID iDs'))
     // No commander default: a default would count as a flag and hide ORCID_WEBHOOKS_NOTIFY_DELAY.
     .option('--notify-delay <duration>', 'delay before the notifications are due (env ORCID_WEBHOOKS_NOTIFY_DELAY, default 0)')
@@ -330,7 +345,7 @@ function buildCli(): Command {
         ...(opts.after ? { afterId: (await webhookByPublicId(store, String(opts.after))).id } : {}),
       })).map(webhookView);
       print(opts, rows, () => table(rows.map((r) => ({ id: r.id, client: r.client, orcid: r.orcid, state: r.state, failures: r.failedAttempts, 'last sent': r.lastSent, url: r.url })), 'no webhooks match'));
-    }));
+    }, { existing: true }));
   common(webhooks.command('replay').description("send a webhook's notification again now, with a new webhook-id; a disabled webhook is re-enabled")
     .argument('<id>', 'webhook id (see "webhooks list")', webhookIdArg('the webhook id')))
     .action(async (id: string, opts: Opts) => withStore(opts, async (store) => {
@@ -339,7 +354,7 @@ function buildCli(): Command {
       const nid = notificationId(r.webhook);
       print(opts, { id, notificationId: nid, reenabled: r.reenabled }, () =>
         `webhook ${id} owes notification ${nid} now${r.reenabled ? ' (it was disabled and is enabled again)' : ''}`);
-    }));
+    }, { existing: true }));
   common(webhooks.command('recover').description("re-enable a client's webhooks disabled or failing since a time; each owes one notification now"))
     .requiredOption('--client <id>', 'client id')
     .requiredOption('--since <time>', 'an ISO 8601 time such as 2026-01-31T12:00:00Z')
@@ -350,7 +365,7 @@ function buildCli(): Command {
       const recovered = await recoverClientWebhooks(store, String(opts.client), since, Date.now()).catch(deliveryError);
       print(opts, { client: opts.client, since: new Date(since).toISOString(), recovered }, () =>
         `${recovered} webhook(s) of client ${String(opts.client)} re-enabled, each owing one notification now`);
-    }));
+    }, { existing: true }));
 
   upstreamCommands(program, { common, withStore, print });
 
@@ -360,7 +375,7 @@ function buildCli(): Command {
     .action(async (opts: Opts) => withStore(opts, async (store) => {
       const resealed = await store.resealSigningSecrets();
       print(opts, { resealed }, () => `${resealed} client(s)' signing secrets re-encrypted with the current key`);
-    }));
+    }, { existing: true }));
   common(secrets.command('rotate-key').description('replace the key in the data directory\'s secrets-key file with a new one and re-encrypt every signing secret with it (restart running servers after)'))
     .action(async (opts: Opts) => {
       const cfg = config(opts);

@@ -43,7 +43,7 @@ export async function importOrcidLambdaCommand(store: Store, cfg: Config, file: 
 
 export function upstreamCommands(
   program: Command,
-  k: { common: (c: Command) => Command; withStore: <T>(opts: Opts, fn: (store: Store, cfg: Config) => Promise<T>) => Promise<T>; print: Print },
+  k: { common: (c: Command) => Command; withStore: <T>(opts: Opts, fn: (store: Store, cfg: Config) => Promise<T>, o?: { existing?: boolean }) => Promise<T>; print: Print },
 ): void {
   const upstream = program.command('upstream').description('the upstream registry watched by serve --upstream');
   k.common(upstream.command('status').description('the upstream poller: who polls, the cursor, the lag, the last success and error'))
@@ -56,5 +56,5 @@ export function upstreamCommands(
         `last success: ${v.lastSuccess ?? 'never'}${v.lagSeconds === null ? '' : ` (lag ${v.lagSeconds} s)`}`,
         `last error:   ${v.lastError ? `${v.lastError} at ${v.lastErrorAt}` : 'none'}`,
       ].join('\n'));
-    }));
+    }, { existing: true }));
 }

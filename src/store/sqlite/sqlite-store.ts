@@ -99,7 +99,6 @@ export class SqliteStore extends SqlStore {
       this.db.pragma('wal_autocheckpoint = 0');
       this.checkpointer = new BackgroundCheckpointer(path);
     }
-    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)');
     this.registerBatch = this.db.transaction((inputs: NewWebhook[]) => this.registerAll(inputs));
     this.registerTx = this.db.transaction((input: NewWebhook) => this.registerOne(input));
     this.claimTx = this.db.transaction((o: ClaimOptions, p: Params) => {
@@ -160,6 +159,7 @@ export class SqliteStore extends SqlStore {
   async migrate(): Promise<string[]> {
     await this.refuseNewerSchema();
     while (this.busy) await this.busy;
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)');
     const applied: string[] = [];
     for (const m of loadMigrations('sqlite')) {
       // IMMEDIATE takes the write lock first, so two processes migrating at once serialise; the
