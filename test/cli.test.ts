@@ -65,6 +65,8 @@ describe('orcid-webhooks CLI', { concurrency: 3 }, () => {
         assert.ok(r.stdout.includes(word), `serve --help lacks ${word}:\n${r.stdout}`);
       }
       for (const s of SETTINGS) assert.ok(r.stdout.includes(`--${s.flag}`), `serve --help lacks --${s.flag}`);
+      // Value names that say what the value is: a count, not "<client>" or "<ip>"; the switch can be turned off.
+      for (const word of ['--max-webhooks-per-client <n>', '--max-connections-per-ip <n>', '--no-https-only']) assert.ok(r.stdout.includes(word), `serve --help lacks ${word}`);
     });
 
     it('clients create --help shows its options', async () => {

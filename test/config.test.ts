@@ -106,6 +106,11 @@ describe('flags over environment', () => {
     assert.equal(resolveConfig({ httpsOnly: true }, { ORCID_WEBHOOKS_HTTPS_ONLY: 'false' }).httpsOnly, true);
   });
 
+  it('--no-https-only (commander gives false) turns off what the env turned on', () => {
+    assert.equal(resolveConfig({ httpsOnly: false }, { ORCID_WEBHOOKS_HTTPS_ONLY: 'true' }).httpsOnly, false);
+    assert.equal(resolveConfig({}, { ORCID_WEBHOOKS_HTTPS_ONLY: 'true' }).httpsOnly, true);
+  });
+
   it('an invalid env value does not matter when a flag overrides it', () => {
     assert.equal(resolveConfig({ port: '7000' }, { PORT: 'abc' }).port, 7000);
   });

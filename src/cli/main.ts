@@ -163,6 +163,8 @@ function buildCli(): Command {
     // The value's name: the flag's last word, but a count for the max-… limits (not a client, not an ip).
     const arg = s.key === 'httpsOnly' ? '' : ` <${s.flag.startsWith('max-') ? 'n' : s.flag.split('-').pop()}>`;
     serve.addOption(new Option(`--${s.flag}${arg}`, `${s.help} (env ${s.env}${s.default ? `, default ${s.default}` : ''})`));
+    // A switch the environment can turn on, a flag must be able to turn off (flags win).
+    if (s.key === 'httpsOnly') serve.addOption(new Option(`--no-${s.flag}`, `allow http:// callbacks even when ${s.env} is set`));
   }
   serve.action(async (opts: Opts) => {
     const cfg = resolveConfig(opts);
