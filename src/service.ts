@@ -163,7 +163,11 @@ export async function startService(config: Config, opts: StartOptions = {}): Pro
 
   let url = '';
   if (opts.listen !== false) {
-    await app.listen({ port: config.port, host: config.host });
+    await app.listen({ port: config.port, host: config.host }).catch((e: NodeJS.ErrnoException) => {
+      const why = e.code === 'EADDRINUSE' ? 'the port is in use' : e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN' ? `no such host "${config.host}"`
+        : e.code === 'EADDRNOTAVAIL' ? `${config.host} is not an address of this machine` : e.code === 'EACCES' ? 'permission denied (a port below 1024?)' : e.message;
+      throw new Error(`Cannot listen on ${config.host}:${config.port} (--host, --port): ${why}`, { cause: e });
+    });
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : config.port;
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;

@@ -1,6 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -165,6 +167,22 @@ describe('orcid-webhooks CLI', { concurrency: 3 }, () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /No client with id APP-DOESNOTEXIST0000/);
     assert.equal(r.stdout, '');
+  });
+
+  it('serve on a port in use, or a host that does not resolve: exit 1 naming --host and --port and why', async () => {
+    const busy = createServer().listen(0, '127.0.0.1');
+    await once(busy, 'listening');
+    try {
+      const port = String((busy.address() as AddressInfo).port);
+      const inUse = await cli(['serve', '--port', port, '--db', tempDb().url, '--admin-token', 'cli-test-admin-token-0123456789']);
+      assert.equal(inUse.code, 1, inUse.stderr);
+      assert.match(inUse.stderr, new RegExp(`Cannot listen on 127\\.0\\.0\\.1:${port} \\(--host, --port\\): the port is in use`));
+      const noHost = await cli(['serve', '--host', 'no such host.invalid', '--port', '0', '--db', tempDb().url, '--admin-token', 'cli-test-admin-token-0123456789']);
+      assert.equal(noHost.code, 1, noHost.stderr);
+      assert.match(noHost.stderr, /Cannot listen on no such host\.invalid:0 \(--host, --port\): no such host/);
+    } finally {
+      busy.close();
+    }
   });
 
   it('clients create needs --name', async () => {
