@@ -54,7 +54,8 @@ describe('an unknown database scheme', () => {
 describe('SQLite errors name the file, the setting and what to check', () => {
   test('a path under a regular file (cannot create the directory)', async () => {
     writeFileSync(join(dir, 'plain-file'), 'x');
-    const r = await cli(['clients', 'list', '--db', `sqlite:${join(dir, 'plain-file', 'x.db')}`]);
+    // A command that creates the database (a list would say there is none).
+    const r = await cli(['clients', 'create', '--name', 'x', '--db', `sqlite:${join(dir, 'plain-file', 'x.db')}`]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, new RegExp(`Cannot use the SQLite database ${join(dir, 'plain-file', 'x.db')} \\(set by --db or DATABASE_URL\\)`));
     assert.match(r.stderr, /Check that .*plain-file is a directory this user can create and write files in/);

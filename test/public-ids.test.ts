@@ -70,7 +70,8 @@ for (const { backend, skip } of await backends()) describe(`migration 003 on ${b
     try {
       // The database as 002 left it.
       const dialect = store.dialect;
-      if (dialect === 'postgres') await exec(store, 'CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)');
+      // (The table migrate() creates; an older SQLite store created it when opened.)
+      await exec(store, `CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at ${dialect === 'postgres' ? 'BIGINT' : 'INTEGER'} NOT NULL)`);
       for (const m of ['001_init', '002_client_features']) {
         await exec(store, readFileSync(join(MIGRATIONS, dialect, 'migrations', `${m}.sql`), 'utf8'));
         await exec(store, `INSERT INTO schema_migrations (name, applied_at) VALUES ('${m}', 0)`);
