@@ -79,8 +79,9 @@ export function routeMethods(app: FastifyInstance): AllowedMethods {
  */
 export function notFoundError(req: FastifyRequest, allowed: AllowedMethods): OrcidApiError {
   const path = req.url.split('?')[0]!;
+  const listed = allowed(path);
   // (A path the router did not match with a method it lists, such as one with a trailing slash, is a 404.)
-  const methods = allowed(path).includes(req.method) ? [] : allowed(path);
+  const methods = listed.includes(req.method) ? [] : listed;
   // ORCID's path: Jersey's 405 for any method the path lacks (fastify routes only the methods it
   // knows); `/{orcid}/webhook` with no callback after it has no route on ORCID either: its 404.
   if (isOrcidEndpoint(req)) return methods.length ? jaxRsError(405, { allow: ORCID_ALLOW }) : jaxRsError(404);

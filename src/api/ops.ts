@@ -57,8 +57,7 @@ export function opsRoutes(app: FastifyInstance, deps: OpsDeps): void {
     try {
       await deps.store.ping();
       checks.store = 'ok';
-      const pending = await deps.store.pendingMigrations();
-      const unknown = await deps.store.unknownMigrations();
+      const { pending, unknown } = await deps.store.migrationState();
       checks.migrations = unknown.length ? `newer than this version: ${unknown.join(', ')}` : pending.length ? `pending: ${pending.join(', ')}` : 'ok';
     } catch (e) {
       checks.store = `unreachable: ${(e as Error).message}`;

@@ -71,7 +71,6 @@ function location(req: FastifyRequest, baseUrl: string | null): string {
   return `${base}${(req.raw.url ?? '').split('?')[0]}`;
 }
 
-
 /** PUT's or DELETE's operation: its own answers, and what both refuse (token, scope, media types, rate limit). */
 function webhookOperation<A extends Record<number, unknown>>(operationId: string, summary: string, answers: A) {
   const refusals = { ...CLIENT_AUTH_ERRORS, 415: orcidError('Content-Type is not one of ORCID\'s XML or JSON types (9001)') };

@@ -53,24 +53,25 @@ export abstract class SqlStore {
   abstract migrate(): Promise<string[]>;
   /** Names of migrations the code knows that the database has not applied. */
   async pendingMigrations(): Promise<string[]> {
-    const done = new Set(await this.appliedMigrations());
-    return loadMigrations(this.d.name).map((m) => m.name).filter((n) => !done.has(n));
+    return (await this.migrationState()).pending;
   }
   /**
-   * Migrations the database has applied that this code does not know: a newer version migrated
-   * it, and this one must not run on a schema it does not know (migrate() refuses, /ready says so).
+   * From one read of schema_migrations: the migrations the code knows that the database has not
+   * applied (pending), and those it applied that this code does not know (unknown: a newer version
+   * migrated it, and this one must not run on a schema it does not know; migrate() refuses, /ready
+   * says so).
    */
-  async unknownMigrations(): Promise<string[]> {
-    const known = new Set(loadMigrations(this.d.name).map((m) => m.name));
-    return (await this.appliedMigrations()).filter((n) => !known.has(n));
+  async migrationState(): Promise<{ pending: string[]; unknown: string[] }> {
+    const applied = (await this.conn.all(this.d.tableExists('schema_migrations'))).length
+      ? (await this.conn.all('SELECT name FROM schema_migrations')).map((r) => String(r.name)) : [];
+    const known = loadMigrations(this.d.name).map((m) => m.name);
+    const done = new Set(applied);
+    const knownSet = new Set(known);
+    return { pending: known.filter((n) => !done.has(n)), unknown: applied.filter((n) => !knownSet.has(n)) };
   }
-  private async appliedMigrations(): Promise<string[]> {
-    if (!(await this.conn.all(this.d.tableExists('schema_migrations'))).length) return [];
-    return (await this.conn.all('SELECT name FROM schema_migrations')).map((r) => String(r.name));
-  }
-  /** Throws when the database was migrated by a newer version (see unknownMigrations). */
+  /** Throws when the database was migrated by a newer version (see migrationState). */
   protected async refuseNewerSchema(): Promise<void> {
-    const unknown = await this.unknownMigrations();
+    const { unknown } = await this.migrationState();
     if (unknown.length) {
       throw new Error(`The database was migrated by a newer version of orcid-webhooks (migrations ${unknown.join(', ')} are unknown to this one): run that version, or this one on a database of its own`);
     }
