@@ -15,8 +15,8 @@ import type { AttemptRecord, Claim, ClaimOptions, WorkerRow } from '../types.ts'
  */
 export function claimableSql(d: Dialect, staleMs: string): string {
   return `(webhooks.lease_until IS NULL OR webhooks.lease_until < ${d.now}
-      OR (webhooks.lease_worker IS NOT NULL AND NOT EXISTS (
-        SELECT 1 FROM workers k WHERE k.id = webhooks.lease_worker AND k.heartbeat_at >= ${d.now} - ${staleMs})))`;
+      OR (webhooks.lease_worker IS NOT NULL AND webhooks.lease_worker NOT IN (
+        SELECT k.id FROM workers k WHERE k.heartbeat_at >= ${d.now} - ${staleMs})))`;
 }
 
 /**
