@@ -1429,6 +1429,24 @@ if (await postgresSuiteGate('PostgresStore')) {
       }
     });
 
+    it('concurrent changes creating the same record count it once, also in batches with an iD twice (one transaction of rounds)', async () => {
+      const a = open();
+      const b = open();
+      await a.migrate();
+      for (let i = 0; i < 10; i++) {
+        const X = orcidN(9100 + i);
+        const rs = await Promise.all([
+          a.applyChanges([{ orcid: X, modifiedAt: T0 + 10 }, { orcid: X, modifiedAt: T0 + 15 }], { create: true, now: T0, notifyDelayMs: 0, perChange: true }),
+          b.applyChanges([{ orcid: X, modifiedAt: T0 + 20 }, { orcid: X, modifiedAt: T0 + 30 }], { create: true, now: T0, notifyDelayMs: 0, perChange: true }),
+        ]);
+        assert.equal(rs[0].created + rs[1].created, 1);
+        for (const r of rs) assert.equal(r.created + r.changed + r.ignored, 2);
+        assert.equal((await a.getRecord(X))?.modifiedAt, T0 + 30);
+        // Each batch's second change was judged against what its first left.
+        for (const r of rs) assert.ok(r.changes![1]!.outcome !== 'created');
+      }
+    });
+
     it('survives killed connections: the pool recovers and the listener reconnects and wakes', async () => {
       const app = `ow_test_kill_${schema.schema.slice(-12)}`;
       const u = new URL(schema.url);
