@@ -366,6 +366,24 @@ describe('orcid-webhooks CLI', { concurrency: 3 }, () => {
     assert.deepEqual(tables.map((t) => t.name), ['foo'], 'nothing added to another application\'s file');
   });
 
+  it('the missing or foreign database message names the environment variable --db really reads (DATABASE_URL), which then works', async () => {
+    const missing = join(tempDb().dir, 'x.db');
+    const foreign = tempDb();
+    new Database(foreign.file).exec('CREATE TABLE foo (x)');
+    const dbEnv = SETTINGS.find((s) => s.key === 'db')!.env;
+    for (const url of [`sqlite:${missing}`, foreign.url]) {
+      const r = await cli(['clients', 'list', '--db', url]);
+      assert.equal(r.code, 1, r.stderr);
+      const named = /check --db \(([A-Z_]+)\)/.exec(r.stderr)?.[1];
+      assert.equal(named, dbEnv, `${r.stderr.trim()}: names ${named}, but --db is read from ${dbEnv}`);
+    }
+    // Following the advice: the variable the message names selects the database.
+    const good = tempDb();
+    assert.equal((await cli(['migrate', '--db', good.url])).code, 0);
+    const viaEnv = await cli(['clients', 'list', '--json'], { env: { [dbEnv]: good.url } });
+    assert.equal(viaEnv.code, 0, viaEnv.stderr);
+  });
+
   it('webhooks list on an empty database is an empty array; --state bogus is rejected', async () => {
     const db = tempDb();
     assertOk(await cli(['migrate', '--db', db.url]), 'migrate');

@@ -67,13 +67,13 @@ async function withStore<T>(opts: Opts, fn: (store: Store, cfg: Config) => Promi
   const cfg = config(opts);
   const file = o.existing ? sqliteFile(parseDatabaseUrl(cfg.db)) : null;
   if (file !== null && !existsSync(file)) {
-    throw new CliError(`No database at ${file}: check --db (ORCID_WEBHOOKS_DB). A new one is created by "orcid-webhooks serve" or "orcid-webhooks migrate" with that --db.`);
+    throw new CliError(`No database at ${file}: check --db (DATABASE_URL). A new one is created by "orcid-webhooks serve" or "orcid-webhooks migrate" with that --db.`);
   }
   const store = await openStore(cfg);
   try {
     // Never migrated (its first migration pending): empty, or another application's database.
     if (o.existing && (await store.pendingMigrations().catch(() => []))[0]?.startsWith('001_')) {
-      throw new CliError(`${redactUserinfo(cfg.db)} is not a database of this service (it has none of its tables): check --db (ORCID_WEBHOOKS_DB). "orcid-webhooks migrate" makes it one.`);
+      throw new CliError(`${redactUserinfo(cfg.db)} is not a database of this service (it has none of its tables): check --db (DATABASE_URL). "orcid-webhooks migrate" makes it one.`);
     }
     try {
       await store.migrate();
