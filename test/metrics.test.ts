@@ -126,4 +126,20 @@ describe('/metrics with a delivery worker', () => {
     const routes = new Set([...text.matchAll(/orcid_webhooks_http_request_duration_seconds_count\{[^}]*route="([^"]*)"/g)].map((m) => m[1]));
     assert.ok(![...routes].some((r) => /no-such|0000-|metrics\.example/.test(r!)), `routes: ${[...routes].join(' ')}`);
   });
+
+  test('registrations and deletions: a webhook deleted by the operator (admin API, dashboard) counts as deleted, as one its client deletes', async () => {
+    const DELETED = '{outcome="deleted"}';
+    const deletedBefore = sample(await scrape(h), 'orcid_webhooks_registrations_total', DELETED) ?? 0;
+    const byClient = 'https://deleted.example.org/by-client';
+    const byAdmin = 'https://deleted.example.org/by-admin';
+    for (const cb of [byClient, byAdmin]) {
+      assert.equal((await h.svc.app.inject({ method: 'PUT', url: webhookPath(ORCIDS[3]!, cb), headers: { authorization: `Bearer ${h.token}` } })).statusCode, 201);
+    }
+    assert.equal((await h.svc.app.inject({ method: 'DELETE', url: webhookPath(ORCIDS[3]!, byClient), headers: { authorization: `Bearer ${h.token}` } })).statusCode, 204);
+    const w = (await h.store.findWebhook(h.clientId, ORCIDS[3]!, byAdmin))!;
+    const del = () => h.svc.app.inject({ method: 'DELETE', url: `/admin/api/webhooks/${w.publicId}`, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    assert.equal((await del()).statusCode, 204);
+    assert.equal((await del()).statusCode, 404, 'gone: a second delete deletes nothing');
+    assert.equal(sample(await scrape(h), 'orcid_webhooks_registrations_total', DELETED), deletedBefore + 2, 'both deletions counted, the refused one not');
+  });
 });

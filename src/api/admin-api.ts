@@ -2,10 +2,10 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { requireAdmin } from './auth.ts';
 import { adminRecordRoutes, type AdminRecordRouteDeps } from './admin.ts';
 import { adminClientRoutes, type AdminClientRouteDeps } from './admin-clients.ts';
-import { adminDashboardRoutes } from './admin-dashboard.ts';
+import { adminDashboardRoutes, type DashboardApiDeps } from './admin-dashboard.ts';
 import { adminUpstreamRoutes, type UpstreamView } from './admin-upstream.ts';
 
-export type AdminApiDeps = AdminRecordRouteDeps & AdminClientRouteDeps & {
+export type AdminApiDeps = AdminRecordRouteDeps & AdminClientRouteDeps & DashboardApiDeps & {
   adminToken: string;
   upstream: UpstreamView | null;
 };

@@ -18,6 +18,8 @@ import { adminAttemptSchema, adminAttemptView, adminWebhookSchema, adminWebhookV
 export interface DashboardApiDeps {
   store: Store;
   now: () => number;
+  /** A webhook was deleted here (counted with the deletions of the ORCID API in the metrics). */
+  onWebhookDeleted?: () => void;
 }
 
 const MINUTE = 60_000;
@@ -219,6 +221,7 @@ export function adminDashboardRoutes(admin: FastifyInstance, deps: DashboardApiD
     const id = webhookId(req.params);
     const w = await loadWebhook(id);
     if (!(await store.deleteWebhook(w.clientId, w.orcid, w.url))) throw noWebhook(id);
+    deps.onWebhookDeleted?.();
     return reply.code(204).send();
   });
 

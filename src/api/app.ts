@@ -181,6 +181,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         deps.metrics.changes.inc({ result: 'ignored' }, result.ignored);
         deps.onChanges?.(result);
       },
+      onWebhookDeleted: () => deps.metrics.registrations.inc({ outcome: 'deleted' }),
       signingRotationGraceMs: deps.signingRotationGraceMs ?? 24 * 3_600_000,
       ...(deps.onClientSettingsChanged && { onClientSettingsChanged: deps.onClientSettingsChanged }),
     });
