@@ -273,6 +273,49 @@ for (const { backend, skip } of await backends()) describe(`admin dashboard API 
     });
   });
 
+  describe("the overview's failures by host: each host's link lists exactly that host's webhooks", () => {
+    let hh: Harness;
+    // An IDN host is stored in its ASCII form; a host is also part of its subdomains' and of other URLs.
+    const URLS = ['https://bücher.example/cb', 'https://example.org/x', 'https://api.example.org/x', 'https://other.example.net/?from=example.org'];
+    before(async () => {
+      hh = await startHarness({ role: 'api' }, { backend });
+      await hh.store.addRecords([ORCIDS[0]!], Date.now() - 10 * MINUTE);
+      for (const url of URLS) {
+        const r = await hh.store.registerWebhook({ clientId: hh.clientId, orcid: ORCIDS[0]!, url, host: new URL(url).hostname, now: Date.now() });
+        assert.equal(r.outcome, 'created');
+      }
+      await hh.store.applyChanges([{ orcid: ORCIDS[0]!, modifiedAt: Date.now(), touch: true }], { create: false, now: Date.now(), notifyDelayMs: 0 });
+      const now = Date.now();
+      const claims = await hh.store.claimDue({ lease: 'test', limit: 100, now: now + MINUTE, leaseMs: MINUTE, excludeHosts: [] });
+      assert.equal(claims.length, URLS.length);
+      await hh.store.completeAttempts(claims.map((c) => ({
+        webhookId: c.webhook.id, lease: 'test', claimedSeq: c.webhook.changeSeq, notificationId: `msg_${c.webhook.publicId}_1`,
+        startedAt: now, durationMs: 5, statusCode: 500, error: null, responseSnippet: null, latencyMs: null,
+        outcome: { kind: 'retry', retryAt: now + HOUR }, nextDueAt: now + HOUR,
+      })));
+    });
+    after(() => hh.close());
+
+    test('the link the overview draws for a host, opened by the webhooks page, lists that host\'s webhooks and no other', async () => {
+      const overviewJs = readFileSync(new URL('../src/dashboard/pages/overview.js', import.meta.url), 'utf8');
+      const webhooksJs = readFileSync(new URL('../src/dashboard/pages/webhooks.js', import.meta.url), 'utf8');
+      // The host table's link: #/webhooks?<param>=<host>.
+      const param = /href: `#\/webhooks\$\{q\(\{ (\w+): r\.host \}\)\}`/.exec(overviewJs)?.[1] ?? assert.fail('no link on a failing host');
+      // The webhooks page reads that parameter of its URL and passes it on to the list it asks for.
+      assert.match(webhooksJs, new RegExp(`${param}: params\\.${param} \\?\\? ''`), `the webhooks page reads ${param} from its URL`);
+      const o = (await hh.svc.app.inject({ url: '/admin/api/overview', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json();
+      const hosts = (o.failures.byHost as { host: string; failures: number }[]).map((f) => f.host).sort();
+      assert.deepEqual(hosts, URLS.map((u) => new URL(u).hostname).sort());
+      const all = (await hh.svc.app.inject({ url: '/admin/api/webhooks', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json().webhooks as (Webhook & { host: string })[];
+      for (const host of hosts) {
+        const res = await hh.svc.app.inject({ url: `/admin/api/webhooks?${new URLSearchParams({ [param]: host })}`, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+        assert.equal(res.statusCode, 200, res.body);
+        const listed = (res.json().webhooks as Webhook[]).map((x) => x.url);
+        assert.deepEqual(listed, all.filter((x) => x.host === host).map((x) => x.url), `${param}=${host}`);
+      }
+    });
+  });
+
   describe('GET /admin/api/webhooks/{id}', () => {
     test('answers the webhook and its attempts, newest first', async () => {
       const res = await call('GET', `/admin/api/webhooks/${w.d.publicId}`);
@@ -488,7 +531,7 @@ for (const { backend, skip } of await backends()) describe(`admin dashboard API 
       assert.ok(op.responses['401'], `${method} ${path} documents 401`);
     }
     const params = doc.paths['/admin/api/webhooks'].get.parameters.map((p: { name: string }) => p.name);
-    assert.deepEqual(params, ['search', 'state', 'client', 'orcid', 'cursor', 'limit']);
+    assert.deepEqual(params, ['search', 'state', 'client', 'orcid', 'cursor', 'limit', 'host']);
     assert.ok(doc.paths['/admin/api/clients'].post.requestBody.content['application/json'].schema.properties.name);
   });
 });

@@ -314,6 +314,15 @@ describe('dashboard in Chromium', { skip, timeout: 300_000 }, () => {
       await page.click('nav >> text=Overview');
       await page.locator('[data-testid="failures-by-host"] tr').filter({ hasText: '127.0.0.1' }).waitFor();
       await page.locator('[data-testid="failures-by-client"] tr').filter({ hasText: 'Test premium' }).waitFor();
+      // A failing host's link opens the webhooks of exactly that host, the filter shown and removable.
+      await page.locator('[data-testid="failures-by-host"] a').filter({ hasText: '127.0.0.1' }).first().click();
+      await page.locator('[data-testid="host-filter"]').filter({ hasText: '127.0.0.1' }).waitFor();
+      assert.match(page.url(), /#\/webhooks\?host=127\.0\.0\.1/);
+      await page.locator('tbody tr').filter({ hasText: failing }).first().waitFor();
+      await page.click('[data-testid="host-filter"] button');
+      await page.waitForFunction(() => !location.hash.includes('host='));
+      await page.click('nav >> text=Overview');
+      await page.locator('[data-testid="failures-by-host"] tr').filter({ hasText: '127.0.0.1' }).waitFor();
       assert.notEqual((await page.locator('[data-testid="stat-oldest-owed"]').innerText()).trim(), 'none', 'the failing webhook still owes its notification');
       assert.match((await page.locator('[data-testid="stat-in-flight"]').innerText()).trim(), /^\d+$/);
       await page.screenshot({ path: `${ARTIFACTS}/dashboard-overview-failures.png`, fullPage: true });

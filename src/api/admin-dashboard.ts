@@ -39,6 +39,7 @@ const listWebhooksQuery = z.object({
   orcid: z.string().optional().describe('Only this ORCID iD'),
   cursor: z.string().regex(PUBLIC_ID_PATTERN, 'must be the nextCursor of a previous page').optional().describe('nextCursor of the previous page'),
   limit: pageLimit(500).optional().describe('Page size, 1 to 500 (default 50)'),
+  host: z.string().max(300).optional().describe('Only webhooks to this host, exactly (as the overview\'s failures by host name it; IDNs in their xn-- form)'),
 }).strict();
 
 const webhookQuery = z.object({
@@ -180,6 +181,7 @@ export function adminDashboardRoutes(admin: FastifyInstance, deps: DashboardApiD
       ...(q.state && { state: q.state }),
       ...(q.client !== undefined && { clientId: q.client }),
       ...(q.orcid !== undefined && { orcid: q.orcid }),
+      ...(q.host !== undefined && { host: q.host.toLowerCase() }),
       ...(q.cursor !== undefined && { afterId: await afterIdOf(q.cursor) }),
     });
     const { page, next } = pageOf(rows, limit, (w) => w.publicId);

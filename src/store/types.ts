@@ -128,6 +128,8 @@ export interface WebhookFilter {
   state?: WebhookStateName;
   /** Free text matched against iD, URL and client id. */
   search?: string;
+  /** Exactly this (lower-cased) host, as the webhooks' `host` column and the failures by host name it. */
+  host?: string;
   /** Return webhooks with id greater than this (cursor pagination). */
   afterId?: number;
   limit: number;

@@ -67,7 +67,7 @@ export async function render(view) {
         stat('Records / clients', `${fmtNumber(o.records)} / ${fmtNumber(o.clients.active)}`, `records known / active clients${o.clients.total > o.clients.active ? ` (${fmtNumber(o.clients.total - o.clients.active)} revoked)` : ''}`, { href: '#/clients', testid: 'stat-records' }),
       );
       stats.setAttribute('aria-busy', 'false');
-      clear(byHost, failureTable(o.failures.byHost, 'Host', (r) => h('a', { class: 'mono', href: `#/webhooks${q({ search: r.host })}` }, r.host)));
+      clear(byHost, failureTable(o.failures.byHost, 'Host', (r) => h('a', { class: 'mono', href: `#/webhooks${q({ host: r.host })}` }, r.host)));
       clear(byClient, failureTable(o.failures.byClient, 'Client', (r) => h('a', { href: `#/webhooks${q({ client: r.client.id })}` }, r.client.name ?? r.client.id,
         h('span', { class: 'muted small mono block' }, r.client.id))));
       updateCharts(throughput, latency, o.series);

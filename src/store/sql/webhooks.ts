@@ -171,6 +171,7 @@ export function listWebhooksSql(d: Dialect, f: WebhookFilter): string {
   const where: string[] = ['id > @afterId'];
   if (f.clientId !== undefined) where.push('client_id = @clientId');
   if (f.orcid !== undefined) where.push('orcid = @orcid');
+  if (f.host !== undefined) where.push('host = @host');
   if (f.state !== undefined) where.push(stateFilterSql(f.state));
   if (f.search) where.push(`(orcid = @search OR client_id = @search OR ${d.contains(d.lowerAscii('url'), d.lowerAscii('@search::text'))})`);
   // A rare state's page walks its partial index (migration 008); by iD, the iD's index is smaller.
