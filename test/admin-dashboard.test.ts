@@ -148,6 +148,10 @@ for (const { backend, skip } of await backends()) describe(`admin dashboard API 
       const owing = await Promise.all([w.b, w.c, w.e].map(async (x) => (await h.store.getWebhook(x.id))!.pendingSince!));
       const o = (await call('GET', '/admin/api/overview')).json();
       assert.equal(o.delivery.oldestOwedSince, new Date(Math.min(...owing)).toISOString());
+      // The card links to the webhook that owes it (pending or failing), not to a list it may not be in.
+      const shown = (await call('GET', `/admin/api/webhooks/${o.delivery.oldestOwedWebhook}`)).json().webhook;
+      assert.equal(shown.pendingSince, o.delivery.oldestOwedSince);
+      assert.ok([w.b, w.c, w.e].some((x) => x.publicId === shown.id), 'one of the webhooks that owe');
       assert.ok(o.delivery.oldestOwedAgeMs >= Date.parse(o.now) - Math.min(...owing) - 1 && o.delivery.oldestOwedAgeMs < 11 * MINUTE);
       assert.equal(o.delivery.inFlight, 0);
       const claims = await h.store.claimDue({ lease: 'inflight', limit: 2, now: Date.now() + 10 * MINUTE, leaseMs: MINUTE, excludeHosts: [] });

@@ -326,6 +326,10 @@ describe('dashboard in Chromium', { skip, timeout: 300_000 }, () => {
       assert.notEqual((await page.locator('[data-testid="stat-oldest-owed"]').innerText()).trim(), 'none', 'the failing webhook still owes its notification');
       assert.match((await page.locator('[data-testid="stat-in-flight"]').innerText()).trim(), /^\d+$/);
       await page.screenshot({ path: `${ARTIFACTS}/dashboard-overview-failures.png`, fullPage: true });
+      // The oldest owed card opens the webhook that owes it: here the failing one, in no "pending" list.
+      await page.click('[data-testid="stat-oldest-owed"]');
+      await page.waitForFunction(() => /^#\/webhooks\/wh_/.test(location.hash));
+      await page.locator('main').filter({ hasText: failing }).waitFor();
       assert.deepEqual(problems, []);
     } finally {
       await h.store.deleteWebhook(h.clientId, FAIL_ORCID, failing);
@@ -382,6 +386,21 @@ describe('dashboard in Chromium', { skip, timeout: 300_000 }, () => {
       await result.waitFor();
       assert.match(await result.innerText(), new RegExp(`${OTHER_ORCID} marked modified`));
       await page.screenshot({ path: `${ARTIFACTS}/dashboard-records-list.png`, fullPage: true });
+
+      // Its webhooks: exactly this record's, not those of another record whose callback URL names this iD.
+      const decoy = rx.url(`/mentions/${OTHER_ORCID}/updated`);
+      const reg = await h.svc.app.inject({ method: 'PUT', url: webhookPath(ORCID, decoy), headers: { authorization: `Bearer ${h.token}` } });
+      assert.equal(reg.statusCode, 201, reg.body);
+      try {
+        await row.getByRole('link', { name: 'Webhooks' }).click();
+        await page.locator('[data-testid="orcid-filter"]').filter({ hasText: OTHER_ORCID }).waitFor();
+        const listed = page.locator('main tbody tr');
+        await listed.first().waitFor();
+        const texts = await listed.allInnerTexts();
+        assert.ok(texts.length >= 1 && texts.every((t) => t.includes(OTHER_ORCID) && !t.includes('/mentions/')), texts.join('\n'));
+      } finally {
+        await h.store.deleteWebhook(h.clientId, ORCID, decoy);
+      }
       assert.deepEqual(problems, []);
     } finally {
       await context.close();

@@ -75,6 +75,7 @@ const overviewSchema = z.object({
   delivery: z.object({
     oldestOwedSince: z.string().nullable().describe('Change time of the oldest notification an enabled webhook owes'),
     oldestOwedAgeMs: z.number().int().nullable().describe('How long it has waited; null when nothing is owed'),
+    oldestOwedWebhook: z.string().nullable().describe('Id of the webhook that owes it (it may be pending or failing); null when nothing is owed'),
     inFlight: z.number().int().describe('Callbacks being sent now (webhooks under a live lease, in every worker process)'),
   }),
   failures: z.object({
@@ -162,6 +163,7 @@ export function adminDashboardRoutes(admin: FastifyInstance, deps: DashboardApiD
       delivery: {
         oldestOwedSince: iso(backlog.oldestOwedSince),
         oldestOwedAgeMs: backlog.oldestOwedSince === null ? null : Math.max(0, now - backlog.oldestOwedSince),
+        oldestOwedWebhook: backlog.oldestOwedWebhook,
         inFlight: backlog.inFlight,
       },
       failures: {

@@ -199,6 +199,8 @@ export interface AttemptRow {
 export interface DeliveryBacklog {
   /** pending_since of the oldest notification an enabled webhook owes; null when none is owed. */
   oldestOwedSince: number | null;
+  /** The public id of the webhook that owes it; null when none is owed. */
+  oldestOwedWebhook: string | null;
   /** Webhooks under a live lease: callbacks being sent by any worker process. */
   inFlight: number;
 }

@@ -62,7 +62,8 @@ export async function render(view) {
         stat('Latency p50 / p95', hr.latencyP50Ms === null ? '—' : `${fmtMs(hr.latencyP50Ms)} / ${fmtMs(hr.latencyP95Ms)}`, 'from change to delivered callback', { testid: 'stat-latency' }),
         stat('Oldest owed', o.delivery.oldestOwedAgeMs === null ? 'none' : fmtMs(o.delivery.oldestOwedAgeMs),
           o.delivery.oldestOwedSince ? `a change of ${fmtDate(o.delivery.oldestOwedSince)} still to deliver` : 'no notification is owed',
-          { href: '#/webhooks?state=pending', tone: o.delivery.oldestOwedAgeMs === null ? undefined : o.delivery.oldestOwedAgeMs > 300_000 ? 'warn' : 'info', testid: 'stat-oldest-owed' }),
+          // The webhook that owes it (pending or failing): no list shows exactly that one.
+          { href: o.delivery.oldestOwedWebhook ? `#/webhooks/${encodeURIComponent(o.delivery.oldestOwedWebhook)}` : '#/webhooks?state=pending', tone: o.delivery.oldestOwedAgeMs === null ? undefined : o.delivery.oldestOwedAgeMs > 300_000 ? 'warn' : 'info', testid: 'stat-oldest-owed' }),
         stat('In flight', fmtNumber(o.delivery.inFlight), 'callbacks being sent now', { testid: 'stat-in-flight' }),
         stat('Records / clients', `${fmtNumber(o.records)} / ${fmtNumber(o.clients.active)}`, `records known / active clients${o.clients.total > o.clients.active ? ` (${fmtNumber(o.clients.total - o.clients.active)} revoked)` : ''}`, { href: '#/clients', testid: 'stat-records' }),
       );

@@ -44,11 +44,11 @@ export async function render(view, params) {
 
   function recordRow(r) {
     return h('tr', { dataset: { orcid: r.orcid } },
-      h('td', { class: 'mono nowrap' }, h('a', { href: `#/webhooks${q({ search: r.orcid })}`, title: 'Its webhooks' }, r.orcid)),
+      h('td', { class: 'mono nowrap' }, h('a', { href: `#/webhooks${q({ orcid: r.orcid })}`, title: 'Its webhooks' }, r.orcid)),
       h('td', { class: 'nowrap' }, timeCell(r.modified)),
       h('td', { class: 'nowrap col-wide' }, timeCell(r.created)),
       h('td', { class: 'actions' },
-        h('a', { class: 'btn btn-small col-wide', href: `#/webhooks${q({ search: r.orcid })}` }, 'Webhooks'),
+        h('a', { class: 'btn btn-small col-wide', href: `#/webhooks${q({ orcid: r.orcid })}` }, 'Webhooks'),
         h('button', { type: 'button', class: 'btn btn-small', onclick: () => { orcid.value = r.orcid; modified.value = ''; form.requestSubmit(); } }, 'Touch')));
   }
 
@@ -97,7 +97,7 @@ export async function render(view, params) {
             h('td', { class: 'nowrap' }, timeCell(w.lastAttempt)),
             h('td', {}, statusBadge(w.lastStatus)),
             h('td', { class: 'nowrap col-wide' }, timeCell(w.lastSuccess))))))),
-        nextCursor ? h('p', { class: 'muted small' }, h('a', { href: `#/webhooks${q({ search: id })}` }, 'All webhooks on this record →')) : null,
+        nextCursor ? h('p', { class: 'muted small' }, h('a', { href: `#/webhooks${q({ orcid: id })}` }, 'All webhooks on this record →')) : null,
       ];
     } catch (err) {
       return h('div', { class: 'alert alert-error' }, `Could not list its webhooks: ${err.message}`);

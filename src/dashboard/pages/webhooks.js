@@ -12,7 +12,7 @@ const STATES = [
   ['disabled', 'Disabled'],
 ];
 
-/** Filters live in the URL hash (#/webhooks?search=…&state=…&client=…&host=…), so a view can be bookmarked. */
+/** Filters live in the URL hash (#/webhooks?search=…&state=…&client=…&host=…&orcid=…), so a view can be bookmarked. */
 function setHashParams(params) {
   const s = q(params);
   const next = `#/webhooks${s}`;
@@ -20,8 +20,9 @@ function setHashParams(params) {
 }
 
 export async function render(view, params) {
-  // host: exactly one receiving host (the overview's failures by host link here), shown as a removable filter.
-  const filters = { search: params.search ?? '', state: params.state ?? '', client: params.client ?? '', host: params.host ?? '' };
+  // host and orcid: exactly one receiving host or one record (the overview's failures by host and the
+  // records page link here), each shown as a removable filter.
+  const filters = { search: params.search ?? '', state: params.state ?? '', client: params.client ?? '', host: params.host ?? '', orcid: params.orcid ?? '' };
   // Cursor of each page shown so far: [undefined (first), cursor of page 2, …].
   let cursors = [undefined];
   let nextCursor = null;
@@ -30,12 +31,13 @@ export async function render(view, params) {
   const search = h('input', { type: 'search', class: 'input', placeholder: 'Search by ORCID iD, callback URL or client id', value: filters.search, 'aria-label': 'Search webhooks' });
   const state = h('select', { class: 'input', 'aria-label': 'Filter by state' }, STATES.map(([v, label]) => h('option', { value: v, selected: v === filters.state }, label)));
   const client = h('select', { class: 'input', 'aria-label': 'Filter by client' }, h('option', { value: '' }, 'All clients'));
-  const hostFilter = h('span', { class: 'muted small', 'data-testid': 'host-filter' });
-  function showHostFilter() {
-    clear(hostFilter, filters.host ? ['Host ', h('span', { class: 'mono' }, filters.host), ' ',
-      h('button', { type: 'button', class: 'btn btn-small', title: 'Show every host', onclick: () => { filters.host = ''; showHostFilter(); restart(); } }, '×')] : null);
-  }
-  showHostFilter();
+  const exact = [['host', 'Host', 'Show every host'], ['orcid', 'Record', 'Show every record']].map(([key, label, title]) => {
+    const el = h('span', { class: 'muted small', 'data-testid': `${key}-filter` });
+    const show = () => clear(el, filters[key] ? [`${label} `, h('span', { class: 'mono' }, filters[key]), ' ',
+      h('button', { type: 'button', class: 'btn btn-small', title, onclick: () => { filters[key] = ''; show(); restart(); } }, '×')] : null);
+    show();
+    return el;
+  });
   const tbody = h('tbody');
   const table = h('table', { class: 'table' },
     h('thead', {}, h('tr', {},
@@ -51,7 +53,7 @@ export async function render(view, params) {
 
   view.append(
     pageHeader('Webhooks', 'Every registered callback, its state and its last delivery.', refresh.el),
-    h('div', { class: 'toolbar' }, search, state, client, hostFilter),
+    h('div', { class: 'toolbar' }, search, state, client, ...exact),
     error,
     h('div', { class: 'card card-flush' }, h('div', { class: 'table-wrap' }, table), status,
       h('div', { class: 'pager' }, pageLabel, h('div', { class: 'pager-buttons' }, prev, next))),
@@ -110,7 +112,7 @@ export async function render(view, params) {
       clear(error);
       nextCursor = res.nextCursor;
       clear(tbody, res.webhooks.map(row));
-      const filtered = filters.search || filters.state || filters.client || filters.host;
+      const filtered = filters.search || filters.state || filters.client || filters.host || filters.orcid;
       clear(status, res.webhooks.length ? null : emptyState(
         filtered ? 'No webhook matches' : 'No webhooks yet',
         filtered ? 'Search matches an exact ORCID iD or client id, or any part of the callback URL.' : 'Clients register them with PUT /{orcid}/webhook/{callback}.'));

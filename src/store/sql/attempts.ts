@@ -47,12 +47,17 @@ export function toAttemptBuckets(rows: Row[], since: number, bucketMs: number): 
  * Reads only the owed rows (the partial index webhooks_due): its cost follows the backlog, not the
  * number of webhooks. A leased row is always an owed one (a claim keeps due_at until completion).
  */
-/** The oldest owed from its index, the leased rows from theirs (SQLite; migration 010). */
-export const BACKLOG = `SELECT (SELECT min(pending_since) FROM webhooks WHERE enabled = 1 AND due_at IS NOT NULL) AS oldest_owed,
-    (SELECT count(*) FROM webhooks WHERE lease_until > @now::bigint AND enabled = 1 AND due_at IS NOT NULL) AS in_flight`;
+/** The oldest owed (and its webhook) from its index, the leased rows from theirs (SQLite; migration 010). */
+export const BACKLOG = `SELECT o.pending_since AS oldest_owed, o.public_id AS oldest_owed_webhook,
+    (SELECT count(*) FROM webhooks WHERE lease_until > @now::bigint AND enabled = 1 AND due_at IS NOT NULL) AS in_flight
+  FROM (SELECT 1 AS one) x LEFT JOIN (
+    SELECT pending_since, public_id FROM webhooks WHERE enabled = 1 AND due_at IS NOT NULL AND pending_since IS NOT NULL
+    ORDER BY pending_since LIMIT 1) o ON 1 = 1`;
 
 export function toBacklog(r: Row | undefined): DeliveryBacklog {
-  return { oldestOwedSince: num(r?.oldest_owed), inFlight: Number(r?.in_flight ?? 0) };
+  return {
+    oldestOwedSince: num(r?.oldest_owed), oldestOwedWebhook: (r?.oldest_owed_webhook as string | null | undefined) ?? null, inFlight: Number(r?.in_flight ?? 0),
+  };
 }
 
 /** Attempts at or after `since` with failures, grouped by the webhook's host or client; most failures first. */
