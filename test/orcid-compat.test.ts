@@ -315,6 +315,23 @@ for (const { backend, skip } of await backends()) describe(`ORCID's webhook API,
       assert.equal(res.json().error, 'invalid_scope');
       assert.match(res.json().error_description, /^One of the provided scopes is not allowed\. .* Provided scopes: \/nonsense$/);
     });
+    test('a deactivated (revoked) client with its right secret: 400 unauthorized_client "Client <id> is deactivated" (Checker.validateClientIsEnabled, ClientDeactivatedException)', async () => {
+      const c = await createApiClient(h.store, { name: 'Token deactivated', premium: true });
+      await h.store.revokeClient(c.client.id, Date.now());
+      const res = await token({ client_id: c.client.id, client_secret: c.secret, scope: '/webhook' });
+      assert.equal(res.statusCode, 400);
+      assert.deepEqual(res.json(), { error: 'unauthorized_client', error_description: `Client ${c.client.id} is deactivated` });
+      assert.equal(res.headers['cache-control'], 'no-store');
+      // The Checker runs inside the client-credentials granter: the resource's and the delegator's checks come first.
+      const grant = await token({ client_id: c.client.id, client_secret: c.secret, scope: '/webhook', grant_type: 'password' });
+      assert.equal(grant.json().error, 'unsupported_grant_type');
+      const scope = await token({ client_id: c.client.id, client_secret: c.secret, scope: '/nonsense' });
+      assert.equal(scope.statusCode, 401);
+      assert.equal(scope.json().error, 'invalid_scope');
+      // A wrong secret is still the filter's "Bad client credentials".
+      const wrong = await token({ client_id: c.client.id, client_secret: 'wrong', scope: '/webhook' });
+      assert.deepEqual(wrong.json(), { error: 'invalid_client', error_description: 'Bad client credentials' });
+    });
   });
 });
 

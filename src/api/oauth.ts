@@ -41,8 +41,8 @@ export function oauthRoutes(app: FastifyInstance, deps: { store: Store; now: () 
       consumes: ['application/x-www-form-urlencoded'], body: tokenForm,
       response: {
         200: answer('The token', tokenResponse),
-        400: oauthError('invalid_request / unsupported_grant_type / invalid_scope (none, or one the client may not have)'),
-        401: oauthError('invalid_client (bad credentials, revoked) / invalid_scope (not an ORCID scope)'),
+        400: oauthError('invalid_request / unsupported_grant_type / unauthorized_client (revoked: deactivated) / invalid_scope (none, or one the client may not have)'),
+        401: oauthError('invalid_client (bad credentials) / invalid_scope (not an ORCID scope)'),
         429: oauthError('Too many token requests from this address'),
       },
     },
@@ -66,7 +66,6 @@ export function oauthRoutes(app: FastifyInstance, deps: { store: Store; now: () 
     // Verify against a dummy hash when the client is unknown, so timing does not reveal which ids exist.
     const ok = await verifySecret(secret, client?.secretHash ?? DUMMY_HASH);
     if (!client || !ok) throw badCredentials();
-    if (client.revokedAt !== null) throw new OAuthError(401, 'invalid_client', `Client ${clientId} has been revoked`);
 
     const grantType = form.get('grant_type');
     if (!grantType) throw new OAuthError(400, 'invalid_request', 'Missing grant type');
@@ -81,6 +80,9 @@ export function oauthRoutes(app: FastifyInstance, deps: { store: Store; now: () 
     }
     // A client-credentials request keeps only client-credentials scopes (OrcidClientCredentialEndPointDelegatorImpl).
     const asked = scopes.filter((x) => CLIENT_CREDENTIALS_SCOPES.has(x));
+    // OrcidClientCredentialsChecker.validateCredentials: the client is enabled (validateClientIsEnabled:
+    // ClientDeactivatedException, which OAuthErrorUtils answers 400 unauthorized_client), then its scopes.
+    if (client.revokedAt !== null) throw new OAuthError(400, 'unauthorized_client', `Client ${client.id} is deactivated`);
     checkScopes(client.premium, asked);
     const now = deps.now();
     const access = newToken();

@@ -125,7 +125,7 @@ export interface OrcidErrorBody {
 export class OAuthError extends Error {
   constructor(
     readonly status: number,
-    readonly error: 'invalid_client' | 'invalid_scope' | 'unsupported_grant_type' | 'invalid_request' | 'invalid_token' | 'invalid_grant' | 'slow_down' | 'forbidden',
+    readonly error: 'invalid_client' | 'unauthorized_client' | 'invalid_scope' | 'unsupported_grant_type' | 'invalid_request' | 'invalid_token' | 'invalid_grant' | 'slow_down' | 'forbidden',
     readonly description: string,
     readonly headers: Record<string, string> = {},
   ) {
