@@ -314,6 +314,10 @@ for (const { backend, skip } of await backends()) describe(`ORCID's webhook API,
       assert.equal(res.statusCode, 401);
       assert.equal(res.json().error, 'invalid_scope');
       assert.match(res.json().error_description, /^One of the provided scopes is not allowed\. .* Provided scopes: \/nonsense$/);
+      // The delegator reads the scope names before any token granter sees the grant type.
+      const grant = await token({ client_id: premium.id, client_secret: premium.secret, scope: '/nonsense', grant_type: 'password' });
+      assert.equal(grant.statusCode, 401);
+      assert.equal(grant.json().error, 'invalid_scope');
     });
     test('a deactivated (revoked) client with its right secret: 400 unauthorized_client "Client <id> is deactivated" (Checker.validateClientIsEnabled, ClientDeactivatedException)', async () => {
       const c = await createApiClient(h.store, { name: 'Token deactivated', premium: true });

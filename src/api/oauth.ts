@@ -69,15 +69,16 @@ export function oauthRoutes(app: FastifyInstance, deps: { store: Store; now: () 
 
     const grantType = form.get('grant_type');
     if (!grantType) throw new OAuthError(400, 'invalid_request', 'Missing grant type');
-    // ORCID's apiError.unsupported_client_type.exception.
-    if (grantType !== 'client_credentials') throw new OAuthError(400, 'unsupported_grant_type', `Unsupported grant type: ${grantType}`);
 
+    // The delegator reads the scope names before any token granter looks at the grant type.
     const scopes = [...new Set((form.get('scope') ?? '').split(/[\s,]+/).filter((x) => x !== ''))];
     const unknown = scopes.filter((x) => !ORCID_SCOPES.has(x));
     if (unknown.length > 0) {
       // ORCID's OrcidInvalidScopeException for a scope that is not one of its ScopePathType values: 401.
       throw new OAuthError(401, 'invalid_scope', `${INVALID_SCOPE_9015} Provided scopes: ${scopes.join(',')}`);
     }
+    // No granter for it: ORCID's apiError.unsupported_client_type.exception.
+    if (grantType !== 'client_credentials') throw new OAuthError(400, 'unsupported_grant_type', `Unsupported grant type: ${grantType}`);
     // A client-credentials request keeps only client-credentials scopes (OrcidClientCredentialEndPointDelegatorImpl).
     const asked = scopes.filter((x) => CLIENT_CREDENTIALS_SCOPES.has(x));
     // OrcidClientCredentialsChecker.validateCredentials: the client is enabled (validateClientIsEnabled:
