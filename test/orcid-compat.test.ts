@@ -319,6 +319,13 @@ for (const { backend, skip } of await backends()) describe(`ORCID's webhook API,
       assert.equal(grant.statusCode, 401);
       assert.equal(grant.json().error, 'invalid_scope');
     });
+    test('client_id is trimmed before the client is looked up (OrcidOauth2TokenEndPointFilter: clientId.trim())', async () => {
+      const res = await token({ client_id: ` ${premium.id}\t`, client_secret: premium.secret, scope: '/webhook' });
+      assert.equal(res.statusCode, 200);
+      assert.equal(res.json().scope, '/webhook');
+      const put = await req('PUT', webhookPath(KNOWN, 'https://example.org/trimmed-client'), JSON_ACCEPT, res.json().access_token);
+      assert.equal(put.statusCode, 201);
+    });
     test('a deactivated (revoked) client with its right secret: 400 unauthorized_client "Client <id> is deactivated" (Checker.validateClientIsEnabled, ClientDeactivatedException)', async () => {
       const c = await createApiClient(h.store, { name: 'Token deactivated', premium: true });
       await h.store.revokeClient(c.client.id, Date.now());

@@ -58,7 +58,9 @@ export function oauthRoutes(app: FastifyInstance, deps: { store: Store; now: () 
     const form = new URLSearchParams(typeof req.body === 'string' ? req.body : '');
     // Client authentication comes first, as in Spring's filter chain; "Bad client credentials" never says which part was wrong.
     const basic = basicCredentials(req);
-    const clientId = form.get('client_id') ?? basic?.id;
+    // OrcidOauth2TokenEndPointFilter trims the client_id parameter (Java's trim: characters up to U+0020).
+    const formId = form.get('client_id');
+    const clientId = formId !== null ? javaTrim(formId) : basic?.id;
     const secret = form.get('client_secret') ?? basic?.secret;
     if (!clientId || !secret) throw badCredentials();
     if (clientId.includes('\0') || clientId.length > 200) throw badCredentials();
@@ -88,7 +90,7 @@ export function oauthRoutes(app: FastifyInstance, deps: { store: Store; now: () 
     const now = deps.now();
     const access = newToken();
     const refresh = newToken();
-    await deps.store.createToken({ tokenHash: hashToken(access), clientId, scope: asked.join(' '), createdAt: now, expiresAt: now + TOKEN_LIFETIME_S * 1000 });
+    await deps.store.createToken({ tokenHash: hashToken(access), clientId: client.id, scope: asked.join(' '), createdAt: now, expiresAt: now + TOKEN_LIFETIME_S * 1000 });
     return reply.type('application/json;charset=UTF-8').send({
       access_token: access,
       token_type: 'bearer',
@@ -98,6 +100,15 @@ export function oauthRoutes(app: FastifyInstance, deps: { store: Store; now: () 
       orcid: null,
     });
   });
+}
+
+/** Java's String.trim(): drops leading and trailing characters up to U+0020 (controls and space). */
+function javaTrim(s: string): string {
+  let start = 0;
+  let end = s.length;
+  while (start < end && s.charCodeAt(start) <= 0x20) start++;
+  while (end > start && s.charCodeAt(end - 1) <= 0x20) end--;
+  return s.slice(start, end);
 }
 
 /** Spring Security's text for a wrong secret or an unknown client (401 invalid_client). */
