@@ -319,6 +319,21 @@ for (const { backend, skip } of await backends()) describe(`ORCID's webhook API,
       assert.equal(grant.statusCode, 401);
       assert.equal(grant.json().error, 'invalid_scope');
     });
+    test('"Bad client credentials" carries the WWW-Authenticate header of the token filter\'s entry point (orcid-api-security-context.xml: OAuth2AuthenticationEntryPoint, realm "ORCID T2 API", type Bearer); errors of the endpoint itself do not', async () => {
+      for (const fields of [{ client_id: premium.id, client_secret: 'wrong' }, { client_id: 'APP-NOSUCHCLIENT0000', client_secret: 'x' }]) {
+        const res = await token({ ...fields, scope: '/webhook' });
+        assert.equal(res.statusCode, 401);
+        assert.equal(res.headers['www-authenticate'], 'Bearer realm="ORCID T2 API", error="invalid_client", error_description="Bad client credentials"');
+      }
+      // OrcidExceptionMapper's answers (invalid_scope 400 and 401, unsupported_grant_type) have none.
+      for (const fields of [{ scope: '/nonsense' }, { scope: '/webhook', grant_type: 'password' }] as Record<string, string>[]) {
+        const res = await token({ client_id: premium.id, client_secret: premium.secret, ...fields });
+        assert.ok(res.statusCode >= 400);
+        assert.equal(res.headers['www-authenticate'], undefined);
+      }
+      const pubScope = await token({ client_id: pub.id, client_secret: pub.secret, scope: '/webhook' });
+      assert.equal(pubScope.headers['www-authenticate'], undefined);
+    });
     test('client_id is trimmed before the client is looked up (OrcidOauth2TokenEndPointFilter: clientId.trim())', async () => {
       const res = await token({ client_id: ` ${premium.id}\t`, client_secret: premium.secret, scope: '/webhook' });
       assert.equal(res.statusCode, 200);

@@ -111,8 +111,15 @@ function javaTrim(s: string): string {
   return s.slice(start, end);
 }
 
-/** Spring Security's text for a wrong secret or an unknown client (401 invalid_client). */
-const badCredentials = () => new OAuthError(401, 'invalid_client', 'Bad client credentials');
+/**
+ * Spring Security's text for a wrong secret or an unknown client (401 invalid_client), with the
+ * WWW-Authenticate header its OAuth2AuthenticationEntryPoint adds (ORCID configures it with realm
+ * "ORCID T2 API" and type Bearer for the token endpoint's client filter).
+ */
+const BAD_CREDENTIALS = 'Bad client credentials';
+const badCredentials = () => new OAuthError(401, 'invalid_client', BAD_CREDENTIALS, {
+  'www-authenticate': `Bearer realm="ORCID T2 API", error="invalid_client", error_description="${BAD_CREDENTIALS}"`,
+});
 
 /** ORCID's apiError.9015.developerMessage. */
 const INVALID_SCOPE_9015 = 'One of the provided scopes is not allowed. Please refer to the list of allowed scopes at: https://github.com/ORCID/ORCID-Source/tree/master/orcid-model/src/main/resources/record_2.0#scopes.';
