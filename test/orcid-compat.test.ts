@@ -136,6 +136,23 @@ for (const { backend, skip } of await backends()) describe(`ORCID's webhook API,
         '409 Conflict: The item has a limited or private visibility and your request doesn\'t have the required scope.',
         'You don\'t have the permissions to execute this action.'));
     });
+    test('XML bodies escape text as JAXB does (MinimumEscapeHandler / UTF8XmlOutput): &, <, > only; quotes and apostrophes stay as they are', async () => {
+      const res = await req('PUT', webhookPath(KNOWN, CB), {}, readPublicOnly);
+      assert.equal(res.statusCode, 403);
+      assert.equal(res.headers['content-type'], 'application/vnd.orcid+xml');
+      assert.equal(res.body, `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<error xmlns="http://www.orcid.org/ns/error">
+    <response-code>403</response-code>
+    <developer-message>409 Conflict: The item has a limited or private visibility and your request doesn't have the required scope.</developer-message>
+    <user-message>You don't have the permissions to execute this action.</user-message>
+    <error-code>9038</error-code>
+    <more-info>${MORE_INFO}</more-info>
+</error>
+`);
+      const cb = 'https://example.org/it\'s?a=1&b="2"';
+      const del = await req('DELETE', webhookPath(KNOWN, cb), { accept: 'application/xml' });
+      assert.match(del.body, /<developer-message>No webhook found for orcid=0000-0002-1825-0097, and uri=https:\/\/example\.org\/it's\?a=1&amp;b="2"\.<\/developer-message>/);
+    });
     test('9017: a public client (OrcidSecurityManagerImpl.checkClientType)', async () => {
       const res = await req('PUT', webhookPath(KNOWN, CB), JSON_ACCEPT, publicToken);
       assert.deepEqual(res.json(), errorBody(9017, 401,

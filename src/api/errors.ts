@@ -57,7 +57,8 @@ export function wantsXml(req: FastifyRequest): boolean {
   return json < 0 || xml < json;
 }
 
-const escapeXml = (s: string) => s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
+/** Element text as ORCID's JAXB writes it (MinimumEscapeHandler, UTF8XmlOutput): only &, <, > and CR are escaped; quotes stay. */
+const escapeXml = (s: string) => s.replace(/[<>&\r]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '\r': '&#xD;' })[c]!);
 
 export function errorXml(b: OrcidErrorBody): string {
   return `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
