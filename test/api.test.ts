@@ -76,8 +76,13 @@ for (const { backend, skip } of await backends()) describe(`ORCID API on ${backe
       const grant = await h.svc.app.inject({ method: 'POST', url: '/oauth/token', headers: FORM, payload: form({ client_id: premiumId, client_secret: premiumSecret, grant_type: 'password', scope: '/webhook' }) });
       assert.equal(grant.statusCode, 400);
       assert.equal(grant.json().error, 'unsupported_grant_type');
+      // ORCID (OrcidApiCommonEndpoints): UnsupportedGrantTypeException("grant_type is missing").
       const missing = await h.svc.app.inject({ method: 'POST', url: '/oauth/token', headers: FORM, payload: form({ client_id: premiumId, client_secret: premiumSecret, scope: '/webhook' }) });
-      assert.equal(missing.json().error, 'invalid_request');
+      assert.equal(missing.statusCode, 400);
+      assert.deepEqual(missing.json(), { error: 'unsupported_grant_type', error_description: 'grant_type is missing' });
+      const empty = await h.svc.app.inject({ method: 'POST', url: '/oauth/token', headers: FORM, payload: form({ client_id: premiumId, client_secret: premiumSecret, grant_type: '', scope: '/webhook' }) });
+      assert.equal(empty.statusCode, 400);
+      assert.equal(empty.json().error, 'unsupported_grant_type');
       const noScope = await h.svc.app.inject({ method: 'POST', url: '/oauth/token', headers: FORM, payload: form({ client_id: premiumId, client_secret: premiumSecret, grant_type: 'client_credentials' }) });
       assert.equal(noScope.statusCode, 400);
       assert.equal(noScope.json().error, 'invalid_scope');

@@ -70,7 +70,8 @@ export function oauthRoutes(app: FastifyInstance, deps: { store: Store; now: () 
     if (!client || !ok) throw badCredentials();
 
     const grantType = form.get('grant_type');
-    if (!grantType) throw new OAuthError(400, 'invalid_request', 'Missing grant type');
+    // OrcidApiCommonEndpoints.obtainOauth2TokenPost: UnsupportedGrantTypeException when the parameter is absent.
+    if (grantType === null) throw new OAuthError(400, 'unsupported_grant_type', 'grant_type is missing');
 
     // The delegator reads the scope names before any token granter looks at the grant type.
     const scopes = [...new Set((form.get('scope') ?? '').split(/[\s,]+/).filter((x) => x !== ''))];
