@@ -223,13 +223,17 @@ export interface FanoutResult {
   cpuPressurePct: number | null;
 }
 
+/** Setup of the fan-out run (not measured): n webhooks on record `index`, inserted directly. */
+export async function fanoutSetup(t: Target, peer: Peer, n: number, index: number): Promise<void> {
+  await insertWebhooksOn(t, benchOrcid(index), peer.bases, index + 1, n);
+}
+
 /**
- * One change on a record with n webhooks (record `index`, webhooks inserted directly as setup), made
- * as users make it: PUT /admin/api/records/{orcid}. Time to the last of the n callbacks.
+ * One change on the record of fanoutSetup, made as users make it: PUT /admin/api/records/{orcid}.
+ * Time to the last of the n callbacks.
  */
 export async function fanout(t: Target, peer: Peer, n: number, index: number): Promise<FanoutResult> {
   const orcid = benchOrcid(index);
-  await insertWebhooksOn(t, orcid, peer.bases, index + 1, n);
   await peer.arm(n);
   const serviceCpu = cpuMeter(t.pids);
   const pressure = cpuPressure();
