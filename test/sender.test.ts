@@ -81,6 +81,34 @@ describe('sender', () => {
     }
   });
 
+  it('calls the path and query exactly as registered: no dot segments resolved, nothing re-encoded, nothing dropped', async () => {
+    const server = await startServer((_req, res) => res.end());
+    const sender = createSender(options);
+    try {
+      // java.net.URI accepts each of these as it is (ORCID stores and calls them so); WHATWG URL
+      // parsing resolved '..' and '%2e%2e' (calling another path), encoded ' in the query and dropped
+      // an empty query. The fragment is never sent; non-ASCII goes as UTF-8 escapes.
+      const cases: Array<[string, string]> = [
+        ["/cb/a/../b?x='y'&z=%41", "/cb/a/../b?x='y'&z=%41"],
+        ['/hooks/%2e%2e/admin', '/hooks/%2e%2e/admin'],
+        ['/cb/./x', '/cb/./x'],
+        ['/cb?', '/cb?'],
+        ['/cb;p=1/x%2Fy?a=b#frag', '/cb;p=1/x%2Fy?a=b'],
+        ['/caf\u00e9?q=\u00e9', '/caf%C3%A9?q=%C3%A9'],
+        ['?only=query', '/?only=query'],
+        ['', '/'],
+      ];
+      for (const [registered] of cases) {
+        const result = await sender.send({ url: `${server.url}${registered}`, headers: {}, body: '' });
+        assert.equal(result.kind, 'response', registered);
+      }
+      assert.deepEqual(server.received.map((r) => r.url), cases.map(([, sent]) => sent));
+    } finally {
+      await sender.close();
+      await server.close();
+    }
+  });
+
   it('sends a body with its byte length and reuses the connection', async () => {
     const server = await startServer((_req, res) => res.end());
     const sender = createSender(options);

@@ -242,7 +242,27 @@ function parseTarget(raw: string, policy: TargetPolicy): Target | string {
     const check = policy.checkAddress(hostname);
     if (!check.allowed) return check.reason;
   }
-  return { origin: url.origin, path: url.pathname + url.search, hostname };
+  return { origin: url.origin, path: requestTarget(raw) ?? url.pathname + url.search, hostname };
+}
+
+/**
+ * The path and query of a callback exactly as registered (ORCID stores and calls the URI as given):
+ * WHATWG URL parsing resolves `.`, `..` and `%2e%2e` segments (a callback registered as
+ * `/hooks/%2e%2e/admin` was called at `/admin`), percent-encodes `'` in the query and drops an
+ * empty `?`. Only what cannot go on the request line changes: the fragment is left out, an empty
+ * path is `/`, and non-ASCII characters (which java.net.URI accepts) go as UTF-8 escapes, as
+ * java.net.URI.toASCIIString writes them. null when the raw text cannot be split (then WHATWG's).
+ */
+function requestTarget(raw: string): string | null {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*([^#]*)/i.exec(raw);
+  if (m === null) return null;
+  const rest = m[1] ?? '';
+  const target = rest.startsWith('/') ? rest : `/${rest}`;
+  try {
+    return target.replace(/[\u0080-\u{10ffff}]+/gu, (s) => encodeURIComponent(s));
+  } catch {
+    return null; // a lone surrogate
+  }
 }
 
 /** The first SNIPPET_BYTES of the body as text; the rest is drained (to keep the connection) or dropped. */
