@@ -322,4 +322,36 @@ describe('notify delay', () => {
       await h.close();
     }
   });
+
+  test('a replay made while a callback is in flight follows it at once, not after --notify-delay (which only lets changes settle)', async () => {
+    const h = await startHarness({ ...fast, notifyDelayMs: 3000, requestTimeoutMs: 3000, leaseMs: 6000 });
+    const rx = await startReceiver();
+    try {
+      rx.behave(async (_r, res, n) => {
+        if (n === 1) await sleep(600);
+        res.writeHead(204).end();
+      });
+      const orcid = ORCIDS[1]!;
+      await h.store.addRecords([orcid], Date.now() - 60_000);
+      const url = rx.url('/replay-in-flight');
+      assert.equal((await h.svc.app.inject({ method: 'PUT', url: webhookPath(orcid, url), headers: { authorization: `Bearer ${h.token}` } })).statusCode, 201);
+      const w = (await h.store.findWebhook(h.clientId, orcid, url))!;
+      const replay = async () => {
+        const res = await h.svc.app.inject({ method: 'POST', url: `/admin/api/webhooks/${w.publicId}/replay`, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+        assert.equal(res.statusCode, 202);
+        return (res.json() as { notificationId: string }).notificationId;
+      };
+      await replay();
+      await rx.waitFor(1, 3000);
+      // The first callback is being answered (600 ms): replay again meanwhile.
+      const second = await replay();
+      const got = await rx.waitFor(2, 6000);
+      const firstDone = got[0]!.at + 600;
+      assert.ok(got[1]!.at - firstDone < 1000, `the replay followed ${got[1]!.at - firstDone} ms after the callback in flight`);
+      assert.equal(got[1]!.headers['webhook-id'], second, 'with the webhook-id the replay answered');
+    } finally {
+      await rx.close();
+      await h.close();
+    }
+  });
 });

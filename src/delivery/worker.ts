@@ -536,7 +536,7 @@ export class DeliveryWorker extends EventEmitter {
       statusCode: result.kind === 'response' ? result.status : null,
       error: result.kind === 'response' ? null : `${result.kind}: ${result.error}`.slice(0, 200),
       responseSnippet: result.kind === 'response' ? result.bodySnippet : null,
-      latencyMs, outcome, nextDueAt: now + this.o.notifyDelayMs,
+      latencyMs, outcome, nextDueAt: now + this.o.notifyDelayMs, replayDueAt: now,
       requestHeaders: recordHeaders(result.requestHeaders), responseHeaders: result.kind === 'response' ? recordHeaders(result.headers) : null,
     });
     // One object literal of one shape (pino leaves out the undefined fields), no spreads.

@@ -175,6 +175,11 @@ export interface AttemptRecord {
   outcome: AttemptOutcome;
   /** For a success that finds newer changes: when the next notification is due. */
   nextDueAt: number;
+  /**
+   * For a success during which the webhook was replayed: when the replay is due (at once: the
+   * notify delay lets changes settle, a replay follows the callback in flight). Absent: nextDueAt.
+   */
+  replayDueAt?: number;
   /** Headers sent and received, already bounded and redacted (recordHeaders); absent: not kept. */
   requestHeaders?: RecordedHeaders | null;
   responseHeaders?: RecordedHeaders | null;

@@ -140,11 +140,13 @@ export function outcomeSetSql(w: string, a: (name: string) => string): Record<Ki
   const failed = `lease_owner = NULL, lease_until = NULL, last_failed_at = ${a('now')}, last_status = ${a('status')},
     ${unlessReplayed('failed_attempts', `${w}failed_attempts + 1`)}, ${unlessReplayed('failing_since', `COALESCE(${w}failing_since, ${a('now')})`)}`;
   return {
-    // Owe nothing, unless a change landed while the callback was in flight.
+    // Owe nothing, unless a change landed while the callback was in flight (due after the notify
+    // delay, which lets changes settle), or a replay was asked for meanwhile: it follows at once
+    // (replay_due), under the webhook-id the replay answered.
     success: `lease_owner = NULL, lease_until = NULL, failed_attempts = 0, failing_since = NULL, last_sent_at = ${a('now')}, last_status = ${a('status')},
       pending_since = CASE WHEN ${newer} THEN (SELECT r.modified_at FROM records r WHERE r.orcid = ${w || 'webhooks.'}orcid) ELSE NULL END,
-      due_at = CASE WHEN ${newer} THEN ${a('next_due')} ELSE NULL END,
-      notify_seq = CASE WHEN ${newer} THEN ${w}change_seq ELSE ${w}notify_seq END`,
+      due_at = CASE WHEN ${replayed} THEN ${a('replay_due')} WHEN ${newer} THEN ${a('next_due')} ELSE NULL END,
+      notify_seq = CASE WHEN ${newer} AND NOT (${replayed}) THEN ${w}change_seq ELSE ${w}notify_seq END`,
     retry: `${failed}, ${unlessReplayed('due_at', a('retry_at'))}`,
     // Keeps pending_since: a re-enabled webhook still owes what it owed.
     disable: `${failed}, ${unlessReplayed('enabled', '0')}, ${unlessReplayed('disabled_reason', a('reason'))},
@@ -157,7 +159,7 @@ type Kind = AttemptRecord['outcome']['kind'];
 export type Columns = Array<[name: string, type: 'bigint' | 'int' | 'text']>;
 /** The parameters of each outcome's UPDATE (`completion`'s `outcome`). */
 export const OUTCOME_PARAMS: Record<Kind, Columns> = {
-  success: [['id', 'bigint'], ['lease', 'text'], ['now', 'bigint'], ['status', 'text'], ['claimed', 'bigint'], ['next_due', 'bigint']],
+  success: [['id', 'bigint'], ['lease', 'text'], ['now', 'bigint'], ['status', 'text'], ['claimed', 'bigint'], ['next_due', 'bigint'], ['replay_due', 'bigint']],
   retry: [['id', 'bigint'], ['lease', 'text'], ['now', 'bigint'], ['status', 'text'], ['claimed', 'bigint'], ['retry_at', 'bigint']],
   disable: [['id', 'bigint'], ['lease', 'text'], ['now', 'bigint'], ['status', 'text'], ['claimed', 'bigint'], ['reason', 'text']],
 };
@@ -189,7 +191,7 @@ export function completion(a: AttemptRecord): { row: Params; outcome: Params } {
     },
     outcome: {
       id: a.webhookId, lease: a.lease, now: a.startedAt + durationMs, status: a.statusCode !== null ? String(a.statusCode) : error, claimed: a.claimedSeq,
-      ...(o.kind === 'success' ? { next_due: a.nextDueAt } : o.kind === 'retry' ? { retry_at: o.retryAt } : { reason: storable(o.reason) }),
+      ...(o.kind === 'success' ? { next_due: a.nextDueAt, replay_due: a.replayDueAt ?? a.nextDueAt } : o.kind === 'retry' ? { retry_at: o.retryAt } : { reason: storable(o.reason) }),
     },
   };
 }
