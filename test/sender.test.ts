@@ -2,6 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import dns from 'node:dns';
+import { syncBuiltinESMExports } from 'node:module';
 import { createSender } from '../src/delivery/sender.ts';
 import { TargetPolicy } from '../src/domain/ssrf.ts';
 
@@ -263,6 +265,35 @@ describe('sender', () => {
     } finally {
       await sender.close();
       await server.close();
+    }
+  });
+
+  it('bounds the name resolution by requestTimeoutMs too: a resolver that never answers is a timeout, not a callback stuck past its lease', async () => {
+    // The per-address limit resolves the host before the request (and its deadline) starts.
+    const realLookup = dns.lookup;
+    const hanging = 'hangs.resolver.test';
+    dns.lookup = ((host: string, ...rest: unknown[]) => {
+      if (host === hanging) return; // never calls back, like a resolver that does not answer
+      return (realLookup as (...a: unknown[]) => void)(host, ...rest);
+    }) as typeof dns.lookup;
+    syncBuiltinESMExports();
+    const sender = createSender({ ...options, requestTimeoutMs: 300 });
+    try {
+      const started = performance.now();
+      let guard: NodeJS.Timeout | undefined;
+      const result = await Promise.race([
+        sender.send({ url: `http://${hanging}/cb`, headers: {}, body: '' }),
+        new Promise<null>((r) => { guard = setTimeout(() => r(null), 3000); }),
+      ]);
+      clearTimeout(guard);
+      const elapsed = performance.now() - started;
+      assert.ok(result !== null, 'the callback never ended');
+      assert.equal(result.kind, 'timeout', JSON.stringify(result));
+      assert.ok(elapsed < 1000, `took ${elapsed} ms`);
+    } finally {
+      dns.lookup = realLookup;
+      syncBuiltinESMExports();
+      await sender.destroy();
     }
   });
 

@@ -155,11 +155,21 @@ export function createSender(opts: SenderOptions): Sender {
 
     // The per-address limit needs the address before connecting: resolve (briefly cached) here.
     // undici's lookup resolves and checks again at connect time, so the cache weakens no SSRF check.
+    // The whole call, this resolution included, is bounded by requestTimeoutMs: a resolver that
+    // does not answer would otherwise hold the callback (and its slots) past its lease.
     let address: string;
+    let resolving: NodeJS.Timeout | undefined;
     try {
-      address = await resolved.address(url.hostname);
+      address = await Promise.race([
+        resolved.address(url.hostname),
+        new Promise<never>((_, reject) => {
+          resolving = setTimeout(() => reject(new DeadlineError(`no complete response within ${requestTimeoutMs} ms`)), requestTimeoutMs);
+        }),
+      ]);
     } catch (err) {
-      return classifyError(err, false, elapsed(), opts);
+      return classifyError(err, err instanceof DeadlineError, elapsed(), opts);
+    } finally {
+      clearTimeout(resolving);
     }
     const n = inFlight.get(address) ?? 0;
     if (n >= perAddress) return { kind: 'deferred', durationMs: elapsed(), error: `${perAddress} callbacks in flight to ${address}`, address };
@@ -189,7 +199,7 @@ export function createSender(opts: SenderOptions): Sender {
     // headersTimeout/bodyTimeout bound each phase; this bounds the whole call, body included.
     // (A CallAbort, not an AbortController: two EventTargets per callback cost ~5 % of the CPU.)
     const controller = new CallAbort();
-    const deadline = setTimeout(() => controller.abort(new DeadlineError(`no complete response within ${requestTimeoutMs} ms`)), requestTimeoutMs);
+    const deadline = setTimeout(() => controller.abort(new DeadlineError(`no complete response within ${requestTimeoutMs} ms`)), Math.max(0, requestTimeoutMs - elapsed()));
     const onAbort = (): void => controller.abort(new FencedError('aborted: the worker lost its heartbeat'));
     req.signal?.addEventListener('abort', onAbort, { once: true });
     try {
