@@ -9,16 +9,34 @@ const OWN_ROUTES = new Set(['', 'admin', 'oauth', 'webhooks', 'dashboard', 'heal
  * query string, under any spelling of `webhook` (a near-miss path too). By rule: query values are
  * always replaced; on a path that is not one of this service's own routes, only the first segment
  * (the iD) and a plain word after it (`webhook`, `Webhook`...) are kept, everything after is
- * `[redacted]`.
+ * `[redacted]`. Under one of our own first segments, plain segments are kept up to the first that
+ * is not plain (a `%`, a `:`) or that follows an iD (`/webhooks/{iD}/webhook/...`). A doubled
+ * slash (`//{iD}/webhook/...`, a base URL ending in `/` joined with a path starting with one) is
+ * no own route, and an absolute-form target (`http://host/{iD}/webhook/...`) keeps its origin and
+ * has its path redacted alike.
  */
 export function redactUrl(url: string): string {
+  if (!url.startsWith('/')) {
+    if (url === '*') return url;
+    const absolute = /^([a-z][a-z0-9+.-]*:\/\/[^/?#]*)([\s\S]*)$/i.exec(url);
+    if (!absolute) return '[redacted]';
+    const rest = absolute[2]!;
+    return `${redactUserinfo(absolute[1]!)}${rest.startsWith('/') ? redactUrl(rest) : redactUrl(`/${rest}`).slice(1)}`;
+  }
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
   const query = q < 0 ? '' : `?${url.slice(q + 1).split('&').map((kv) => `${kv.split('=')[0]!.slice(0, 40)}=[redacted]`).join('&')}`;
   const segments = path.split('/');
-  // segments[0] is '' (the path starts with '/'); segments[1] is the first segment.
+  // segments[0] is '' (the path starts with '/'); segments[1] is the first segment ('' for '/' and '//...').
   const first = segments[1] ?? '';
-  if (OWN_ROUTES.has(first) && !ORCID_SEGMENT.test(first)) return `${path}${query}`;
+  if (OWN_ROUTES.has(first) && (first !== '' || segments.length <= 2)) {
+    for (let i = 1; i < segments.length; i++) {
+      if (!/^[\w.~-]{0,100}$/.test(segments[i]!) || (i > 1 && ORCID_SEGMENT.test(segments[i - 1]!))) {
+        return `${segments.slice(0, i).join('/')}/[redacted]${query}`;
+      }
+    }
+    return `${path}${query}`;
+  }
   const keep = ['', ORCID_SEGMENT.test(first) || /^[\w.-]{0,40}$/.test(first) ? first : '[redacted]'];
   if (segments.length > 2 && /^[a-z]{1,20}$/i.test(segments[2]!)) keep.push(segments[2]!);
   const redacted = segments.length > keep.length;

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { buildApp } from '../src/api/app.ts';
@@ -110,4 +112,62 @@ describe('redaction by rule', () => {
       await h.close();
     }
   });
+
+  // Found by sending the usual integrator slip (a base URL ending in `/` joined with a path
+  // starting with one) and an absolute-form request line: both were logged with the callback in clear.
+  const SLIPS = [
+    `//${SEED_ORCID}/webhook/${encodeURIComponent(cb)}`,
+    `///${SEED_ORCID}/webhook/${encodeURIComponent(cb)}`,
+    `http://api.example.net/${SEED_ORCID}/webhook/${encodeURIComponent(cb)}`,
+    `HTTP://api.example.net//${SEED_ORCID}/webhook/${encodeURIComponent(cb)}`,
+    `/webhooks/${SEED_ORCID}/webhook/${encodeURIComponent(cb)}`,
+    `/admin/api/records/${SEED_ORCID}/webhook/${encodeURIComponent(cb)}`,
+    `/oauth/${encodeURIComponent(cb)}`,
+  ];
+
+  test('a doubled slash, an absolute-form target or a callback under one of our own paths is redacted too', async () => {
+    for (const url of SLIPS) {
+      const r = redactUrl(url);
+      assert.ok(!r.includes(SECRET) && !r.includes('example.org'), `${url} → ${r}`);
+    }
+    assert.equal(redactUrl(`http://api.example.net/${SEED_ORCID}/webhook/x?key=${SECRET}`), `http://api.example.net/${SEED_ORCID}/webhook/[redacted]?key=[redacted]`);
+    assert.equal(redactUrl('http://api.example.net'), 'http://api.example.net');
+    assert.equal(redactUrl('*'), '*');
+    assert.equal(redactUrl('/'), '/');
+    assert.equal(redactUrl(`/admin/api/records/${SEED_ORCID}`), `/admin/api/records/${SEED_ORCID}`);
+    assert.equal(redactUrl('/admin/assets/vendor/uplot/uPlot.min.css'), '/admin/assets/vendor/uplot/uPlot.min.css');
+
+    const lines: string[] = [];
+    const sink = new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } });
+    const h = await startHarness();
+    try {
+      const app = buildApp({
+        store: h.store, policy: new TargetPolicy({}),
+        logger: createLogger('info', sink), records: 'strict', baseUrl: null, adminToken: ADMIN_TOKEN, notifyDelayMs: 0,
+        maxWebhooksPerClient: 100, metrics: h.svc.metrics, worker: { expected: false, running: () => false },
+      });
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = app.server.address() as AddressInfo;
+      for (const url of SLIPS) {
+        const head = await rawRequest(port, `PUT ${url} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${h.token}\r\nAccept: application/json\r\nConnection: close\r\n\r\n`);
+        assert.match(head, /^HTTP\/1\.1 4\d\d /, `${url}: ${head}`);
+        assert.ok(!head.includes(SECRET), `${url}: ${head}`);
+      }
+      await app.close();
+      const log = lines.join('');
+      assert.ok(log.length > 0);
+      assert.ok(!log.includes(SECRET), log.split('\n').filter((l) => l.includes(SECRET)).join('\n'));
+    } finally {
+      await h.close();
+    }
+  });
 });
+
+/** Sends one raw request (any request target, as written; it asks for Connection: close) and returns the whole answer. */
+function rawRequest(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(text));
+    let out = '';
+    socket.on('data', (d) => { out += String(d); }).on('close', () => resolve(out)).on('error', reject);
+  });
+}
