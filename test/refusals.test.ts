@@ -141,4 +141,25 @@ for (const { backend, skip } of await backends()) describe(`refusals on ${backen
     // HTTP/1.0 needs no Host.
     assert.match(await raw(h.svc.url, 'GET /health HTTP/1.0\r\n\r\n'), /^HTTP\/1\.1 200 /);
   });
+
+  // Found by sending absolute-form request lines (RFC 9112 3.2.2: a server must accept them): the
+  // route matched, but the code reading the raw target saw a path starting with "http:".
+  test('an absolute-form request target is answered as its origin-form: Location, ORCID\'s error format', async () => {
+    const { host } = new URL(h.svc.url);
+    const path = webhookPath(SEED_ORCID, 'https://example.org/absolute-form');
+    const put = await raw(h.svc.url, `PUT http://${host}${path} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${h.token}\r\nConnection: close\r\n\r\n`);
+    assert.match(put, /^HTTP\/1\.1 201 /, put);
+    const location = /\r\nlocation: ([^\r]*)\r\n/i.exec(put)?.[1];
+    assert.equal(location, `http://${host}${path}`);
+    // An error on ORCID's path is ORCID's XML (no Accept), as for the same request in origin-form.
+    const bad = await raw(h.svc.url, `PUT HTTP://${host}/${SEED_ORCID}/webhook/not-a-url HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${h.token}\r\nConnection: close\r\n\r\n`);
+    assert.match(bad, /^HTTP\/1\.1 400 /, bad);
+    assert.match(bad, /\r\ncontent-type: application\/vnd\.orcid\+xml\r\n/i, bad);
+    assert.match(bad, /<error-code>9012<\/error-code>/, bad);
+    const del = await raw(h.svc.url, `DELETE http://${host}${path} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${h.token}\r\nConnection: close\r\n\r\n`);
+    assert.match(del, /^HTTP\/1\.1 204 /, del);
+    // Our own endpoints too, the query string kept.
+    const list = await raw(h.svc.url, `GET http://${host}/webhooks?limit=1 HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${h.token}\r\nConnection: close\r\n\r\n`);
+    assert.match(list, /^HTTP\/1\.1 200 /, list);
+  });
 });

@@ -68,6 +68,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     loggerInstance: deps.logger as FastifyBaseLogger,
     // Callback URLs of up to 2,048 characters travel URL-encoded inside one path segment.
     routerOptions: { maxParamLength: 8192 },
+    // An absolute-form target (`PUT http://host/{orcid}/webhook/{cb}`, which a server must accept)
+    // is its origin-form from here on: the router already ignores the origin, and the code that
+    // reads the raw target (the callback segment, Location, ORCID's error format, the log) sees a path.
+    rewriteUrl: originForm,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
@@ -188,6 +192,16 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     dashboardRoutes(api);
   });
   return app;
+}
+
+/** `http://host/path?q` → `/path?q`; any other request target as it came. */
+function originForm(req: { url?: string }): string {
+  const url = req.url ?? '/';
+  if (url.startsWith('/')) return url;
+  const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(url);
+  if (!m) return url;
+  const rest = url.slice(m[0].length);
+  return rest.startsWith('/') ? rest : `/${rest}`;
 }
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
