@@ -142,6 +142,25 @@ for (const { backend, skip } of await backends()) describe(`refusals on ${backen
     assert.match(await raw(h.svc.url, 'GET /health HTTP/1.0\r\n\r\n'), /^HTTP\/1\.1 200 /);
   });
 
+  // Found by registering callbacks holding %01 and %1B: the default answer (ORCID's XML) echoed
+  // them raw, and no XML parser reads a document holding a control character.
+  test('a callback holding control characters is refused in well-formed XML (ORCID\'s default), and in JSON as it was', async () => {
+    // eslint-disable-next-line no-control-regex -- the characters XML 1.0 cannot hold
+    const illegalInXml = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/;
+    for (const callback of ['https://example.org/\u0001', 'https://example.org/\u001b[31mred', 'https://example.org/\u0000x']) {
+      const url = `/${SEED_ORCID}/webhook/${encodeURIComponent(callback)}`;
+      const xml = await h.svc.app.inject({ method: 'PUT', url, headers: { authorization: `Bearer ${h.token}` } });
+      assert.equal(xml.statusCode, 400, xml.body);
+      assert.equal(xml.headers['content-type'], 'application/vnd.orcid+xml');
+      assert.match(xml.body, /<error-code>9012<\/error-code>/);
+      assert.ok(!illegalInXml.test(xml.body), JSON.stringify(xml.body));
+      assert.match(xml.body, /Webhook uri: https:\/\/example\.org\/\uFFFD/);
+      const json = await h.svc.app.inject({ method: 'PUT', url, headers: { authorization: `Bearer ${h.token}`, accept: 'application/json' } });
+      assert.equal(json.statusCode, 400, json.body);
+      assert.ok(String(json.json()['developer-message']).includes(`Webhook uri: ${callback} `), json.body);
+    }
+  });
+
   // Found by sending absolute-form request lines (RFC 9112 3.2.2: a server must accept them): the
   // route matched, but the code reading the raw target saw a path starting with "http:".
   test('an absolute-form request target is answered as its origin-form: Location, ORCID\'s error format', async () => {

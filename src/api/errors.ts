@@ -57,8 +57,16 @@ export function wantsXml(req: FastifyRequest): boolean {
   return json < 0 || xml < json;
 }
 
-/** Element text as ORCID's JAXB writes it (MinimumEscapeHandler, UTF8XmlOutput): only &, <, > and CR are escaped; quotes stay. */
-const escapeXml = (s: string) => s.replace(/[<>&\r]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '\r': '&#xD;' })[c]!);
+/**
+ * Element text as ORCID's JAXB writes it (MinimumEscapeHandler, UTF8XmlOutput): only &, <, > and CR
+ * are escaped; quotes stay. Characters XML 1.0 cannot hold at all, not even as a reference (C0
+ * controls but tab, LF and CR; U+FFFE, U+FFFF; a lone surrogate), which JAXB would write raw into
+ * a document no parser reads, become U+FFFD: a message quoting a callback such as
+ * `https://x.org/%01` stays a readable error.
+ */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what XML 1.0 cannot hold
+const NOT_XML = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const escapeXml = (s: string) => s.replace(/[<>&\r]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '\r': '&#xD;' })[c]!).replace(NOT_XML, '\uFFFD');
 
 export function errorXml(b: OrcidErrorBody): string {
   return `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
