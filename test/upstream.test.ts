@@ -13,6 +13,9 @@ import type { Store } from '../src/store/types.ts';
 import { OrcidPublicApi } from '../src/upstream/orcid-public-api.ts';
 import { UPSTREAM_SOURCE, UpstreamPoller } from '../src/upstream/poller.ts';
 import { RateLimiter } from '../src/upstream/rate-limiter.ts';
+import { MAX_LOOKUPS_IN_FLIGHT, upstreamRecordCheck } from '../src/upstream/record-check.ts';
+import { OrcidApiError } from '../src/domain/errors.ts';
+import { performance } from 'node:perf_hooks';
 import { FakeOrcid, fakeOrcidId } from './helpers/fake-orcid.ts';
 import { backends, startHarness, webhookPath, type Harness } from './helpers/harness.ts';
 import { eventually, sleep, startReceiver, type Receiver } from './helpers/receiver.ts';
@@ -327,3 +330,39 @@ describe('upstream settings', () => {
   });
 });
 
+
+// Found by flooding `--records upstream` with PUTs for new iDs: every look-up queued on the rate
+// limiter the poller uses, ahead of the poller's own requests, so one client held back every
+// client's change notifications for as long as it kept sending.
+describe('--records upstream look-ups', () => {
+  it('a flood of PUTs for new iDs cannot queue ahead of the poller: a few look-ups at a time, the rest 503 / 9058 at once; one request per iD', { timeout: 30_000 }, async () => {
+    const limiter = new RateLimiter(8);
+    let asked = 0;
+    const api = {
+      async recordExists(_orcid: string, signal?: AbortSignal): Promise<boolean> {
+        asked++;
+        const completed = await limiter.take(signal);
+        await sleep(5);
+        completed();
+        return true;
+      },
+    } as unknown as OrcidPublicApi;
+    const check = upstreamRecordCheck(api);
+    const flood = Array.from({ length: 60 }, (_, i) => check(fakeOrcidId(1000 + i)).then(() => 'asked', (e: unknown) => e));
+    const same = Array.from({ length: 5 }, () => check(fakeOrcidId(1000)));
+    // The poller's next request, sent while the flood is queued.
+    const started = performance.now();
+    const completed = await limiter.take();
+    completed();
+    const waited = performance.now() - started;
+    const outcomes = await Promise.all(flood);
+    assert.deepEqual(await Promise.all(same), [true, true, true, true, true]);
+    assert.ok(waited < 1500, `the poller waited ${Math.round(waited)} ms behind the look-ups`);
+    assert.equal(asked, MAX_LOOKUPS_IN_FLIGHT, 'one upstream request per iD, a few at a time');
+    const refused = outcomes.filter((o) => o instanceof OrcidApiError);
+    assert.equal(refused.length, 60 - MAX_LOOKUPS_IN_FLIGHT);
+    assert.equal(refused[0]!.code, 9058);
+    assert.equal(refused[0]!.status, 503);
+    assert.equal(refused[0]!.headers['retry-after'], '1');
+  });
+});

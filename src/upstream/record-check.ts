@@ -9,14 +9,34 @@ import { type OrcidPublicApi, UpstreamError } from './orcid-public-api.ts';
 
 const MISSING_TTL_MS = 10 * 60_000;
 const MISSING_MAX = 100_000;
+/**
+ * Distinct iDs asked of the upstream at once. The look-ups share the poller's rate limiter (served
+ * in order): a client sending PUTs for new iDs faster than the rate would otherwise queue ten
+ * seconds of look-ups ahead of every poller request, and so hold back every client's changes.
+ * Beyond this, a PUT for a new iD is 503 / 9058 with Retry-After at once.
+ */
+export const MAX_LOOKUPS_IN_FLIGHT = 4;
 
 export type RecordExists = (orcid: string) => Promise<boolean>;
 
 export function upstreamRecordCheck(api: OrcidPublicApi, now: () => number = Date.now): RecordExists {
   const missing = new Map<string, number>();
-  return async function recordExistsUpstream(orcid) {
+  // One request per iD however many PUTs ask about it meanwhile.
+  const asking = new Map<string, Promise<boolean>>();
+  return function recordExistsUpstream(orcid) {
     const until = missing.get(orcid);
-    if (until !== undefined && until > now()) return false;
+    if (until !== undefined && until > now()) return Promise.resolve(false);
+    const pending = asking.get(orcid);
+    if (pending) return pending;
+    if (asking.size >= MAX_LOOKUPS_IN_FLIGHT) {
+      return Promise.reject(new OrcidApiError(9058, `The upstream registry is being asked about ${asking.size} other iDs already; retry ${orcid} shortly`, { headers: { 'retry-after': '1' } }));
+    }
+    const lookup = ask(orcid).finally(() => asking.delete(orcid));
+    asking.set(orcid, lookup);
+    return lookup;
+  };
+
+  async function ask(orcid: string): Promise<boolean> {
     let exists: boolean;
     try {
       exists = await api.recordExists(orcid, AbortSignal.timeout(10_000));
@@ -30,5 +50,5 @@ export function upstreamRecordCheck(api: OrcidPublicApi, now: () => number = Dat
       missing.set(orcid, now() + MISSING_TTL_MS);
     }
     return exists;
-  };
+  }
 }
