@@ -17,7 +17,7 @@ const T0 = 1_700_000_000_000;
 const A = '0000-0001-0000-0001';
 const B = '0000-0001-0000-0002';
 const C = '0000-0001-0000-0003';
-const MIGRATIONS = ['001_init', '002_client_features', '003_webhook_public_ids', '004_delivery_hardening', '005_upstream', '006_attempt_headers', '007_client_webhook_count', '008_state_indexes_record_count', '009_claim_order_index', '010_backlog_indexes', '011_claim_covering_index', '012_attempt_latency_bigint', '013_drop_enabled_orcid_index'];
+const MIGRATIONS = ['001_init', '002_client_features', '003_webhook_public_ids', '004_delivery_hardening', '005_upstream', '006_attempt_headers', '007_client_webhook_count', '008_state_indexes_record_count', '009_claim_order_index', '010_backlog_indexes', '011_claim_covering_index', '012_attempt_latency_bigint', '013_cheaper_webhook_updates'];
 
 const orcidN = (i: number): string => `0000-0002-${String(Math.floor(i / 10000)).padStart(4, '0')}-${String(i % 10000).padStart(4, '0')}`;
 
