@@ -143,7 +143,17 @@ export class UpstreamPoller extends EventEmitter implements ChangeSource {
         await sleep(this.leaseMs / 4, signal).catch(() => undefined);
         continue;
       }
-      if (!this.s.leader) await this.becomeLeader();
+      if (!this.s.leader) {
+        try {
+          await this.becomeLeader();
+        } catch (e) {
+          // The store failed between the claim and reading the cursor (a restart, a busy SQLite):
+          // not the leader yet. The lease runs out or is claimed again on the next turn.
+          this.o.logger.warn({ err: e }, 'upstream poller: store unreachable while taking the leadership; retrying');
+          await sleep(this.leaseMs / 4, signal).catch(() => undefined);
+          continue;
+        }
+      }
       const wait = (this.s.nextPollAt ?? 0) - this.now();
       if (wait > 0) {
         await sleep(Math.min(wait, this.leaseMs / 4), signal).catch(() => undefined);
@@ -153,10 +163,11 @@ export class UpstreamPoller extends EventEmitter implements ChangeSource {
     }
   }
 
+  /** Reads the stored cursor, then leads; throws (still not the leader) when the store fails. */
   private async becomeLeader(): Promise<void> {
-    this.s.leader = true;
     const cursor = await this.o.store.initUpstreamCursor(UPSTREAM_SOURCE, this.o.sinceMs ?? this.now(), this.now());
     const st = await this.o.store.upstreamState(UPSTREAM_SOURCE);
+    this.s.leader = true;
     this.s.cursor = cursor;
     this.s.lastSuccessAt = st?.lastSuccessAt ?? this.s.lastSuccessAt;
     this.s.nextPollAt = this.now();
