@@ -6,9 +6,11 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createLogger } from '../src/logger.ts';
+import { Metrics } from '../src/metrics.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import { OrcidPublicApi } from '../src/upstream/orcid-public-api.ts';
-import { UpstreamPoller } from '../src/upstream/poller.ts';
+import { UpstreamMetrics } from '../src/upstream/metrics.ts';
+import { UPSTREAM_SOURCE, UpstreamPoller } from '../src/upstream/poller.ts';
 import { RateLimiter } from '../src/upstream/rate-limiter.ts';
 import { FakeOrcid } from './helpers/fake-orcid.ts';
 import { eventually } from './helpers/receiver.ts';
@@ -20,16 +22,26 @@ after(async () => {
 
 const sink = { apply: async () => ({ created: 0, changed: 0, ignored: 0, webhooksNotified: 0 }) };
 
-async function setup(opts: { intervalMs?: number } = {}) {
+async function setup(opts: { intervalMs?: number; sinceMs?: number; retries?: number; seed?: (store: SqliteStore) => Promise<void> } = {}) {
   const fake = await FakeOrcid.start({ records: 10 });
   cleanups.push(() => fake.close());
   const store = new SqliteStore(':memory:');
   await store.migrate();
+  await opts.seed?.(store);
   cleanups.push(() => store.close());
-  const api = new OrcidPublicApi({ apiUrl: fake.url, tokenUrl: fake.tokenUrl, clientId: fake.clientId, clientSecret: fake.clientSecret, limiter: new RateLimiter(20), userAgent: 'test' });
-  const poller = new UpstreamPoller({ store, api, logger: createLogger('silent'), intervalMs: opts.intervalMs ?? 300, overlapMs: 1000, sinceMs: null });
+  const api = new OrcidPublicApi({
+    apiUrl: fake.url, tokenUrl: fake.tokenUrl, clientId: fake.clientId, clientSecret: fake.clientSecret, limiter: new RateLimiter(20), userAgent: 'test',
+    retries: opts.retries ?? 4, backoffMs: 50,
+  });
+  const poller = new UpstreamPoller({ store, api, logger: createLogger('silent'), intervalMs: opts.intervalMs ?? 300, overlapMs: 1000, sinceMs: opts.sinceMs ?? null });
   cleanups.push(() => poller.stop());
-  return { fake, store, api, poller };
+  const metrics = new Metrics(store);
+  new UpstreamMetrics(metrics, () => poller);
+  const gauge = async (name: string) => {
+    const text = await metrics.registry.getSingleMetricAsString(name);
+    return Number(/^\S+ (\S+)$/m.exec(text.split('\n').filter((l) => !l.startsWith('#')).join('\n'))![1]);
+  };
+  return { fake, store, api, poller, gauge };
 }
 
 describe('upstream poller robustness', () => {
@@ -44,5 +56,33 @@ describe('upstream poller robustness', () => {
     await poller.start(sink);
     await eventually(() => poller.status().state === 'idle' && poller.status().lastSuccessAt !== null, 10_000, 'the poller polls after the store recovers');
     assert.equal(poller.status().leader, true);
+  });
+
+  it('during an outage after a restart or a takeover, the lag metric counts from the last success stored, not 0', { timeout: 20_000 }, async () => {
+    const hourAgo = Date.now() - 3_600_000;
+    const { fake, poller, gauge } = await setup({
+      retries: 0,
+      // An earlier process polled until an hour ago, then died.
+      seed: async (store) => {
+        await store.claimUpstreamLeadership(UPSTREAM_SOURCE, 'earlier', hourAgo, 500);
+        await store.initUpstreamCursor(UPSTREAM_SOURCE, hourAgo - 600_000, hourAgo);
+        assert.ok(await store.saveUpstreamProgress(UPSTREAM_SOURCE, 'earlier', hourAgo - 600_000, hourAgo));
+      },
+    });
+    fake.setOutage('503');
+    await poller.start(sink);
+    await eventually(() => poller.status().state === 'backoff', 10_000, 'the poll fails');
+    assert.equal(await gauge('orcid_webhooks_upstream_leader'), 1);
+    const lag = await gauge('orcid_webhooks_upstream_lag_seconds');
+    assert.ok(lag >= 3590, `orcid_webhooks_upstream_lag_seconds ${lag}: the watched records have not been searched for an hour`);
+  });
+
+  it('an upstream failing from the first poll on shows a lag growing from --upstream-since, not 0', { timeout: 20_000 }, async () => {
+    const { fake, poller, gauge } = await setup({ retries: 0, sinceMs: Date.now() - 3_600_000 });
+    fake.setOutage('503');
+    await poller.start(sink);
+    await eventually(() => poller.status().state === 'backoff', 10_000, 'the poll fails');
+    const lag = await gauge('orcid_webhooks_upstream_lag_seconds');
+    assert.ok(lag >= 3590, `orcid_webhooks_upstream_lag_seconds ${lag}: nothing since the cursor an hour ago has been searched`);
   });
 });

@@ -13,10 +13,13 @@ export class UpstreamMetrics {
     this.requests = new Counter({ name: 'orcid_webhooks_upstream_requests_total', help: 'Requests to the upstream registry by outcome', labelNames: ['outcome'] as const, registers });
     this.recordsChanged = new Counter({ name: 'orcid_webhooks_upstream_records_changed_total', help: 'Watched records the upstream poller found changed (applied as changes)', registers });
     new Gauge({
-      name: 'orcid_webhooks_upstream_lag_seconds', help: 'Now minus the end of the last upstream search window fully processed (this process, while it polls)', registers,
+      name: 'orcid_webhooks_upstream_lag_seconds', help: 'Now minus the end of the last upstream search window fully processed (this process, while it polls; 0 otherwise)', registers,
       collect() {
         const s = poller()?.status();
-        if (s?.leader && s.coveredUntil !== null) this.set((Date.now() - s.coveredUntil) / 1000);
+        // Before this process's first successful poll (a restart or takeover during an outage), the
+        // last success stored by whoever polled before; never any: the cursor, where searching starts.
+        const covered = s?.leader ? s.coveredUntil ?? s.lastSuccessAt ?? s.cursor : null;
+        this.set(covered === null || covered === undefined ? 0 : Math.max(0, (Date.now() - covered) / 1000));
       },
     });
     new Gauge({
