@@ -85,4 +85,18 @@ describe('upstream poller robustness', () => {
     const lag = await gauge('orcid_webhooks_upstream_lag_seconds');
     assert.ok(lag >= 3590, `orcid_webhooks_upstream_lag_seconds ${lag}: nothing since the cursor an hour ago has been searched`);
   });
+
+  it('while a request is retried after a 503 or 429 with Retry-After, the status says backoff with the error at once, not polling without one', { timeout: 30_000 }, async () => {
+    const { fake, store, poller } = await setup();
+    fake.burst503(1, 3);
+    await poller.start(sink);
+    await eventually(() => fake.requests.length >= 1, 5000, 'the first request (the token)');
+    await eventually(() => poller.status().state === 'backoff', 1500, 'state backoff while waiting out Retry-After: 3');
+    assert.match(poller.status().lastError ?? '', /503/);
+    assert.ok(poller.status().nextPollAt! > Date.now(), 'the next request is ahead, not in the past');
+    assert.match((await store.upstreamState(UPSTREAM_SOURCE))!.lastError ?? '', /503/, 'the CLI and other processes see the error too');
+    // The retry succeeds: the poll completes and the error is cleared.
+    await eventually(() => poller.status().state === 'idle' && poller.status().lastError === null, 10_000, 'recovered');
+    assert.equal((await store.upstreamState(UPSTREAM_SOURCE))!.lastError, null);
+  });
 });

@@ -36,6 +36,9 @@ export interface OrcidPublicApiOptions {
   onRequest?: (outcome: RequestOutcome) => void;
 }
 
+/** Told each time a request failed and is about to be retried after failure.retryAfterMs. */
+export type OnRetry = (failure: UpstreamError) => void;
+
 export interface SearchPage {
   orcids: string[];
   numFound: number;
@@ -70,9 +73,9 @@ export class OrcidPublicApi {
   }
 
   /** One search page: `q` in Solr syntax, `rows` at most 1000. */
-  async search(q: string, start: number, rows: number, signal?: AbortSignal): Promise<SearchPage> {
+  async search(q: string, start: number, rows: number, signal?: AbortSignal, onRetry?: OnRetry): Promise<SearchPage> {
     const url = `${this.o.apiUrl}/search/?q=${encodeURIComponent(q)}&start=${start}&rows=${rows}`;
-    const res = await this.get(url, signal);
+    const res = await this.get(url, signal, onRetry);
     if (res.status !== 200) throw new UpstreamError(`search answered ${res.status}: ${res.text.slice(0, 200)}`, 'client_error', 0);
     const body = JSON.parse(res.text) as { result?: { 'orcid-identifier'?: { path?: string } }[] | null; 'num-found'?: number };
     return {
@@ -82,8 +85,8 @@ export class OrcidPublicApi {
   }
 
   /** The record's history.last-modified-date (ms); null when ORCID has no such record (404, 410, deprecated). */
-  async lastModified(orcid: string, signal?: AbortSignal): Promise<number | null> {
-    const res = await this.get(`${this.o.apiUrl}/${orcid}/record`, signal);
+  async lastModified(orcid: string, signal?: AbortSignal, onRetry?: OnRetry): Promise<number | null> {
+    const res = await this.get(`${this.o.apiUrl}/${orcid}/record`, signal, onRetry);
     if (res.status === 404 || res.status === 410 || res.status === 301) return null;
     if (res.status === 409) return null; // locked or deactivated: nothing to notify
     if (res.status !== 200) throw new UpstreamError(`record ${orcid} answered ${res.status}`, 'client_error', 0);
@@ -100,11 +103,11 @@ export class OrcidPublicApi {
     throw new UpstreamError(`record ${orcid} answered ${res.status}`, 'client_error', 0);
   }
 
-  private async get(url: string, signal?: AbortSignal): Promise<{ status: number; text: string }> {
+  private async get(url: string, signal?: AbortSignal, onRetry?: OnRetry): Promise<{ status: number; text: string }> {
     let refreshed = false;
     for (let attempt = 0; ; attempt++) {
-      const token = await this.bearer(signal);
-      const res = await this.send(url, { headers: { accept: 'application/vnd.orcid+json', authorization: `Bearer ${token}` } }, attempt, signal);
+      const token = await this.bearer(signal, onRetry);
+      const res = await this.send(url, { headers: { accept: 'application/vnd.orcid+json', authorization: `Bearer ${token}` } }, attempt, signal, onRetry);
       if (res.status === 401 && !refreshed) {
         // A revoked or expired token: fetch a new one once, then try again.
         refreshed = true;
@@ -117,15 +120,15 @@ export class OrcidPublicApi {
     }
   }
 
-  private bearer(signal?: AbortSignal): Promise<string> {
+  private bearer(signal?: AbortSignal, onRetry?: OnRetry): Promise<string> {
     if (this.token) return Promise.resolve(this.token);
-    this.tokenPending ??= this.fetchToken(signal).finally(() => { this.tokenPending = null; });
+    this.tokenPending ??= this.fetchToken(signal, onRetry).finally(() => { this.tokenPending = null; });
     return this.tokenPending;
   }
 
-  private async fetchToken(signal?: AbortSignal): Promise<string> {
+  private async fetchToken(signal?: AbortSignal, onRetry?: OnRetry): Promise<string> {
     const body = new URLSearchParams({ client_id: this.o.clientId, client_secret: this.o.clientSecret, grant_type: 'client_credentials', scope: '/read-public' }).toString();
-    const res = await this.send(this.o.tokenUrl, { method: 'POST', headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' }, body }, 0, signal);
+    const res = await this.send(this.o.tokenUrl, { method: 'POST', headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' }, body }, 0, signal, onRetry);
     if (res.status !== 200) {
       throw new UpstreamError(`the token endpoint answered ${res.status}: ${res.text.slice(0, 200)} (check --upstream-client-id and --upstream-client-secret)`, 'unauthorized', 0);
     }
@@ -136,7 +139,7 @@ export class OrcidPublicApi {
   }
 
   /** One request with retries of transient failures; answers any other status to the caller. */
-  private async send(url: string, init: { method?: string; headers: Record<string, string>; body?: string }, firstAttempt: number, signal?: AbortSignal): Promise<{ status: number; text: string }> {
+  private async send(url: string, init: { method?: string; headers: Record<string, string>; body?: string }, firstAttempt: number, signal?: AbortSignal, onRetry?: OnRetry): Promise<{ status: number; text: string }> {
     for (let attempt = firstAttempt; ; attempt++) {
       const completed = await this.o.limiter.take(signal);
       let failure: UpstreamError;
@@ -164,6 +167,7 @@ export class OrcidPublicApi {
         failure = new UpstreamError(`${url.replace(/\?.*/, '')}: ${(e as Error).message}${(e as { cause?: Error }).cause ? ` (${(e as { cause: Error }).cause.message})` : ''}`, 'network_error', this.backoff(attempt));
       }
       if (attempt >= this.retries) throw failure;
+      onRetry?.(failure);
       await sleep(failure.retryAfterMs, signal);
     }
   }

@@ -231,9 +231,30 @@ export class UpstreamPoller extends EventEmitter implements ChangeSource {
    * half first; the last part stays open-ended, so a record modified again while we page moves to a
    * part still ahead, never out of reach.
    */
+  /**
+   * A request failed and waits to be retried (Retry-After, or backoff): the status says so at once,
+   * with the error, rather than "polling" without one until the retries run out (4 waits of up to
+   * 10 minutes each when the upstream asks for that).
+   */
+  private readonly retrying = (failure: UpstreamError): void => {
+    if (this.stopping.signal.aborted || !this.s.leader) return;
+    const at = this.now();
+    this.s.lastError = failure.message;
+    this.s.lastErrorAt = at;
+    this.s.nextPollAt = at + failure.retryAfterMs;
+    void this.o.store.saveUpstreamError(UPSTREAM_SOURCE, this.owner, failure.message.slice(0, 1000), at).catch(() => undefined);
+    this.setState('backoff', { error: failure.message, retryIn: `${Math.round(failure.retryAfterMs / 100) / 10} s` });
+  };
+
+  /** A request was answered after retries: polling again (the error stays until the poll completes). */
+  private answered(): void {
+    if (this.s.state === 'backoff') this.setState('polling');
+  }
+
   private async searchRange(from: number, to: number | null, pollStart: number, seen: Set<string>, signal: AbortSignal): Promise<void> {
     const q = `profile-last-modified-date:[${solrTime(from)} TO ${to === null ? '*' : solrTime(to)}]`;
-    const first = await this.o.api.search(q, 0, PAGE_ROWS, signal);
+    const first = await this.o.api.search(q, 0, PAGE_ROWS, signal, this.retrying);
+    this.answered();
     const upper = to ?? pollStart;
     if (first.numFound > MAX_RESULTS && upper - from > 1) {
       const mid = from + Math.floor((upper - from) / 2);
@@ -247,7 +268,8 @@ export class UpstreamPoller extends EventEmitter implements ChangeSource {
     await this.handleHits(first.orcids, seen, signal);
     const last = Math.min(first.numFound, MAX_RESULTS);
     for (let start = PAGE_STEP; start < last; start += PAGE_STEP) {
-      const page = await this.o.api.search(q, start, Math.min(PAGE_ROWS, MAX_RESULTS - start), signal);
+      const page = await this.o.api.search(q, start, Math.min(PAGE_ROWS, MAX_RESULTS - start), signal, this.retrying);
+      this.answered();
       await this.handleHits(page.orcids, seen, signal);
     }
   }
@@ -264,7 +286,8 @@ export class UpstreamPoller extends EventEmitter implements ChangeSource {
     const worker = async () => {
       while (next < watched.length) {
         const orcid = watched[next++]!;
-        const modified = await this.o.api.lastModified(orcid, signal);
+        const modified = await this.o.api.lastModified(orcid, signal, this.retrying);
+        this.answered();
         if (modified !== null) changes.push({ orcid, modifiedAt: modified });
       }
     };
