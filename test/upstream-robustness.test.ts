@@ -4,11 +4,13 @@
  * Against the fake public API of helpers/fake-orcid.ts and an in-memory SQLite store.
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { createLogger } from '../src/logger.ts';
 import { Metrics } from '../src/metrics.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
-import { OrcidPublicApi } from '../src/upstream/orcid-public-api.ts';
+import { OrcidPublicApi, type RequestOutcome } from '../src/upstream/orcid-public-api.ts';
 import { UpstreamMetrics } from '../src/upstream/metrics.ts';
 import { UPSTREAM_SOURCE, UpstreamPoller } from '../src/upstream/poller.ts';
 import { RateLimiter } from '../src/upstream/rate-limiter.ts';
@@ -98,5 +100,41 @@ describe('upstream poller robustness', () => {
     // The retry succeeds: the poll completes and the error is cleared.
     await eventually(() => poller.status().state === 'idle' && poller.status().lastError === null, 10_000, 'recovered');
     assert.equal((await store.upstreamState(UPSTREAM_SOURCE))!.lastError, null);
+  });
+
+  it('a 200 whose body is not the JSON asked for (a proxy\'s HTML page, null, a result that is no list) is a failed request: counted as malformed, named, retried', { timeout: 30_000 }, async () => {
+    const bad = ['<html><body>Down for maintenance</body></html>', 'null', '{"result":{},"num-found":1}', ''];
+    let searches = 0;
+    const server = createServer((req, res) => {
+      req.resume();
+      if (req.url === '/oauth/token') return res.writeHead(200, { 'content-type': 'application/json' }).end('{"access_token":"t"}');
+      if (req.url!.startsWith('/v3.0/search/')) {
+        const body = bad[searches++];
+        if (body !== undefined) return res.writeHead(200, { 'content-type': 'text/html' }).end(body);
+        return res.writeHead(200, { 'content-type': 'application/json' }).end('{"result":null,"num-found":0}');
+      }
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const outcomes: RequestOutcome[] = [];
+    const api = new OrcidPublicApi({
+      apiUrl: `${base}/v3.0`, tokenUrl: `${base}/oauth/token`, clientId: 'APP-1', clientSecret: 's', limiter: new RateLimiter(50), userAgent: 'test',
+      backoffMs: 20, onRequest: (o) => outcomes.push(o),
+    });
+    const errors: string[] = [];
+    const store = new SqliteStore(':memory:');
+    await store.migrate();
+    cleanups.push(() => store.close());
+    const poller = new UpstreamPoller({ store, api, logger: createLogger('silent'), intervalMs: 60_000, overlapMs: 1000, sinceMs: null });
+    cleanups.push(() => poller.stop());
+    poller.on('state', () => { if (poller.status().lastError) errors.push(poller.status().lastError!); });
+    await poller.start(sink);
+    // Retried like a 5xx within the same poll: no wait of a whole interval (60 s).
+    await eventually(() => poller.status().lastSuccessAt !== null, 10_000, 'the poll completes after the malformed answers');
+    assert.equal(searches, 5);
+    assert.deepEqual(outcomes, ['ok', 'malformed', 'malformed', 'malformed', 'malformed', 'ok'], 'the token, four malformed search answers, then a good one');
+    assert.ok(errors.length > 0 && errors.every((e) => /\/v3\.0\/search\/ answered 200 with/.test(e)), `errors name the request: ${JSON.stringify(errors)}`);
   });
 });

@@ -6,7 +6,7 @@ import { RateLimiter, sleep } from './rate-limiter.ts';
  * 429, 503, other 5xx and network errors are retried with backoff, honouring Retry-After.
  */
 
-export type RequestOutcome = 'ok' | 'not_found' | 'unauthorized' | 'rate_limited' | 'unavailable' | 'server_error' | 'network_error' | 'client_error';
+export type RequestOutcome = 'ok' | 'not_found' | 'unauthorized' | 'rate_limited' | 'unavailable' | 'server_error' | 'network_error' | 'client_error' | 'malformed';
 
 export class UpstreamError extends Error {
   constructor(
@@ -52,6 +52,24 @@ export function retryAfterMs(value: string | null, now = Date.now()): number | n
   return Number.isNaN(t) ? null : Math.max(0, t - now);
 }
 
+interface Answer {
+  status: number;
+  text: string;
+  /** The parsed body of a 200 that was checked (get's `valid`), else null. */
+  body: object | null;
+}
+
+/** The JSON object `text` holds when `valid` accepts it, else null. */
+function validJson(text: string, valid: (body: object) => boolean): object | null {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  return typeof body === 'object' && body !== null && !Array.isArray(body) && valid(body) ? body : null;
+}
+
 /** An ISO time at millisecond precision, as the search's range syntax takes it. */
 export function solrTime(ms: number): string {
   return new Date(ms).toISOString();
@@ -75,22 +93,25 @@ export class OrcidPublicApi {
   /** One search page: `q` in Solr syntax, `rows` at most 1000. */
   async search(q: string, start: number, rows: number, signal?: AbortSignal, onRetry?: OnRetry): Promise<SearchPage> {
     const url = `${this.o.apiUrl}/search/?q=${encodeURIComponent(q)}&start=${start}&rows=${rows}`;
-    const res = await this.get(url, signal, onRetry);
+    const res = await this.get(url, signal, onRetry, (b) => {
+      const r = (b as { result?: unknown }).result;
+      return r === undefined || r === null || Array.isArray(r);
+    });
     if (res.status !== 200) throw new UpstreamError(`search answered ${res.status}: ${res.text.slice(0, 200)}`, 'client_error', 0);
-    const body = JSON.parse(res.text) as { result?: { 'orcid-identifier'?: { path?: string } }[] | null; 'num-found'?: number };
+    const body = res.body as { result?: ({ 'orcid-identifier'?: { path?: string } } | null)[] | null; 'num-found'?: number };
     return {
-      orcids: (body.result ?? []).map((r) => r['orcid-identifier']?.path).filter((p): p is string => typeof p === 'string'),
+      orcids: (body.result ?? []).map((r) => r?.['orcid-identifier']?.path).filter((p): p is string => typeof p === 'string'),
       numFound: Number(body['num-found'] ?? 0),
     };
   }
 
   /** The record's history.last-modified-date (ms); null when ORCID has no such record (404, 410, deprecated). */
   async lastModified(orcid: string, signal?: AbortSignal, onRetry?: OnRetry): Promise<number | null> {
-    const res = await this.get(`${this.o.apiUrl}/${orcid}/record`, signal, onRetry);
+    const res = await this.get(`${this.o.apiUrl}/${orcid}/record`, signal, onRetry, () => true);
     if (res.status === 404 || res.status === 410 || res.status === 301) return null;
     if (res.status === 409) return null; // locked or deactivated: nothing to notify
     if (res.status !== 200) throw new UpstreamError(`record ${orcid} answered ${res.status}`, 'client_error', 0);
-    const body = JSON.parse(res.text) as { history?: { 'last-modified-date'?: { value?: number } | null } };
+    const body = res.body as { history?: { 'last-modified-date'?: { value?: number } | null } | null };
     const v = body.history?.['last-modified-date']?.value;
     return typeof v === 'number' ? v : null;
   }
@@ -103,11 +124,12 @@ export class OrcidPublicApi {
     throw new UpstreamError(`record ${orcid} answered ${res.status}`, 'client_error', 0);
   }
 
-  private async get(url: string, signal?: AbortSignal, onRetry?: OnRetry): Promise<{ status: number; text: string }> {
+  /** `valid`: a 200 must carry a JSON object it accepts; any other is a malformed answer, retried as a 5xx is. */
+  private async get(url: string, signal?: AbortSignal, onRetry?: OnRetry, valid?: (body: object) => boolean): Promise<Answer> {
     let refreshed = false;
     for (let attempt = 0; ; attempt++) {
       const token = await this.bearer(signal, onRetry);
-      const res = await this.send(url, { headers: { accept: 'application/vnd.orcid+json', authorization: `Bearer ${token}` } }, attempt, signal, onRetry);
+      const res = await this.send(url, { headers: { accept: 'application/vnd.orcid+json', authorization: `Bearer ${token}` } }, attempt, signal, onRetry, valid);
       if (res.status === 401 && !refreshed) {
         // A revoked or expired token: fetch a new one once, then try again.
         refreshed = true;
@@ -128,18 +150,18 @@ export class OrcidPublicApi {
 
   private async fetchToken(signal?: AbortSignal, onRetry?: OnRetry): Promise<string> {
     const body = new URLSearchParams({ client_id: this.o.clientId, client_secret: this.o.clientSecret, grant_type: 'client_credentials', scope: '/read-public' }).toString();
-    const res = await this.send(this.o.tokenUrl, { method: 'POST', headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' }, body }, 0, signal, onRetry);
+    const res = await this.send(this.o.tokenUrl, { method: 'POST', headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' }, body }, 0, signal, onRetry, () => true);
     if (res.status !== 200) {
       throw new UpstreamError(`the token endpoint answered ${res.status}: ${res.text.slice(0, 200)} (check --upstream-client-id and --upstream-client-secret)`, 'unauthorized', 0);
     }
-    const token = (JSON.parse(res.text) as { access_token?: string }).access_token;
-    if (!token) throw new UpstreamError('the token endpoint answered no access_token', 'unauthorized', 0);
+    const token = (res.body as { access_token?: unknown }).access_token;
+    if (typeof token !== 'string' || !token) throw new UpstreamError('the token endpoint answered no access_token', 'unauthorized', 0);
     this.token = token;
     return token;
   }
 
   /** One request with retries of transient failures; answers any other status to the caller. */
-  private async send(url: string, init: { method?: string; headers: Record<string, string>; body?: string }, firstAttempt: number, signal?: AbortSignal, onRetry?: OnRetry): Promise<{ status: number; text: string }> {
+  private async send(url: string, init: { method?: string; headers: Record<string, string>; body?: string }, firstAttempt: number, signal?: AbortSignal, onRetry?: OnRetry, valid?: (body: object) => boolean): Promise<Answer> {
     for (let attempt = firstAttempt; ; attempt++) {
       const completed = await this.o.limiter.take(signal);
       let failure: UpstreamError;
@@ -151,14 +173,20 @@ export class OrcidPublicApi {
         });
         const text = await res.text().finally(completed);
         const backoff = this.backoff(attempt);
+        const body = valid && res.status === 200 ? validJson(text, valid) : null;
         if (res.status === 429 || res.status >= 500) {
           const outcome: RequestOutcome = res.status === 429 ? 'rate_limited' : res.status === 503 ? 'unavailable' : 'server_error';
           this.o.onRequest?.(outcome);
           const wait = Math.min(this.maxBackoffMs * 10, Math.max(backoff, retryAfterMs(res.headers.get('retry-after')) ?? 0));
           failure = new UpstreamError(`${url.replace(/\?.*/, '')} answered ${res.status}`, outcome, wait);
+        } else if (valid && res.status === 200 && body === null) {
+          // A proxy's maintenance page, an empty or truncated body: the upstream is not answering.
+          this.o.onRequest?.('malformed');
+          const what = text.trim() ? `not the JSON expected: ${JSON.stringify(text.slice(0, 80))}` : 'an empty body';
+          failure = new UpstreamError(`${url.replace(/\?.*/, '')} answered 200 with ${what}`, 'malformed', backoff);
         } else {
           this.o.onRequest?.(res.status < 300 ? 'ok' : res.status === 404 ? 'not_found' : res.status === 401 ? 'unauthorized' : 'client_error');
-          return { status: res.status, text };
+          return { status: res.status, text, body };
         }
       } catch (e) {
         completed();
