@@ -9,12 +9,14 @@ import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { createLogger } from '../src/logger.ts';
 import { Metrics } from '../src/metrics.ts';
+import { OrcidApiError } from '../src/domain/errors.ts';
+import { upstreamRecordCheck } from '../src/upstream/record-check.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import { OrcidPublicApi, type RequestOutcome } from '../src/upstream/orcid-public-api.ts';
 import { UpstreamMetrics } from '../src/upstream/metrics.ts';
 import { UPSTREAM_SOURCE, UpstreamPoller } from '../src/upstream/poller.ts';
 import { RateLimiter } from '../src/upstream/rate-limiter.ts';
-import { FakeOrcid } from './helpers/fake-orcid.ts';
+import { FakeOrcid, fakeOrcidId } from './helpers/fake-orcid.ts';
 import { eventually } from './helpers/receiver.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -136,5 +138,20 @@ describe('upstream poller robustness', () => {
     assert.equal(searches, 5);
     assert.deepEqual(outcomes, ['ok', 'malformed', 'malformed', 'malformed', 'malformed', 'ok'], 'the token, four malformed search answers, then a good one');
     assert.ok(errors.length > 0 && errors.every((e) => /\/v3\.0\/search\/ answered 200 with/.test(e)), `errors name the request: ${JSON.stringify(errors)}`);
+  });
+
+  it('--records upstream: when the upstream asks to wait longer than a registration can, the PUT is answered at once with its Retry-After, not after a 10 s hang with "retry in 5 s"', { timeout: 30_000 }, async () => {
+    const { fake, api } = await setup();
+    const check = upstreamRecordCheck(api);
+    assert.equal(await check(fakeOrcidId(1)), true, 'a token and one record check first');
+    fake.burst503(10, 120);
+    const t0 = Date.now();
+    const err = await check(fakeOrcidId(2)).then(() => null, (e: unknown) => e);
+    const took = Date.now() - t0;
+    assert.ok(err instanceof OrcidApiError, String(err));
+    assert.equal(err.code, 9058);
+    assert.ok(took < 3000, `answered after ${took} ms`);
+    assert.equal(err.headers['retry-after'], '60', 'the upstream asked for 120 s (capped at 60)');
+    assert.match(err.message, /answered 503/);
   });
 });

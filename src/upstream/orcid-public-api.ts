@@ -36,7 +36,7 @@ export interface OrcidPublicApiOptions {
   onRequest?: (outcome: RequestOutcome) => void;
 }
 
-/** Told each time a request failed and is about to be retried after failure.retryAfterMs. */
+/** Told each time a request failed and is about to be retried after failure.retryAfterMs; throwing gives up (the error is the caller's). */
 export type OnRetry = (failure: UpstreamError) => void;
 
 export interface SearchPage {
@@ -117,8 +117,8 @@ export class OrcidPublicApi {
   }
 
   /** Whether ORCID knows the record (locked and deactivated records exist; deprecated ones do not). */
-  async recordExists(orcid: string, signal?: AbortSignal): Promise<boolean> {
-    const res = await this.get(`${this.o.apiUrl}/${orcid}/record`, signal);
+  async recordExists(orcid: string, signal?: AbortSignal, onRetry?: OnRetry): Promise<boolean> {
+    const res = await this.get(`${this.o.apiUrl}/${orcid}/record`, signal, onRetry);
     if (res.status === 200 || res.status === 409) return true;
     if (res.status === 404 || res.status === 410 || res.status === 301) return false;
     throw new UpstreamError(`record ${orcid} answered ${res.status}`, 'client_error', 0);

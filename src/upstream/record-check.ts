@@ -8,6 +8,8 @@ import { type OrcidPublicApi, UpstreamError } from './orcid-public-api.ts';
  */
 
 const MISSING_TTL_MS = 10 * 60_000;
+/** How long a registration waits for the upstream's answer, retries included. */
+const CHECK_TIMEOUT_MS = 10_000;
 const MISSING_MAX = 100_000;
 /**
  * Distinct iDs asked of the upstream at once. The look-ups share the poller's rate limiter (served
@@ -38,8 +40,13 @@ export function upstreamRecordCheck(api: OrcidPublicApi, now: () => number = Dat
 
   async function ask(orcid: string): Promise<boolean> {
     let exists: boolean;
+    const deadline = Date.now() + CHECK_TIMEOUT_MS;
     try {
-      exists = await api.recordExists(orcid, AbortSignal.timeout(10_000));
+      // A retry the deadline would cut short is not waited for: the client hears the upstream's
+      // own Retry-After at once instead of after the whole timeout.
+      exists = await api.recordExists(orcid, AbortSignal.timeout(CHECK_TIMEOUT_MS), (failure) => {
+        if (Date.now() + failure.retryAfterMs >= deadline) throw failure;
+      });
     } catch (e) {
       const wait = e instanceof UpstreamError ? Math.max(1, Math.ceil(e.retryAfterMs / 1000)) : 5;
       // The API stays up: only registrations of iDs it has never seen wait for the upstream.
