@@ -96,3 +96,12 @@ test('receive --status 503 (text): the service records the failure and retries; 
   assert.equal(row?.lastStatus, '503');
   assert.equal(row?.failedAttempts, 1);
 });
+
+test("the README's sample of receive's output shows a webhook-id of the form the service sends", async () => {
+  const { readFileSync } = await import('node:fs');
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const sample = /After step 3, terminal 1 shows the callback[^\n]*\n\n```\n([\s\S]*?)```/.exec(readme)?.[1];
+  assert.ok(sample, 'the walk-through shows what receive prints');
+  const id = /^\s*webhook-id: (\S+)$/m.exec(sample)?.[1];
+  assert.match(id ?? '', /^msg_wh_[0-9a-f]{32}_\d+$/, 'msg_ + the webhook id (wh_ and 32 hexadecimal digits) + _ + the notification number');
+});
