@@ -154,4 +154,26 @@ describe('upstream poller robustness', () => {
     assert.equal(err.headers['retry-after'], '60', 'the upstream asked for 120 s (capped at 60)');
     assert.match(err.message, /answered 503/);
   });
+
+  it('a deprecated record (301 to its primary record, with Location, as ORCID answers) does not exist and has no last-modified time of its own: the redirect is not followed', { timeout: 20_000 }, async () => {
+    const deprecated = '0000-0002-1825-0097';
+    const primary = '0000-0001-5109-3700';
+    const server = createServer((req, res) => {
+      req.resume();
+      if (req.url === '/oauth/token') return res.writeHead(200, { 'content-type': 'application/json' }).end('{"access_token":"t"}');
+      if (req.url === `/v3.0/${deprecated}/record`) {
+        return res.writeHead(301, { 'content-type': 'application/json', location: `http://${req.headers.host}/v3.0/${primary}/record`, 'x-orcid-primary': primary })
+          .end(JSON.stringify({ 'response-code': 301, 'developer-message': `301 Moved Permanently: This account is deprecated. Please refer to account: https://orcid.org/${primary}.`, 'error-code': 9061 }));
+      }
+      if (req.url === `/v3.0/${primary}/record`) return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ history: { 'last-modified-date': { value: 1_700_000_000_000 } } }));
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const api = new OrcidPublicApi({ apiUrl: `${base}/v3.0`, tokenUrl: `${base}/oauth/token`, clientId: 'APP-1', clientSecret: 's', limiter: new RateLimiter(50), userAgent: 'test' });
+    assert.equal(await api.recordExists(primary), true);
+    assert.equal(await api.recordExists(deprecated), false, 'a deprecated iD is no record of its own (--records upstream answers 404 / 9011)');
+    assert.equal(await api.lastModified(deprecated), null, "the primary record's changes are not the deprecated iD's");
+  });
 });

@@ -169,6 +169,9 @@ export class OrcidPublicApi {
         const timeout = AbortSignal.timeout(this.timeoutMs);
         const res = await fetch(url, {
           ...init, headers: { ...init.headers, 'user-agent': this.o.userAgent },
+          // A deprecated record answers 301 with the primary record's Location: it is an answer
+          // (no such record), not a way to the primary's data, nor a request past the rate limiter.
+          redirect: 'manual',
           signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
         });
         const text = await res.text().finally(completed);
