@@ -111,6 +111,29 @@ describe('sender', () => {
     }
   });
 
+  it('calls the path of the host it connects to when the URL has an empty authority (http:///host/cb), not a path naming the host', async () => {
+    // java.net.URI accepts `http:///host:port/cb` (no authority, path /host:port/cb); WHATWG, which
+    // picks the host validated and connected to, reads host:port and the path /cb. The request line
+    // must come from the same reading as the host, never /host:port/cb sent to host:port.
+    const server = await startServer((_req, res) => res.end());
+    const sender = createSender(options);
+    try {
+      const host = `127.0.0.1:${server.port}`;
+      const cases: Array<[string, string]> = [
+        [`http:///${host}/cb?x=1`, '/cb?x=1'],
+        [`http:////${host}/cb`, '/cb'],
+      ];
+      for (const [registered] of cases) {
+        const result = await sender.send({ url: registered, headers: {}, body: '' });
+        assert.equal(result.kind, 'response', registered);
+      }
+      assert.deepEqual(server.received.map((r) => r.url), cases.map(([, sent]) => sent));
+    } finally {
+      await sender.close();
+      await server.close();
+    }
+  });
+
   it('sends a body with its byte length and reuses the connection', async () => {
     const server = await startServer((_req, res) => res.end());
     const sender = createSender(options);

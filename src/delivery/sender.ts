@@ -261,18 +261,24 @@ function parseTarget(raw: string, policy: TargetPolicy): Target | string {
  * `/hooks/%2e%2e/admin` was called at `/admin`), percent-encodes `'` in the query and drops an
  * empty `?`. Only what cannot go on the request line changes: the fragment is left out, an empty
  * path is `/`, and non-ASCII characters (which java.net.URI accepts) go as UTF-8 escapes, as
- * java.net.URI.toASCIIString writes them. null when the raw text cannot be split (then WHATWG's).
+ * java.net.URI.toASCIIString writes them. null when the raw text cannot be split where WHATWG
+ * splits it (then WHATWG's path): the host connected to is WHATWG's, so the path must follow the
+ * same authority. An empty authority (`http:///host/cb`: java.net.URI's path /host/cb, WHATWG's
+ * host `host` and path /cb) or a backslash (a separator to WHATWG) would otherwise send the host
+ * name as the path; anything the request line cannot carry is left to WHATWG's escaping.
  */
 function requestTarget(raw: string): string | null {
-  const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*([^#]*)/i.exec(raw);
-  if (m === null) return null;
+  const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#\\]+([^#]*)/i.exec(raw);
+  if (m === null || raw.includes('\\')) return null;
   const rest = m[1] ?? '';
   const target = rest.startsWith('/') ? rest : `/${rest}`;
+  let ascii: string;
   try {
-    return target.replace(/[\u0080-\u{10ffff}]+/gu, (s) => encodeURIComponent(s));
+    ascii = target.replace(/[\u0080-\u{10ffff}]+/gu, (s) => encodeURIComponent(s));
   } catch {
     return null; // a lone surrogate
   }
+  return /^[\x21-\x7e]*$/.test(ascii) ? ascii : null;
 }
 
 /** The first SNIPPET_BYTES of the body as text; the rest is drained (to keep the connection) or dropped. */
