@@ -291,6 +291,30 @@ describe('sender', () => {
     }
   });
 
+  it('callbacks to one host share a look-up in progress: a resolver that never answers holds one of libuv\'s threads, not one per callback', async () => {
+    const realLookup = dns.lookup;
+    const hanging = 'shared.hangs.resolver.test';
+    let asked = 0;
+    dns.lookup = ((host: string, ...rest: unknown[]) => {
+      if (host === hanging) {
+        asked++;
+        return;
+      }
+      return (realLookup as (...a: unknown[]) => void)(host, ...rest);
+    }) as typeof dns.lookup;
+    syncBuiltinESMExports();
+    const sender = createSender({ ...options, requestTimeoutMs: 200 });
+    try {
+      const results = await Promise.all(Array.from({ length: 5 }, (_, i) => sender.send({ url: `http://${hanging}/cb/${i}`, headers: {}, body: '' })));
+      assert.deepEqual(results.map((r) => r.kind), ['timeout', 'timeout', 'timeout', 'timeout', 'timeout']);
+      assert.equal(asked, 1, 'one look-up for the five callbacks');
+    } finally {
+      dns.lookup = realLookup;
+      syncBuiltinESMExports();
+      await sender.destroy();
+    }
+  });
+
   it('bounds the name resolution by requestTimeoutMs too: a resolver that never answers is a timeout, not a callback stuck past its lease', async () => {
     // The per-address limit resolves the host before the request (and its deadline) starts.
     const realLookup = dns.lookup;

@@ -66,20 +66,32 @@ class FencedError extends Error {}
 
 /**
  * The address a callback's host resolves to, for the per-address limit: a literal IP is itself;
- * a name is resolved (every address checked against the policy) and kept for a second.
+ * a name is resolved (every address checked against the policy) and kept for a second. Callbacks
+ * to one host share a look-up in progress: a resolver that does not answer holds one of libuv's
+ * few threads per host, not one per callback (each retry of each webhook on it started another).
  */
 class ResolveCache {
   private readonly cache = new Map<string, { address: string; until: number }>();
+  private readonly resolving = new Map<string, Promise<string>>();
   constructor(private readonly policy: TargetPolicy) {}
 
-  async address(hostname: string): Promise<string> {
-    if (isIP(hostname) !== 0) return hostname;
-    const now = performance.now();
+  address(hostname: string): Promise<string> {
+    if (isIP(hostname) !== 0) return Promise.resolve(hostname);
     const hit = this.cache.get(hostname);
-    if (hit && hit.until > now) return hit.address;
+    if (hit && hit.until > performance.now()) return Promise.resolve(hit.address);
+    let pending = this.resolving.get(hostname);
+    if (!pending) {
+      pending = this.resolve(hostname).finally(() => this.resolving.delete(hostname));
+      this.resolving.set(hostname, pending);
+    }
+    return pending;
+  }
+
+  private async resolve(hostname: string): Promise<string> {
     const addresses = await new Promise<LookupAddress[]>((resolve, reject) => {
       dnsLookup(hostname, { all: true }, (err, found) => (err ? reject(err) : resolve(found)));
     });
+    const now = performance.now();
     for (const { address } of addresses) {
       const check = this.policy.checkAddress(address);
       if (!check.allowed) throw new TargetRefusedError(`${hostname} resolves to a refused address: ${check.reason}`);
