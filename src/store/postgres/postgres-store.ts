@@ -6,6 +6,7 @@ import { postgres, type Compiled, type Params, type Row } from '../dialect.ts';
 import { loadMigrations } from '../migrations.ts';
 import { SqlStore, type Conn } from '../sql-store.ts';
 import { ATTEMPT_COLUMNS, completion, OUTCOME_PARAMS, outcomeSetSql, type Columns } from '../sql/claims.ts';
+import { isNewer } from '../sql/records.ts';
 import { GIVE_BACK_PLACE, REGISTER_BATCH, REGISTER_IN_ONE_STATEMENT, REGISTER_RACED, toWebhook } from '../sql/webhooks.ts';
 import { batcher, type Settled } from '../batcher.ts';
 import type { ApplyChangesOptions, ApplyChangesResult, AttemptRecord, ChangeOutcome, NewWebhook, RecordChange, RegisterResult, WebhookRow } from '../types.ts';
@@ -70,38 +71,84 @@ function pgConnectionString(url: string): string {
   return u.toString();
 }
 
-/**
- * Lost races that did nothing and can simply run again: deadlocks, serialisation failures, and a
- * statement's own deliberate error carrying `raced`.
- */
-function lostRace(err: unknown, raced?: string): boolean {
+/** Thrown inside a transaction to run it again from the start (a race lost to another writer). */
+class RetryTransaction extends Error {}
+
+/** Deadlock and serialisation failures: the transaction did nothing and can simply run again. */
+function isRetryable(err: unknown): boolean {
+  if (err instanceof RetryTransaction) return true;
   const code = (err as { code?: unknown } | null)?.code;
-  return code === '40P01' || code === '40001' || (raced !== undefined && String((err as Error | null)?.message).includes(raced));
+  return code === '40P01' || code === '40001';
 }
 
-/** Runs one statement (no transaction around it) again, up to five times in all, when it lost a race. */
+/**
+ * Runs one statement (no transaction around it) again, up to five times in all, when it lost a
+ * race: a deadlock, a serialisation failure, or its own deliberate error carrying `raced`.
+ */
 async function again<T>(run: () => Promise<T>, raced?: string): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await run();
     } catch (err) {
-      if (attempt < 5 && lostRace(err, raced)) continue;
+      if (attempt < 5 && (isRetryable(err) || (raced !== undefined && String((err as Error).message).includes(raced)))) continue;
       throw err;
     }
   }
 }
 
+/**
+ * The webhooks of `pairs` (id, n, modified) each owe one notification more: coalesced with one
+ * already owed, else due at `due` and reporting the earliest change (shared by both applyChanges
+ * statements).
+ */
+const owePairs = (due: string): string => `hits AS (
+    SELECT id, count(*) AS k, min(modified) AS first_modified FROM pairs GROUP BY id),
+  owe AS (
+    UPDATE webhooks w SET
+      change_seq = w.change_seq + h.k,
+      notify_seq = CASE WHEN w.pending_since IS NULL THEN w.change_seq + 1 ELSE w.notify_seq END,
+      pending_since = COALESCE(w.pending_since, h.first_modified),
+      due_at = COALESCE(w.due_at, ${due})
+    FROM hits h WHERE w.id = h.id
+    RETURNING h.k),
+  total AS (SELECT COALESCE(sum(k), 0) AS notified FROM owe)`;
+
+/**
+ * Step 3 of applyChanges: $1/$2 records to insert, $3/$4 records to update (final modified times),
+ * $5 now, $6/$7 the effective changes (events) in order, $8 the due time of a newly owed
+ * notification, $9 the wake-up channel, $10 whether to count the webhooks of each event (per_event:
+ * {event number: webhooks}). pg_notify runs only when a webhook now owes something.
+ */
+const APPLY_CHANGES = `WITH
+  ins AS (
+    INSERT INTO records (orcid, modified_at, created_at)
+    SELECT orcid, modified, $5::bigint FROM unnest($1::text[], $2::bigint[]) AS n(orcid, modified)
+    ON CONFLICT (orcid) DO NOTHING
+    RETURNING 1),
+  upd AS (
+    UPDATE records r SET modified_at = u.modified, placeholder = 0
+    FROM unnest($3::text[], $4::bigint[]) AS u(orcid, modified)
+    WHERE r.orcid = u.orcid
+    RETURNING 1),
+  pairs AS MATERIALIZED (
+    SELECT w.id, e.n, e.modified
+    FROM unnest($6::text[], $7::bigint[]) WITH ORDINALITY AS e(orcid, modified, n)
+    JOIN webhooks w ON w.orcid = e.orcid AND w.created_at <= e.modified),
+  ${owePairs('$8::bigint')}
+  SELECT (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM upd) AS updated, total.notified,
+    CASE WHEN total.notified > 0 THEN pg_notify($9::text, current_schema()) END AS woke,
+    CASE WHEN $10::boolean THEN (SELECT json_object_agg(n, c) FROM (SELECT n, count(*) AS c FROM pairs GROUP BY n) x) END AS per_event
+  FROM total`;
+
 /** The marker of APPLY_DISTINCT's deliberate error when a record it was to create appeared meanwhile. */
 const RACED = 'records created concurrently';
-/** One round's webhooks notified and the outcome of each of its changes, in its order. */
-interface ApplyRound { notified: number; changes: ChangeOutcome[] }
 /**
- * One round of applyChanges in one statement: changes of distinct iDs, each judged against its
- * record as locked here, as SQLite judges change after change. $1/$2/$3 the changes (iD, modified,
- * touch), $4 create, $5 now, $6 the due time of a newly owed notification, $7 the wake-up channel
- * (pg_notify only when a webhook now owes something: no round trip of its own). A record created
- * by another transaction after this statement's snapshot makes the insert come up short: the
- * statement then fails on purpose (RACED), undoing everything, and runs again.
+ * applyChanges in one statement and one round trip (no BEGIN/COMMIT), for a batch whose iDs are all
+ * distinct (a group of touches): each change is judged against its record as locked here, as the
+ * replay in JS would judge it. $1/$2/$3 the changes (iD, modified, touch), $4 create, $5 now, $6
+ * the due time of a newly owed notification, $7 the wake-up channel. A record created by another
+ * transaction after this statement's snapshot makes the insert come up short: the statement then
+ * fails on purpose (RACED), undoing everything, and runs again.
  */
 const APPLY_DISTINCT = `WITH
   e AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::boolean[]) WITH ORDINALITY AS e(orcid, modified, touch, n)),
@@ -128,17 +175,7 @@ const APPLY_DISTINCT = `WITH
   pairs AS MATERIALIZED (
     SELECT w.id, j.n, j.modified FROM j JOIN webhooks w ON w.orcid = j.orcid AND w.created_at <= j.modified
     WHERE j.outcome = 'changed'),
-  -- Each of these webhooks owes one notification more (OWE_CHANGE of SQLite): coalesced with one
-  -- already owed, else due at $6 and reporting this change.
-  owe AS (
-    UPDATE webhooks w SET
-      change_seq = w.change_seq + 1,
-      notify_seq = CASE WHEN w.pending_since IS NULL THEN w.change_seq + 1 ELSE w.notify_seq END,
-      pending_since = COALESCE(w.pending_since, p.modified),
-      due_at = COALESCE(w.due_at, $6::bigint)
-    FROM pairs p WHERE w.id = p.id
-    RETURNING 1),
-  total AS (SELECT count(*) AS notified FROM owe)
+  ${owePairs('$6::bigint')}
   SELECT total.notified,
     CASE WHEN (SELECT count(*) FROM ins) <> (SELECT count(*) FROM j WHERE outcome = 'created')
       THEN ('${RACED} ' || (SELECT count(*) FROM ins))::int END AS raced,
@@ -232,8 +269,8 @@ export class PostgresStore extends SqlStore {
     await (c as PgConn).on.query('SELECT pg_notify($1, current_schema())', [WAKE_CHANNEL]);
   }
 
-  /** Runs fn in a transaction on one pooled connection; deadlocks and lost races (lostRace) run it again. */
-  private async txClient<T>(fn: (c: PoolClient) => Promise<T>, raced?: string): Promise<T> {
+  /** Runs fn in a transaction on one pooled connection; deadlocks and lost races run it again. */
+  private async txClient<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const c = await this.pool.connect();
       // While checked out, the pool does not listen for the connection's errors: a drop between
@@ -249,7 +286,7 @@ export class PostgresStore extends SqlStore {
         await c.query('ROLLBACK').catch((e: Error) => {
           broken = e;
         });
-        if (attempt < 5 && lostRace(err, raced) && !broken) continue;
+        if (attempt < 5 && isRetryable(err) && !broken) continue;
         throw err;
       } finally {
         // A broken connection keeps the no-op handler: it is being destroyed and may still emit.
@@ -290,48 +327,94 @@ export class PostgresStore extends SqlStore {
   }
 
   /*
-   * In rounds of distinct iDs: the k-th change of each iD is in round k, so that each round is one
-   * APPLY_DISTINCT and a later change of an iD is judged against what the earlier one left, as
-   * SQLite applies change after change (counts, change_seq, pending_since all the same). A batch of
-   * distinct iDs (a group of touches, most imports) is one statement without BEGIN/COMMIT; more
-   * rounds share one transaction, so that the batch is all or nothing.
+   * Set-based version of the SQLite loop, with identical results (counts, change_seq and all):
+   *  1. lock the batch's existing records (orcid order, so concurrent batches cannot deadlock);
+   *  2. replay the batch in JS against those modified times, exactly as SQLite applies it change by
+   *     change: this settles created/changed/ignored, touches (max(given, current + 1)), and
+   *     duplicates of one orcid within the batch, each judged against the value the previous one
+   *     left. It yields the records to insert, the records to update (final value) and the list of
+   *     effective changes (orcid, modified), strictly increasing per orcid;
+   *  3. one statement inserts, updates, and applies OWE_SQL once per webhook for all its effective
+   *     changes: OWE_SQL applied k times (k = the webhook's changes with created_at <= modified)
+   *     adds k to change_seq, sets notify_seq from the first one when nothing was owed, and keeps
+   *     the first (smallest) modified as pending_since. webhooksNotified is the sum of k, as SQLite
+   *     counts one per webhook per change; per change (perChange), the webhooks each change reached.
+   *     The same statement sends the wake-up (pg_notify) when it made something owed: one NOTIFY
+   *     per batch, and no round trip of its own.
+   * A record created concurrently by another transaction after step 1 makes the insert come up
+   * short: the transaction then runs again and sees it.
    */
   async applyChanges(changes: RecordChange[], opts: ApplyChangesOptions): Promise<ApplyChangesResult> {
-    const rounds: RecordChange[][] = [];
-    const order: [round: number, index: number][] = [];
-    const seen = new Map<string, number>();
-    for (const ch of changes) {
-      const k = seen.get(ch.orcid) ?? 0;
-      seen.set(ch.orcid, k + 1);
-      order.push([k, (rounds[k] ??= []).push(ch) - 1]);
-    }
-    const applied = rounds.length <= 1
-      ? [await again(() => this.applyRound(this.pool, rounds[0] ?? [], opts), RACED)]
-      : await this.txClient(async (c) => {
-        const out: ApplyRound[] = [];
-        for (const round of rounds) out.push(await this.applyRound(c, round, opts));
-        return out;
-      }, RACED);
-    const result: ApplyChangesResult = { created: 0, changed: 0, ignored: 0, webhooksNotified: 0 };
-    const each = order.map(([k, i]) => applied[k]!.changes[i]!);
-    for (const ch of each) result[ch.outcome]++;
-    for (const r of applied) result.webhooksNotified += r.notified;
-    return opts.perChange ? { ...result, changes: each } : result;
+    if (changes.length === 0) return { created: 0, changed: 0, ignored: 0, webhooksNotified: 0, ...(opts.perChange && { changes: [] }) };
+    const orcids = [...new Set(changes.map((c) => c.orcid))];
+    if (orcids.length === changes.length) return this.applyDistinct(changes, opts);
+    return this.txClient(async (c) => {
+      const locked = await c.query<Row>('SELECT orcid, modified_at, placeholder FROM records WHERE orcid = ANY($1::text[]) ORDER BY orcid FOR NO KEY UPDATE', [orcids]);
+      const current = new Map(locked.rows.map((r) => [String(r.orcid), Number(r.modified_at)]));
+      // Placeholders (open records mode) until their first change in this batch.
+      const placeholders = new Set(locked.rows.filter((r) => Number(r.placeholder) === 1).map((r) => String(r.orcid)));
+      const result: ApplyChangesResult = { created: 0, changed: 0, ignored: 0, webhooksNotified: 0 };
+      const each: ChangeOutcome[] = [];
+      const inserts = new Map<string, number>();
+      const updates = new Map<string, number>();
+      const evOrcid: string[] = [];
+      const evModified: number[] = [];
+      /** The index in `each` of each effective change (event), for its count of webhooks. */
+      const evChange: number[] = [];
+      for (const ch of changes) {
+        const cur = current.get(ch.orcid);
+        if (cur === undefined) {
+          if (opts.create) {
+            current.set(ch.orcid, ch.modifiedAt);
+            inserts.set(ch.orcid, ch.modifiedAt);
+            result.created++;
+            each.push({ outcome: 'created', modifiedAt: ch.modifiedAt, webhooksNotified: 0 });
+          } else {
+            result.ignored++;
+            each.push({ outcome: 'ignored', modifiedAt: null, webhooksNotified: 0 });
+          }
+          continue;
+        }
+        const modified = ch.touch ? Math.max(ch.modifiedAt, cur + 1) : ch.modifiedAt;
+        if (!isNewer(modified, cur, placeholders.has(ch.orcid))) {
+          result.ignored++;
+          each.push({ outcome: 'ignored', modifiedAt: cur, webhooksNotified: 0 });
+          continue;
+        }
+        current.set(ch.orcid, modified);
+        placeholders.delete(ch.orcid);
+        (inserts.has(ch.orcid) ? inserts : updates).set(ch.orcid, modified);
+        result.changed++;
+        evChange.push(each.length);
+        each.push({ outcome: 'changed', modifiedAt: modified, webhooksNotified: 0 });
+        evOrcid.push(ch.orcid);
+        evModified.push(modified);
+      }
+      const done = (): ApplyChangesResult => (opts.perChange ? { ...result, changes: each } : result);
+      if (inserts.size === 0 && updates.size === 0) return done();
+      const [r] = (await c.query<Row>(APPLY_CHANGES, [[...inserts.keys()], [...inserts.values()], [...updates.keys()], [...updates.values()], opts.now,
+        evOrcid, evModified, opts.now + opts.notifyDelayMs, WAKE_CHANNEL, opts.perChange === true])).rows;
+      if (Number(r?.inserted) !== inserts.size) throw new RetryTransaction('a record was created concurrently');
+      result.webhooksNotified = Number(r?.notified ?? 0);
+      for (const [n, k] of Object.entries((r?.per_event ?? {}) as Record<string, number>)) each[evChange[Number(n) - 1]!]!.webhooksNotified = Number(k);
+      return done();
+    });
   }
 
-  private async applyRound(on: pg.Pool | PoolClient, changes: RecordChange[], opts: ApplyChangesOptions): Promise<ApplyRound> {
-    if (changes.length === 0) return { notified: 0, changes: [] };
-    const [r] = (await on.query<Row>({
+  /** applyChanges for distinct iDs: APPLY_DISTINCT, one statement, run again if it lost a race to create a record. */
+  private async applyDistinct(changes: RecordChange[], opts: ApplyChangesOptions): Promise<ApplyChangesResult> {
+    const [r] = (await again(() => this.pool.query<Row>({
       name: 'apply-changes', text: APPLY_DISTINCT,
       values: [changes.map((c) => c.orcid), changes.map((c) => c.modifiedAt), changes.map((c) => c.touch === true),
         opts.create, opts.now, opts.now + opts.notifyDelayMs, WAKE_CHANNEL],
-    })).rows;
+    }), RACED)).rows;
     const perEvent = (r?.per_event ?? {}) as Record<string, number>;
-    return {
-      notified: Number(r?.notified ?? 0),
-      changes: ((r?.outcomes ?? []) as [ChangeOutcome['outcome'], number | null][]).map(([outcome, modifiedAt], i): ChangeOutcome =>
-        ({ outcome, modifiedAt: modifiedAt === null ? null : Number(modifiedAt), webhooksNotified: Number(perEvent[i + 1] ?? 0) })),
-    };
+    const result: ApplyChangesResult = { created: 0, changed: 0, ignored: 0, webhooksNotified: Number(r?.notified ?? 0) };
+    const each = ((r?.outcomes ?? []) as [ChangeOutcome['outcome'], number | null][]).map(([outcome, modifiedAt], i): ChangeOutcome => {
+      result[outcome]++;
+      return { outcome, modifiedAt: modifiedAt === null ? null : Number(modifiedAt), webhooksNotified: Number(perEvent[i + 1] ?? 0) };
+    });
+    return opts.perChange ? { ...result, changes: each } : result;
   }
 
   // Group commit, as SQLite does (issue 12): the registrations of one turn go to the database together.
