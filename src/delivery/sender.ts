@@ -75,10 +75,16 @@ class ResolveCache {
   private readonly resolving = new Map<string, Promise<string>>();
   constructor(private readonly policy: TargetPolicy) {}
 
-  address(hostname: string): Promise<string> {
-    if (isIP(hostname) !== 0) return Promise.resolve(hostname);
+  /** The address without asking anyone: a literal one, or a name resolved within the last second; else null. */
+  known(hostname: string): string | null {
+    if (isIP(hostname) !== 0) return hostname;
     const hit = this.cache.get(hostname);
-    if (hit && hit.until > performance.now()) return Promise.resolve(hit.address);
+    return hit && hit.until > performance.now() ? hit.address : null;
+  }
+
+  address(hostname: string): Promise<string> {
+    const known = this.known(hostname);
+    if (known !== null) return Promise.resolve(known);
     let pending = this.resolving.get(hostname);
     if (!pending) {
       pending = this.resolve(hostname).finally(() => this.resolving.delete(hostname));
@@ -169,19 +175,22 @@ export function createSender(opts: SenderOptions): Sender {
     // undici's lookup resolves and checks again at connect time, so the cache weakens no SSRF check.
     // The whole call, this resolution included, is bounded by requestTimeoutMs: a resolver that
     // does not answer would otherwise hold the callback (and its slots) past its lease.
-    let address: string;
-    let resolving: NodeJS.Timeout | undefined;
-    try {
-      address = await Promise.race([
-        resolved.address(url.hostname),
-        new Promise<never>((_, reject) => {
-          resolving = setTimeout(() => reject(new DeadlineError(`no complete response within ${requestTimeoutMs} ms`)), requestTimeoutMs);
-        }),
-      ]);
-    } catch (err) {
-      return classifyError(err, err instanceof DeadlineError, elapsed(), opts);
-    } finally {
-      clearTimeout(resolving);
+    // (A literal address, or a name resolved within the last second, needs neither: no timer then.)
+    let address = resolved.known(url.hostname);
+    if (address === null) {
+      let resolving: NodeJS.Timeout | undefined;
+      try {
+        address = await Promise.race([
+          resolved.address(url.hostname),
+          new Promise<never>((_, reject) => {
+            resolving = setTimeout(() => reject(new DeadlineError(`no complete response within ${requestTimeoutMs} ms`)), requestTimeoutMs);
+          }),
+        ]);
+      } catch (err) {
+        return classifyError(err, err instanceof DeadlineError, elapsed(), opts);
+      } finally {
+        clearTimeout(resolving);
+      }
     }
     const n = inFlight.get(address) ?? 0;
     if (n >= perAddress) return { kind: 'deferred', durationMs: elapsed(), error: `${perAddress} callbacks in flight to ${address}`, address };
