@@ -131,6 +131,13 @@ describe('records import --format orcid-lambda', () => {
     const status = JSON.parse(r.stdout) as { cursor: string; state: string; leader: string | null };
     assert.equal(status.cursor, '2026-12-01T12:00:00.000Z');
     assert.equal(status.leader, null);
+    // The upstream as serve reads it from the environment: the status names it.
+    r = await cli(['upstream', 'status', '--db', db, '--json'], { env: { ORCID_WEBHOOKS_UPSTREAM: 'sandbox', ORCID_WEBHOOKS_UPSTREAM_CLIENT_ID: 'APP-0000000000000001', ORCID_WEBHOOKS_UPSTREAM_CLIENT_SECRET: 'x' } });
+    assert.equal(r.code, 0, r.stderr);
+    const configured = JSON.parse(r.stdout) as { configured: boolean; upstream: string | null; intervalSeconds: number | null };
+    assert.equal(configured.configured, true);
+    assert.match(configured.upstream ?? '', /sandbox\.orcid\.org/);
+    assert.equal(configured.intervalSeconds, 60);
     r = await cli(['upstream', 'status', '--db', db]);
     assert.match(r.stdout, /cursor: +2026-12-01T12:00:00\.000Z/);
     r = await cli(['records', 'import', '--format', 'nope', '--db', db, file]);

@@ -1,10 +1,10 @@
 import { statSync } from 'node:fs';
 import type { Command } from 'commander';
-import type { Config } from '../config.ts';
+import { resolveConfig, type Config } from '../config.ts';
 import { importOrcidLambda } from '../ops/import-orcid-lambda.ts';
 import type { Store } from '../store/types.ts';
 import { UPSTREAM_SOURCE } from '../upstream/poller.ts';
-import { upstreamStatusView } from '../upstream/status.ts';
+import { upstreamStatusView, type UpstreamSettings } from '../upstream/status.ts';
 import { progressReporter } from './progress.ts';
 
 /* The CLI's upstream commands (issue 13): `upstream status` and `records import --format orcid-lambda`. */
@@ -48,7 +48,7 @@ export function upstreamCommands(
   const upstream = program.command('upstream').description('the upstream registry watched by serve --upstream');
   k.common(upstream.command('status').description('the upstream poller: who polls, the cursor, the lag, the last success and error'))
     .action(async (opts: Opts) => k.withStore(opts, async (store) => {
-      const v = upstreamStatusView(await store.upstreamState(UPSTREAM_SOURCE), null, null, Date.now());
+      const v = upstreamStatusView(await store.upstreamState(UPSTREAM_SOURCE), null, upstreamSettingsFromEnv(), Date.now());
       k.print(opts, v, () => [
         `state:        ${v.state}`,
         `leader:       ${v.leader ?? 'none'}${v.leaderUntil ? ` (lease until ${v.leaderUntil})` : ''}`,
@@ -57,4 +57,18 @@ export function upstreamCommands(
         `last error:   ${v.lastError ? `${v.lastError} at ${v.lastErrorAt}` : 'none'}`,
       ].join('\n'));
     }, { existing: true }));
+}
+
+/**
+ * The upstream as serve reads it from the environment (ORCID_WEBHOOKS_UPSTREAM...), so that the
+ * status does not call unconfigured a service that watches one; null when unset or invalid (the
+ * store commands never fail on serve's settings).
+ */
+function upstreamSettingsFromEnv(): UpstreamSettings | null {
+  try {
+    const cfg = resolveConfig({}, process.env, ['upstream', 'upstreamClientId', 'upstreamClientSecret', 'upstreamTokenUrl', 'upstreamIntervalMs', 'upstreamOverlapMs']);
+    return cfg.upstream ? { apiUrl: cfg.upstream.apiUrl, intervalMs: cfg.upstreamIntervalMs, overlapMs: cfg.upstreamOverlapMs } : null;
+  } catch {
+    return null;
+  }
 }
