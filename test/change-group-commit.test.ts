@@ -143,6 +143,26 @@ for (const { backend, skip } of await backends()) describe(`group commit of reco
     }
   });
 
+  test('a database that does not answer fails the whole group at once with 503 / 9057, without trying each call again on its own', async () => {
+    const spy = spyApply(h.store, async () => {
+      await new Promise((r) => setTimeout(r, 50));
+      throw Object.assign(new Error('Query read timeout'), {});
+    });
+    try {
+      const answers = await Promise.all([touch(iD(50)), touch(iD(51)), touch(iD(52)), bulk([{ orcid: iD(53), modified: '2021-01-01T00:00:00Z' }])]);
+      for (const a of answers) {
+        assert.equal(a.statusCode, 503, a.body);
+        assert.equal(a.json()['error-code'], 9057);
+        assert.equal(a.headers['retry-after'], '5');
+      }
+      // One call for the group (two at most: a first lone call may have left before the others came),
+      // not one more per change as for a bad change.
+      assert.ok(spy.calls.length <= 2, `${spy.calls.length} store calls`);
+    } finally {
+      spy.restore();
+    }
+  });
+
   test('the sink: one store call for calls of one turn, split back per call; create and no-create calls are not merged', async () => {
     await touch(iD(50), '2020-01-01T00:00:00Z');
     await register(iD(50), 2);

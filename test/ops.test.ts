@@ -198,7 +198,7 @@ describe('structured logs', () => {
 
 describe('database outages', () => {
   test('are told apart from bugs: 503 / 9057 with Retry-After, not 500', async () => {
-    const { isDatabaseUnavailable } = await import('../src/api/errors.ts');
+    const { isDatabaseUnavailable } = await import('../src/store/database-errors.ts');
     assert.equal(isDatabaseUnavailable(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })), true);
     assert.equal(isDatabaseUnavailable(new Error('Connection terminated unexpectedly')), true);
     assert.equal(isDatabaseUnavailable(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })), true);

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { OAuthError, OrcidApiError, jaxRsError, type OrcidErrorBody } from '../domain/errors.ts';
+import { isDatabaseUnavailable } from '../store/database-errors.ts';
 
 /** The media types ORCID's webhook endpoints produce and consume (WebhooksService, OrcidApiConstants). */
 export const ORCID_XML_TYPES = ['application/vnd.orcid+xml', 'application/orcid+xml', 'application/xml'] as const;
@@ -97,20 +98,6 @@ export function sendOrcidError(req: FastifyRequest, reply: FastifyReply, err: Or
   return reply.type('application/json;charset=UTF-8').send(err.body());
 }
 
-const UNAVAILABLE_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND',
-  // PostgreSQL: connection exceptions (08xxx), shutdown (57P01-03), too many connections.
-  '08000', '08001', '08003', '08004', '08006', '57P01', '57P02', '57P03', '53300',
-  'SQLITE_BUSY', 'SQLITE_LOCKED',
-]);
-
-/** A database that is down, unreachable or busy: the request may succeed if retried. */
-export function isDatabaseUnavailable(err: unknown): boolean {
-  const e = err as { code?: unknown; message?: unknown };
-  if (typeof e.code === 'string' && UNAVAILABLE_CODES.has(e.code)) return true;
-  return typeof e.message === 'string'
-    && /Connection terminated|timeout exceeded when trying to connect|Query read timeout|connection error|database is locked/i.test(e.message);
-}
 
 /** The one error handler: every failure leaves in ORCID's format (or OAuth's), never as a bare 500. */
 export function errorHandler(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply {

@@ -1,4 +1,5 @@
 import { batcher, type Settled } from '../store/batcher.ts';
+import { isDatabaseUnavailable } from '../store/database-errors.ts';
 import type { ApplyChangesResult, ChangeOutcome, RecordChange, Store } from '../store/types.ts';
 
 /*
@@ -87,8 +88,12 @@ export function createChangeSink(deps: ChangeSinkDeps): ChangeSink {
       const merged = group.flatMap((p) => p.changes);
       const r = await deps.store.applyChanges(merged, { create: group[0]!.opts.create, now: now(), notifyDelayMs: deps.notifyDelayMs, perChange: true });
       outcomes = r.changes!;
-    } catch {
-      // Nothing of the group was written: each call again on its own, so a bad one fails alone.
+    } catch (err) {
+      // Nothing of the group was written. A database that does not answer fails every call of it
+      // at once: one by one, each would wait for its own timeouts, behind the others (22 s for a
+      // change sent in a stall, against the 1 s statement timeout). Else each call again on its
+      // own, so that a bad one fails alone.
+      if (isDatabaseUnavailable(err)) return group.map(() => ({ err }));
       return Promise.all(group.map(applyOne));
     }
     let at = 0;

@@ -60,3 +60,18 @@ export function isDataError(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && /^(2[23][0-9A-Z]{3}|SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE)\w*)$/.test(code);
 }
+
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND',
+  // PostgreSQL: connection exceptions (08xxx), shutdown (57P01-03), too many connections.
+  '08000', '08001', '08003', '08004', '08006', '57P01', '57P02', '57P03', '53300',
+  'SQLITE_BUSY', 'SQLITE_LOCKED',
+]);
+
+/** A database that is down, unreachable or busy: the request may succeed if retried. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown };
+  if (typeof e.code === 'string' && UNAVAILABLE_CODES.has(e.code)) return true;
+  return typeof e.message === 'string'
+    && /Connection terminated|timeout exceeded when trying to connect|Query read timeout|connection error|database is locked/i.test(e.message);
+}

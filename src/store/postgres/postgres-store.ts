@@ -4,6 +4,7 @@ import { newWebhookPublicId } from '../../domain/public-id.ts';
 import type { SecretBox } from '../../domain/secret-box.ts';
 import { postgres, type Compiled, type Params, type Row } from '../dialect.ts';
 import { loadMigrations } from '../migrations.ts';
+import { isDatabaseUnavailable } from '../database-errors.ts';
 import { SqlStore, type Conn } from '../sql-store.ts';
 import { ATTEMPT_COLUMNS, completion, OUTCOME_PARAMS, outcomeSetSql, type Columns } from '../sql/claims.ts';
 import { isNewer } from '../sql/records.ts';
@@ -37,7 +38,11 @@ export interface PostgresStoreOptions {
 
 const noop = (): void => undefined;
 const INT8_OID = 20;
-/** How long a pooled connection may take to open (or to be handed out when the pool is full). */
+/**
+ * How long a pooled connection may take to open (or to be handed out when the pool is full): at
+ * most this, and no longer than a query may take (statement timeout plus QUERY_TIMEOUT_MARGIN_MS),
+ * so that a request in a database stall fails within about the bound its queries have.
+ */
 const CONNECT_TIMEOUT_MS = 10_000;
 /** The client-side query timeout is the statement timeout plus this (the server's error should come first). */
 const QUERY_TIMEOUT_MARGIN_MS = 2_000;
@@ -250,7 +255,7 @@ export class PostgresStore extends SqlStore {
       // A database that stops answering (network partition, frozen host) neither refuses nor
       // enforces statement_timeout: without client-side limits a connection attempt or a query
       // would wait for TCP to give up (minutes), and every API request and /ready with it.
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      connectionTimeoutMillis: statementTimeoutMs > 0 ? Math.min(CONNECT_TIMEOUT_MS, statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS) : CONNECT_TIMEOUT_MS,
       ...(statementTimeoutMs > 0 && { query_timeout: statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS }),
     };
     this.pool = new pg.Pool(poolConfig);
@@ -433,7 +438,10 @@ export class PostgresStore extends SqlStore {
     let rows: Row[];
     try {
       rows = await this.registerTogether(inputs);
-    } catch {
+    } catch (err) {
+      // A database that does not answer fails the whole batch at once (one by one, each would wait
+      // for its own timeouts behind the others).
+      if (isDatabaseUnavailable(err)) return inputs.map(() => ({ err }));
       return Promise.all(inputs.map(one));
     }
     return rows.map((r, i) => settle(inputs[i]!, r));
