@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { after, describe, it } from 'node:test';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect as netConnect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { parseRetrySchedule } from '../src/domain/retry-schedule.ts';
 import { TargetPolicy } from '../src/domain/ssrf.ts';
 import { createSender, type SendRequest, type SendResult } from '../src/delivery/sender.ts';
@@ -159,6 +159,54 @@ for (const { backend, skip } of await backends()) {
       assert.equal(sender.calls.length, 2, 'nothing claimed while fenced');
       down = false;
       await eventually(() => sender.calls.length >= 3, 3000, 'claims again once the heartbeat is back');
+    });
+
+    it('a worker frozen past its fence (SIGSTOP, a long pause) aborts its unsent callbacks when it resumes, before they reach the receiver', async () => {
+      const s = await openStore();
+      await owe(s, [{ clientId: 'c1', host: 'a.example' }]);
+      // A listening socket: the TCP handshake of a callback completes in the kernel while the process is frozen.
+      const srv = createNetServer((sock) => sock.destroy());
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+      const port = (srv.address() as AddressInfo).port;
+      const sent: number[] = [];
+      let calls = 0;
+      const sender = {
+        async send(req: SendRequest): Promise<SendResult> {
+          if (++calls > 1) {
+            sent.push(Date.now());
+            return ok;
+          }
+          const sock = netConnect(port, '127.0.0.1');
+          // Frozen for 1.5 s with the connection being opened: past the fence (1 s - 2 x 100 ms), so
+          // another worker may hold the claim by now.
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
+          return new Promise<SendResult>((resolve) => {
+            const onAbort = (): void => {
+              sock.destroy();
+              resolve({ kind: 'deferred', durationMs: 0, error: 'aborted' });
+            };
+            if (req.signal?.aborted) return onAbort();
+            req.signal?.addEventListener('abort', onAbort, { once: true });
+            sock.on('error', () => undefined);
+            sock.on('connect', () => {
+              req.signal?.removeEventListener('abort', onAbort);
+              sent.push(Date.now());
+              sock.destroy();
+              resolve(ok);
+            });
+          });
+        },
+      };
+      try {
+        const w = worker(s, sender as unknown as ReturnType<typeof scriptedSender>, { workerStaleMs: 1000, heartbeatIntervalMs: 100 });
+        await w.start();
+        await eventually(() => sent.length >= 1, 5000, 'delivered');
+        await sleep(200);
+        assert.equal(calls, 2, 'the callback of the frozen claim was given back and sent again under a fresh claim');
+        assert.equal(sent.length, 1, 'the callback frozen past the fence never reached the receiver');
+      } finally {
+        srv.close();
+      }
     });
 
     it('one client with many silent webhooks leaves slots for another client', async () => {

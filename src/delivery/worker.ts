@@ -196,7 +196,12 @@ export class DeliveryWorker extends EventEmitter {
    * by two workers at once.
    */
   private async beat(): Promise<void> {
-    if (this.beating) return this.fenceIfLapsed();
+    // First, before this heartbeat is written: a worker frozen past the fence (SIGSTOP, a paused
+    // VM) resumes with its timers overdue, and this runs before the I/O that came meanwhile (a
+    // connection opened, an answer read). Checked only after the write, the heartbeat confirmed it
+    // again, and callbacks whose claims another worker may hold by now went out.
+    this.fenceIfLapsed();
+    if (this.beating) return;
     this.beating = true;
     const sentAt = performance.now();
     try {
