@@ -5,7 +5,7 @@
  * client cannot take every delivery slot. Against SQLite and PostgreSQL, with a scripted sender.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { after, describe, it } from 'node:test';
 import { createServer, type Server } from 'node:http';
@@ -120,6 +120,29 @@ for (const { backend, skip } of await backends()) {
       const firstMs = Math.min(...sender.calls.map((c) => c.at)) - started;
       assert.ok(firstMs < 2000, `first redelivery ${firstMs} ms after the restart`);
       assert.equal(reclaimed, 2, 'counted as reclaimed');
+    });
+
+    it('a second delivering process on one SQLite file leaves the claims of the live one alone at its start', { skip: backend !== 'sqlite' }, async () => {
+      const s = await openStore();
+      await owe(s, [{ clientId: 'c1', host: 'a.example' }, { clientId: 'c1', host: 'b.example' }]);
+      // The first process: of this host, running, its heartbeat fresh, one callback in flight.
+      const running = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 20000)'], { stdio: 'ignore' });
+      try {
+        const live = `${hostname()}:${running.pid}:0000`;
+        await s.heartbeat(live);
+        assert.equal((await s.claimDue({ lease: `${live}#1`, worker: live, limit: 1, now: Date.now(), leaseMs: 30_000, excludeHosts: [] })).length, 1);
+        const sender = scriptedSender();
+        // Every other claim found at start is still taken over (a crashed predecessor's).
+        const dead = `${hostname()}:${deadPid()}:0000`;
+        await s.heartbeat(dead);
+        assert.equal((await s.claimDue({ lease: `${dead}#1`, worker: dead, limit: 1, now: Date.now(), leaseMs: 30_000, excludeHosts: [] })).length, 1);
+        await worker(s, sender, { workerStaleMs: 3000 }).start();
+        await eventually(() => sender.calls.length >= 1, 3000, 'the dead predecessor\'s claim retaken');
+        await sleep(500);
+        assert.equal(sender.calls.length, 1, 'the live process\'s claim is not called a second time while its callback may be in flight');
+      } finally {
+        running.kill('SIGKILL');
+      }
     });
 
     it('a worker whose heartbeat goes stale loses its claims to a live worker within seconds', async () => {

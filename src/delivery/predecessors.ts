@@ -35,3 +35,19 @@ export function deadPredecessors(workers: WorkerRow[], self: string, host = host
     })
     .map((w) => w.id);
 }
+
+/**
+ * Workers of this host whose process still runs and whose heartbeat is fresh (`now` and the
+ * heartbeats on one clock: a single-node store's, SQLite's, is this host's): another delivering
+ * process on the same database, whose claims are its callbacks in flight. A single-node store
+ * takes every other claim at start, but not these: they pass by the heartbeat rule if it dies.
+ */
+export function liveSiblings(workers: WorkerRow[], self: string, staleMs: number, now = Date.now(), host = hostname()): string[] {
+  return workers
+    .filter((w) => w.id !== self && now - w.heartbeatAt < staleMs)
+    .filter((w) => {
+      const id = parseWorkerId(w.id);
+      return id !== null && id.host === host && !processGone(id.pid);
+    })
+    .map((w) => w.id);
+}

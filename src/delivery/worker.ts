@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { RetrySchedule } from '../domain/retry-schedule.ts';
 import { isDataError } from '../store/database-errors.ts';
 import { DEFAULT_WORKER_STALE_MS, type AttemptOutcome, type AttemptRecord, type Claim, type ClaimedWebhook, type Store } from '../store/types.ts';
-import { deadPredecessors } from './predecessors.ts';
+import { deadPredecessors, liveSiblings } from './predecessors.ts';
 import { recordHeaders } from '../domain/attempt-headers.ts';
 import { notificationId } from '../domain/notification-id.ts';
 import { CallAbort } from './call-abort.ts';
@@ -235,7 +235,7 @@ export class DeliveryWorker extends EventEmitter {
   private async retakeClaims(): Promise<void> {
     try {
       const n = this.o.retakeAllClaimsAtStart
-        ? await this.o.store.expireLeases({ allBut: this.owner })
+        ? await this.o.store.expireLeases({ allBut: [this.owner, ...liveSiblings(await this.o.store.listWorkers(), this.owner, this.o.workerStaleMs)] })
         : await this.o.store.expireLeases(deadPredecessors(await this.o.store.listWorkers(), this.owner));
       if (n) this.o.logger.info({ claims: n }, 'delivery worker: retaking the claims of a stopped worker');
     } catch (err) {

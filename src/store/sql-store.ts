@@ -283,8 +283,8 @@ export abstract class SqlStore {
    * Expires at once every lease of these workers (dead ones), or with 'all-but', of every worker but
    * this one (a single-node store at start: nobody else holds claims); returns how many.
    */
-  async expireLeases(workers: string[] | { allBut: string }): Promise<number> {
-    if (!Array.isArray(workers)) return this.conn.run(claims.expireLeasesButSql(this.d), { worker: workers.allBut });
+  async expireLeases(workers: string[] | { allBut: string | string[] }): Promise<number> {
+    if (!Array.isArray(workers)) return this.conn.run(claims.expireLeasesButSql(this.d), { workers: ([] as string[]).concat(workers.allBut) });
     return workers.length ? this.conn.run(claims.expireLeasesSql(this.d), { workers }) : 0;
   }
   /** Gives claims back unattempted (due time unchanged). */

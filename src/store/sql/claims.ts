@@ -238,6 +238,9 @@ export const toWorker = (r: Row): WorkerRow => ({ id: String(r.id), startedAt: N
 /** Expires at once the leases held by these workers (dead ones): the next claim takes them over. */
 export const expireLeasesSql = (d: Dialect): string =>
   `UPDATE webhooks SET lease_until = 0 WHERE lease_owner IS NOT NULL AND lease_worker IN (${d.list('@workers', 'text')})`;
-/** ... or by every worker but this one (a single node at start: nobody else holds claims), leases from before heartbeats included. */
+/**
+ * ... or by every worker but these (this one, and on a single node at start the live processes of
+ * this host: nobody else should hold claims), leases from before heartbeats included.
+ */
 export const expireLeasesButSql = (d: Dialect): string =>
-  `UPDATE webhooks SET lease_until = 0 WHERE lease_owner IS NOT NULL AND ${d.distinct('lease_worker', '@worker::text')}`;
+  `UPDATE webhooks SET lease_until = 0 WHERE lease_owner IS NOT NULL AND (lease_worker IS NULL OR lease_worker NOT IN (${d.list('@workers', 'text')}))`;
