@@ -1478,6 +1478,32 @@ if (await postgresSuiteGate('PostgresStore')) {
       await assert.rejects(s.pool.query('SELECT pg_sleep(2)'), /statement timeout/);
     });
 
+    it('a success completed while a change of its record commits reports the newest modified time in what it owes next', async () => {
+      const s = open();
+      await s.migrate();
+      await seed(s);
+      await register(s, 'c1', A, 'https://one.example/x');
+      await change(s, A, T0 + 10);
+      const [c] = await s.claimDue(claimOpts({ now: T0 + 10 }));
+      assert.ok(c);
+      // A change of A (as applyChanges makes it: the record locked and moved on, the webhook owing one
+      // more) holds its locks while the completion starts, and commits after.
+      await withPgClient(schema.url, async (cl) => {
+        await cl.query('BEGIN');
+        await cl.query('SELECT 1 FROM records WHERE orcid = $1 FOR NO KEY UPDATE', [A]);
+        await cl.query('UPDATE records SET modified_at = $2, placeholder = 0 WHERE orcid = $1', [A, T0 + 50]);
+        await cl.query('UPDATE webhooks SET change_seq = change_seq + 1, pending_since = COALESCE(pending_since, $2), due_at = COALESCE(due_at, $2) WHERE orcid = $1', [A, T0 + 50]);
+        const completing = s.completeAttempts([attempt(c.webhook, 'w1', { kind: 'success' })]);
+        await sleep(300);
+        await cl.query('COMMIT');
+        await completing;
+      });
+      const w = await get(s, c.webhook.id);
+      assert.equal(w.changeSeq, c.webhook.changeSeq + 1);
+      assert.equal(w.notifySeq, w.changeSeq, 'one more notification');
+      assert.equal(w.pendingSince, T0 + 50, 'reporting the change that came during the callback, not the one it answered');
+    });
+
     it('returns numbers, not strings, for BIGINT columns', async () => {
       const s = open();
       await s.migrate();

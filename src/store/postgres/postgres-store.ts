@@ -190,7 +190,16 @@ const APPLY_DISTINCT = `WITH
   FROM total`;
 
 const compiled = new Map<string, Compiled>();
-const OUTCOME = outcomeSetSql('w.', (name) => `a.${name}`);
+/*
+ * The record's modified time is read FOR SHARE: a change committed while this statement waited for
+ * the webhook's row (the change held it) moved change_seq on, which the statement sees (it re-reads
+ * the row it waited for), but a plain subquery reads the record as of the statement's start, the
+ * modified time before that change (KEY SHARE too: a non-key update does not conflict with it, so
+ * it locks the old version). A conflicting lock returns the newest committed version. It is taken
+ * only when a change came during the callback; a deadlock with a second change being applied at
+ * that moment is retried (again()).
+ */
+const OUTCOME = outcomeSetSql('w.', (name) => `a.${name}`, ' FOR SHARE');
 
 /** A Conn over the pool or one transaction's connection: store/sql/ texts compiled once to $n. */
 class PgConn implements Conn {

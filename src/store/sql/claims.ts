@@ -129,7 +129,7 @@ export const toClaim = (r: Row, lease: string): Claim => ({ webhook: toClaimedWe
  * PostgreSQL's batched UPDATE ... FROM unnest, an `@` parameter of SQLite's one row at a time). Each
  * clears the lease; the caller guards it with lease_owner = the claim's lease token.
  */
-export function outcomeSetSql(w: string, a: (name: string) => string): Record<Kind, string> {
+export function outcomeSetSql(w: string, a: (name: string) => string, recordLock = ''): Record<Kind, string> {
   const newer = `${w}change_seq > ${a('claimed')}`;
   // A replay (or recovery) while the callback was in flight: it gave the row a new notify seq (a
   // change of the record keeps the one owed), reset its failures and made it due now. A failure of
@@ -144,7 +144,7 @@ export function outcomeSetSql(w: string, a: (name: string) => string): Record<Ki
     // delay, which lets changes settle), or a replay was asked for meanwhile: it follows at once
     // (replay_due), under the webhook-id the replay answered.
     success: `lease_owner = NULL, lease_until = NULL, failed_attempts = 0, failing_since = NULL, last_sent_at = ${a('now')}, last_status = ${a('status')},
-      pending_since = CASE WHEN ${newer} THEN (SELECT r.modified_at FROM records r WHERE r.orcid = ${w || 'webhooks.'}orcid) ELSE NULL END,
+      pending_since = CASE WHEN ${newer} THEN (SELECT r.modified_at FROM records r WHERE r.orcid = ${w || 'webhooks.'}orcid${recordLock}) ELSE NULL END,
       due_at = CASE WHEN ${replayed} THEN ${a('replay_due')} WHEN ${newer} THEN ${a('next_due')} ELSE NULL END,
       notify_seq = CASE WHEN ${newer} AND NOT (${replayed}) THEN ${w}change_seq ELSE ${w}notify_seq END`,
     retry: `${failed}, ${unlessReplayed('due_at', a('retry_at'))}`,
