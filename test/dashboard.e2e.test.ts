@@ -36,7 +36,8 @@ describe('dashboard in Chromium', { skip, timeout: 300_000 }, () => {
 
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    h = await startHarness({ allowedTargets: ['127.0.0.0/8'] }, { listen: true });
+    // A short request timeout: the layout test needs a webhook whose last attempt timed out.
+    h = await startHarness({ allowedTargets: ['127.0.0.0/8'], requestTimeoutMs: 1000 }, { listen: true });
     rx = await startReceiver();
     callback = rx.url('/orcid/updated');
     await h.store.addRecords([ORCID, OTHER_ORCID], Date.now() - 60_000);
@@ -418,10 +419,27 @@ describe('dashboard in Chromium', { skip, timeout: 300_000 }, () => {
     h.svc.worker!.notify();
     await eventually(async () => (await h.store.listAttempts(long.id, 1)).length === 1, 10_000, 'an attempt of the long-URL webhook');
 
+    // A receiver that never answers: the last status is a long timeout message, which used to widen
+    // the list's last-attempt column (the table scrolled sideways) and the webhook's page at 390 px.
+    const HANG_ORCID = orcidFromBase(900_000_000_002);
+    const hang = rx.url('/orcid/hang');
+    rx.behave((r, res) => {
+      if (r.path !== '/orcid/hang') res.writeHead(200).end('ok');
+    });
+    await h.store.addRecords([HANG_ORCID], Date.now() - 60_000);
+    const hangReg = await h.svc.app.inject({ method: 'PUT', url: webhookPath(HANG_ORCID, hang), headers: { authorization: `Bearer ${h.token}` } });
+    assert.equal(hangReg.statusCode, 201, hangReg.body);
+    const hanging = (await h.store.findWebhook(h.clientId, HANG_ORCID, hang))!;
+    await h.store.applyChanges([{ orcid: HANG_ORCID, modifiedAt: Date.now(), touch: true }], { create: false, now: Date.now(), notifyDelayMs: 0 });
+    h.svc.worker!.notify();
+    await eventually(async () => ((await h.store.getWebhook(hanging.id))?.failedAttempts ?? 0) >= 1, 10_000, 'a timed-out attempt');
+
     const pages: [string, string, string][] = [
       ['overview', '#/overview', '.chart canvas'],
       ['webhooks', '#/webhooks', `tr[data-id="${longId}"]`],
+      ['webhooks-timeout', '#/webhooks?search=orcid/hang', `tr[data-id="${hanging.publicId}"]`],
       ['webhook', `#/webhooks/${longId}`, '[data-testid="attempts"] tbody tr[data-attempt]'],
+      ['webhook-timeout', `#/webhooks/${hanging.publicId}`, '[data-testid="attempts"] tbody tr[data-attempt]'],
       ['webhook-unknown', '#/webhooks/987654321', '[data-testid="webhook-not-found"]'],
       ['clients', '#/clients', 'tr[data-client]'],
       ['records', '#/records', '[data-testid="records"] tbody tr'],
@@ -469,6 +487,8 @@ describe('dashboard in Chromium', { skip, timeout: 300_000 }, () => {
         await context.close();
       }
     }
+    await h.store.deleteWebhook(h.clientId, HANG_ORCID, hang);
+    rx.behave((_r, res) => { res.writeHead(200).end('ok'); });
     assert.deepEqual(failures, []);
   });
 });

@@ -79,12 +79,24 @@ const STATE_HELP = {
 
 export const stateBadge = (state) => h('span', { class: `badge badge-${state}`, title: STATE_HELP[state] ?? '' }, STATE_LABEL[state] ?? state);
 
+/**
+ * A status code, or an error without one ("timeout: no complete response within 20000 ms"): the
+ * badge holds its class ("timeout"), the whole text is on hover. A badge does not wrap, so the whole
+ * text in it widened tables and pages.
+ */
 export function statusBadge(status) {
   if (status === null || status === undefined) return h('span', { class: 'muted' }, '—');
+  const text = String(status);
   const code = Number(status);
-  const ok = Number.isInteger(code) && code >= 200 && code < 300;
-  return h('span', { class: `badge ${ok ? 'badge-ok' : 'badge-bad'}`, title: ok ? 'Success' : 'Failure' }, String(status));
+  const isCode = /^\d+$/.test(text);
+  const ok = isCode && code >= 200 && code < 300;
+  const label = isCode ? text : text.split(':')[0];
+  return h('span', { class: `badge ${ok ? 'badge-ok' : 'badge-bad'}`, title: ok ? 'Success' : label === text ? 'Failure' : text }, label);
 }
+
+/** The whole error of a status that is not a code, to show beside its badge (null for a code). */
+export const statusDetail = (status) => (status !== null && status !== undefined && !/^\d+$/.test(String(status)) && String(status).includes(':')
+  ? h('div', { class: 'muted small wrap-anywhere' }, String(status)) : null);
 
 export function copyButton(text, label = 'Copy') {
   const b = h('button', { type: 'button', class: 'btn btn-small', onclick: async () => {

@@ -1,5 +1,5 @@
 import { api } from '../api.js';
-import { busy, clear, confirmDialog, emptyState, every, fmtDate, fmtMs, h, stateBadge, statusBadge, timeCell, toast } from '../ui.js';
+import { busy, clear, confirmDialog, emptyState, every, fmtDate, fmtMs, h, stateBadge, statusBadge, statusDetail, timeCell, toast } from '../ui.js';
 
 const REFRESH_MS = 5000;
 
@@ -141,7 +141,7 @@ export async function render(view, params) {
         field('Host', h('span', { class: 'mono' }, w.host)),
         field('Registered', timeCell(w.created)),
         field('Last attempt', h('span', { 'data-testid': 'last-attempt' }, timeCell(w.lastAttempt))),
-        field('Last status', statusBadge(w.lastStatus)),
+        field('Last status', statusBadge(w.lastStatus), statusDetail(w.lastStatus)),
         field('Last success', h('span', { 'data-testid': 'last-success' }, timeCell(w.lastSuccess))),
         field('Last failure', timeCell(w.lastFailed)),
         field('Failed tries', String(w.failedAttempts)),
