@@ -408,6 +408,33 @@ describe('dashboard in Chromium', { skip, timeout: 300_000 }, () => {
     }
   });
 
+  test('leaving a page before it has loaded stops the auto-refresh of the page shown next, once that one is left', async () => {
+    const { context, page, problems } = await open();
+    try {
+      await signIn(page);
+      // A slow server: the clients page is still loading when the operator moves on to the overview.
+      await page.route('**/admin/api/clients', async (route) => {
+        await new Promise((r) => setTimeout(r, 1500));
+        await route.continue();
+      });
+      await go(page, '#/clients');
+      await go(page, '#/overview');
+      await page.locator('[data-testid="stat-webhooks"]').waitFor();
+      await page.waitForTimeout(2000); // the clients page's load has ended by now
+      await go(page, '#/records');
+      await page.locator('[data-testid="records"] tbody tr').first().waitFor();
+      const overviewCalls: string[] = [];
+      page.on('request', (r) => {
+        if (new URL(r.url()).pathname === '/admin/api/overview') overviewCalls.push(r.url());
+      });
+      await page.waitForTimeout(6000); // more than the overview's 5 s refresh
+      assert.deepEqual(overviewCalls, [], 'the overview, no longer shown, still refreshed');
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
   test('every page fits the window at 1280 and 390 px: no horizontal scroll', async () => {
     // A long callback URL is what used to widen the webhooks list beyond the window.
     const longUrl = rx.url(`/orcid/${'a-very-long-path-segment-'.repeat(12)}end?token=${'x'.repeat(80)}`);

@@ -24,6 +24,8 @@ function route(hash) {
 }
 
 let cleanup = null;
+/** Counts the pages shown: a render that ends after another page was shown (or sign-out) is stale. */
+let shown = 0;
 
 async function show() {
   if (!token.get()) return showSignIn();
@@ -34,17 +36,23 @@ async function show() {
   }
   cleanup?.();
   cleanup = null;
+  const mine = ++shown;
   const view = clear($('view'));
   try {
-    cleanup = (await page.render(view, params)) ?? null;
+    const stop = (await page.render(view, params)) ?? null;
+    // Left while it loaded (a slow server): stop its timers now, and keep the cleanup of the page
+    // shown since, which this one used to overwrite, so that page's auto-refresh ran on forever.
+    if (mine !== shown) stop?.();
+    else cleanup = stop;
   } catch (err) {
-    clear(view, errorBox(err));
+    if (mine === shown) clear(view, errorBox(err));
   }
 }
 
 function showSignIn(message) {
   cleanup?.();
   cleanup = null;
+  shown++;
   clear($('view'));
   $('shell').hidden = true;
   $('signin').hidden = false;
