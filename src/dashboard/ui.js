@@ -37,11 +37,17 @@ export const fmtNumber = (n) => (n === null || n === undefined ? '—' : numFmt.
 export const fmtDate = (iso) => (iso ? dateFmt.format(new Date(iso)) : '—');
 const fmtClock = (d = new Date()) => timeFmt.format(d);
 
+/**
+ * A duration in the unit that fits it as rounded (59,960 ms is "1.0 min", not "60.0 s"): ms, s,
+ * min, then hours (an oldest owed notification of two hours is "2.0 h", not "120.0 min").
+ */
 export function fmtMs(ms) {
   if (ms === null || ms === undefined) return '—';
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
-  return `${(ms / 60_000).toFixed(1)} min`;
+  if (Math.round(ms) < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 9_995) return `${(ms / 1000).toFixed(2)} s`;
+  if (ms < 59_950) return `${(ms / 1000).toFixed(1)} s`;
+  if (ms < 3_597_000) return `${(ms / 60_000).toFixed(1)} min`;
+  return `${(ms / 3_600_000).toFixed(1)} h`;
 }
 
 export function fmtPercent(r) {
