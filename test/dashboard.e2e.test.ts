@@ -408,16 +408,18 @@ describe('dashboard in Chromium', { skip, timeout: 300_000 }, () => {
     }
   });
 
-  test('durations are rounded sensibly: no "60.0 s", no hours in minutes', async () => {
+  test('durations and shares are rounded sensibly: no "60.0 s", no hours in minutes, no 100% with failures', async () => {
     const { context, page, problems } = await open();
     try {
       const got = await page.evaluate(async () => {
-        const { fmtMs } = await import('/admin/assets/ui.js' as string) as { fmtMs: (ms: number) => string };
+        const { fmtMs, fmtPercent } = await import('/admin/assets/ui.js' as string) as { fmtMs: (ms: number) => string; fmtPercent: (r: number) => string };
         return {
           ms: [999.4, 999.6, 9_994, 9_996, 59_940, 59_960, 90_000, 3_596_000, 3_598_000, 5_400_000, 7_200_000].map(fmtMs),
+          percent: [1, 0.9996, 0.999, 0.5, 0.0004, 0].map(fmtPercent),
         };
       });
       assert.deepEqual(got.ms, ['999 ms', '1.00 s', '9.99 s', '10.0 s', '59.9 s', '1.0 min', '1.5 min', '59.9 min', '1.0 h', '1.5 h', '2.0 h']);
+      assert.deepEqual(got.percent, ['100%', '>99.9%', '99.9%', '50.0%', '<0.1%', '0%']);
       assert.deepEqual(problems, []);
     } finally {
       await context.close();

@@ -50,10 +50,14 @@ export function fmtMs(ms) {
   return `${(ms / 3_600_000).toFixed(1)} h`;
 }
 
+/** A share: 99.96 % is ">99.9%", never "100.0%" (which says nothing failed), and 0.04 % is "<0.1%". */
 export function fmtPercent(r) {
   if (r === null || r === undefined) return '—';
   const p = r * 100;
-  return `${p === 100 || p === 0 ? p.toFixed(0) : p.toFixed(1)}%`;
+  if (p === 100 || p === 0) return `${p.toFixed(0)}%`;
+  if (p > 99.9 && p < 100) return '>99.9%';
+  if (p > 0 && p < 0.05) return '<0.1%';
+  return `${p.toFixed(1)}%`;
 }
 
 /** "12 s ago", "in 3 min" */
