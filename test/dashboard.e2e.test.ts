@@ -426,6 +426,22 @@ describe('dashboard in Chromium', { skip, timeout: 300_000 }, () => {
     }
   });
 
+  test('the button that removes a host or record filter is named for a screen reader, not "×"', async () => {
+    const { context, page, problems } = await open();
+    try {
+      await signIn(page);
+      await go(page, `#/webhooks?host=127.0.0.1&orcid=${ORCID}`);
+      await page.locator('[data-testid="host-filter"] button').waitFor();
+      await page.getByRole('button', { name: 'Show every host', exact: true }).click();
+      await page.waitForFunction(() => !location.hash.includes('host='));
+      await page.getByRole('button', { name: 'Show every record', exact: true }).click();
+      await page.waitForFunction(() => !location.hash.includes('orcid='));
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
   test('leaving a page before it has loaded stops the auto-refresh of the page shown next, once that one is left', async () => {
     const { context, page, problems } = await open();
     try {

@@ -34,7 +34,7 @@ export async function render(view, params) {
   const exact = [['host', 'Host', 'Show every host'], ['orcid', 'Record', 'Show every record']].map(([key, label, title]) => {
     const el = h('span', { class: 'muted small', 'data-testid': `${key}-filter` });
     const show = () => clear(el, filters[key] ? [`${label} `, h('span', { class: 'mono' }, filters[key]), ' ',
-      h('button', { type: 'button', class: 'btn btn-small', title, onclick: () => { filters[key] = ''; show(); restart(); } }, '×')] : null);
+      h('button', { type: 'button', class: 'btn btn-small', title, 'aria-label': title, onclick: () => { filters[key] = ''; show(); restart(); } }, '×')] : null);
     show();
     return el;
   });
