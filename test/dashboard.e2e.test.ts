@@ -426,6 +426,31 @@ describe('dashboard in Chromium', { skip, timeout: 300_000 }, () => {
     }
   });
 
+  test('leaving the records page while a touch is on its way starts no watch of its webhooks', async () => {
+    const { context, page, problems } = await open();
+    try {
+      await signIn(page);
+      await page.click('nav >> text=Records');
+      await page.route('**/admin/api/records/*', async (route) => {
+        await new Promise((r) => setTimeout(r, 1000));
+        await route.continue();
+      });
+      await page.fill('#touch-orcid', ORCID);
+      await page.click('button:has-text("Touch record")');
+      await page.click('nav >> text=Clients');
+      await page.waitForTimeout(1500); // the touch has been answered
+      const watched: string[] = [];
+      page.on('request', (r) => {
+        if (new URL(r.url()).pathname === '/admin/api/webhooks') watched.push(r.url());
+      });
+      await page.waitForTimeout(3000); // more than the watch's 2 s
+      assert.deepEqual(watched, [], 'the records page, no longer shown, still watched the touched record');
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
   test('the button that removes a host or record filter is named for a screen reader, not "×"', async () => {
     const { context, page, problems } = await open();
     try {

@@ -105,6 +105,8 @@ export async function render(view, params) {
   }
 
   let stopWatch = () => undefined;
+  /** Set when the page is left: a touch answered after that starts no watch (it would never stop). */
+  let left = false;
 
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -131,7 +133,7 @@ export async function render(view, params) {
           h('div', {}, h('dt', {}, 'Outcome'), h('dd', {}, r.created ? 'Created' : r.changed ? 'Changed' : 'Ignored (not newer)'))),
         h('h3', {}, 'Webhooks on this record'),
         webhooksBox));
-      stopWatch = every(WATCH_MS, async () => clear(webhooksBox, await webhooksOf(r.orcid)));
+      if (!left) stopWatch = every(WATCH_MS, async () => clear(webhooksBox, await webhooksOf(r.orcid)));
       void loadList();
     } catch (err) {
       clear(result, h('div', { class: 'alert alert-error', role: 'alert' }, `Could not touch ${id}: ${err.message}`));
@@ -144,6 +146,7 @@ export async function render(view, params) {
   await loadList();
   orcid.focus();
   return () => {
+    left = true;
     stopWatch();
     clearTimeout(debounce);
   };
