@@ -4,6 +4,12 @@ const ORCID_SEGMENT = /^\d{4}-\d{4}-\d{4}-\d{3}[\dXx]$/;
 /** First path segments of this service's own routes: their paths carry no callback. */
 const OWN_ROUTES = new Set(['', 'admin', 'oauth', 'webhooks', 'dashboard', 'health', 'ready', 'metrics', 'docs', 'openapi.json', 'favicon.ico']);
 
+/** An absolute-form request target (`http://host/path?q`) split after its authority; null for any other. */
+export function absoluteForm(target: string): { origin: string; rest: string } | null {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(target);
+  return m ? { origin: m[0], rest: target.slice(m[0].length) } : null;
+}
+
 /**
  * Callback URLs may carry the integrator's own secrets, in the path segment after the iD or in a
  * query string, under any spelling of `webhook` (a near-miss path too). By rule: query values are
@@ -18,10 +24,10 @@ const OWN_ROUTES = new Set(['', 'admin', 'oauth', 'webhooks', 'dashboard', 'heal
 export function redactUrl(url: string): string {
   if (!url.startsWith('/')) {
     if (url === '*') return url;
-    const absolute = /^([a-z][a-z0-9+.-]*:\/\/[^/?#]*)([\s\S]*)$/i.exec(url);
+    const absolute = absoluteForm(url);
     if (!absolute) return '[redacted]';
-    const rest = absolute[2]!;
-    return `${redactUserinfo(absolute[1]!)}${rest.startsWith('/') ? redactUrl(rest) : redactUrl(`/${rest}`).slice(1)}`;
+    const { origin, rest } = absolute;
+    return `${redactUserinfo(origin)}${rest.startsWith('/') ? redactUrl(rest) : redactUrl(`/${rest}`).slice(1)}`;
   }
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { OrcidApiError } from '../domain/errors.ts';
 import type { ApplyChangesResult, Store } from '../store/types.ts';
 import type { Metrics } from '../metrics.ts';
+import { absoluteForm } from '../logger.ts';
 import { createChangeSink, type ChangeSink } from '../changes/source.ts';
 import { adminApi } from './admin-api.ts';
 import type { UpstreamView } from './admin-upstream.ts';
@@ -197,11 +198,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 /** `http://host/path?q` → `/path?q`; any other request target as it came. */
 function originForm(req: { url?: string }): string {
   const url = req.url ?? '/';
-  if (url.startsWith('/')) return url;
-  const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(url);
-  if (!m) return url;
-  const rest = url.slice(m[0].length);
-  return rest.startsWith('/') ? rest : `/${rest}`;
+  const absolute = url.startsWith('/') ? null : absoluteForm(url);
+  if (!absolute) return url;
+  return absolute.rest.startsWith('/') ? absolute.rest : `/${absolute.rest}`;
 }
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
