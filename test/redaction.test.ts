@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import { buildApp } from '../src/api/app.ts';
 import { TargetPolicy } from '../src/domain/ssrf.ts';
 import { createLogger, redactUrl, redactUserinfo } from '../src/logger.ts';
-import { ADMIN_TOKEN, SEED_ORCID, startHarness } from './helpers/harness.ts';
+import { ADMIN_TOKEN, SEED_ORCID, startHarness, type Harness } from './helpers/harness.ts';
 
 const SECRET = 's3cr3tK3y';
 const cb = `https://example.org/hook?key=${SECRET}&x=1`;
@@ -23,6 +23,17 @@ const NEAR_MISSES = [
   `/not-an-id/${SECRET}/more`,
   `/webhooks?cursor=${SECRET}`,
 ];
+
+/** A second app on the harness's store, logging at info to `lines`. */
+function loggingApp(h: Harness, records: 'open' | 'strict' = 'strict') {
+  const lines: string[] = [];
+  const app = buildApp({
+    store: h.store, policy: new TargetPolicy({}),
+    logger: createLogger('info', new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } })), records, baseUrl: null,
+    adminToken: ADMIN_TOKEN, notifyDelayMs: 0, maxWebhooksPerClient: 100, metrics: h.svc.metrics, worker: { expected: false, running: () => false },
+  });
+  return { app, lines };
+}
 
 describe('redaction by rule', () => {
   test('any path segment after the iD and every query value are redacted', () => {
@@ -58,14 +69,9 @@ describe('redaction by rule', () => {
   });
 
   test('one log line per request, with its method, redacted path, status and time', async () => {
-    const lines: string[] = [];
     const h = await startHarness();
     try {
-      const app = buildApp({
-        store: h.store, policy: new TargetPolicy({}),
-        logger: createLogger('info', new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } })), records: 'open', baseUrl: null, adminToken: ADMIN_TOKEN, notifyDelayMs: 0,
-        maxWebhooksPerClient: 100, metrics: h.svc.metrics, worker: { expected: false, running: () => false },
-      });
+      const { app, lines } = loggingApp(h, 'open');
       const put = await app.inject({ method: 'PUT', url: `/${SEED_ORCID}/webhook/${encodeURIComponent(cb)}`, headers: { authorization: `Bearer ${h.token}` } });
       assert.equal(put.statusCode, 201, put.body);
       await app.inject({ method: 'GET', url: '/health' });
@@ -85,16 +91,9 @@ describe('redaction by rule', () => {
   });
 
   test('logs and error messages of near-miss paths carry no part of the callback', async () => {
-    const lines: string[] = [];
-    const sink = new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } });
     const h = await startHarness();
     try {
-      // A second app on the same store, logging to the sink.
-      const app = buildApp({
-        store: h.store, policy: new TargetPolicy({}),
-        logger: createLogger('info', sink), records: 'strict', baseUrl: null, adminToken: ADMIN_TOKEN, notifyDelayMs: 0,
-        maxWebhooksPerClient: 100, metrics: h.svc.metrics, worker: { expected: false, running: () => false },
-      });
+      const { app, lines } = loggingApp(h);
       for (const url of NEAR_MISSES) {
         for (const method of ['PUT', 'DELETE', 'GET', 'POST'] as const) {
           const res = await app.inject({ method, url, headers: { authorization: `Bearer ${h.token}`, accept: 'application/json' } });
@@ -137,15 +136,9 @@ describe('redaction by rule', () => {
     assert.equal(redactUrl(`/admin/api/records/${SEED_ORCID}`), `/admin/api/records/${SEED_ORCID}`);
     assert.equal(redactUrl('/admin/assets/vendor/uplot/uPlot.min.css'), '/admin/assets/vendor/uplot/uPlot.min.css');
 
-    const lines: string[] = [];
-    const sink = new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } });
     const h = await startHarness();
     try {
-      const app = buildApp({
-        store: h.store, policy: new TargetPolicy({}),
-        logger: createLogger('info', sink), records: 'strict', baseUrl: null, adminToken: ADMIN_TOKEN, notifyDelayMs: 0,
-        maxWebhooksPerClient: 100, metrics: h.svc.metrics, worker: { expected: false, running: () => false },
-      });
+      const { app, lines } = loggingApp(h);
       await app.listen({ port: 0, host: '127.0.0.1' });
       const { port } = app.server.address() as AddressInfo;
       for (const url of SLIPS) {
