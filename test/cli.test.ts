@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { SETTINGS } from '../src/config.ts';
 import { isValidOrcid } from '../src/domain/orcid-id.ts';
+import { loadMigrations } from '../src/store/migrations.ts';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import { VERSION } from '../src/version.ts';
 import { cleanEnv, MAIN, ROOT, runCli as cli, type CliResult as Result } from './helpers/cli.ts';
@@ -120,6 +121,38 @@ describe('orcid-webhooks CLI', { concurrency: 3 }, () => {
     const text = await cli(['migrate', '--db', db.url]);
     assertOk(text, 'migrate');
     assert.equal(text.stdout.trim(), 'database is up to date');
+  });
+
+  it('a database of an older version is migrated only by migrate: other commands refuse and change nothing', async () => {
+    const db = tempDb();
+    // What an older version left: every migration but the last applied, as its migrate() does.
+    const migrations = loadMigrations('sqlite');
+    const older = new Database(db.file);
+    older.exec('CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)');
+    for (const m of migrations.slice(0, -1)) {
+      older.prepare('INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)').run(m.name, Date.now());
+      older.exec(m.sql);
+    }
+    older.close();
+    const last = migrations.at(-1)!.name;
+    const applied = () => {
+      const d = new Database(db.file, { readonly: true });
+      try {
+        return (d.prepare('SELECT name FROM schema_migrations ORDER BY name').all() as { name: string }[]).map((r) => r.name);
+      } finally {
+        d.close();
+      }
+    };
+    for (const args of [['webhooks', 'list'], ['clients', 'list'], ['clients', 'create', '--name', 'x']]) {
+      const r = await cli([...args, '--db', db.url]);
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /older version of orcid-webhooks/);
+      assert.ok(r.stderr.includes(last), r.stderr);
+      assert.match(r.stderr, /orcid-webhooks migrate/);
+      assert.ok(!applied().includes(last), `${args.join(' ')} migrated the database`);
+    }
+    assert.deepEqual(await cliJson<{ applied: string[] }>(['migrate', '--db', db.url]), { applied: [last] });
+    assert.deepEqual(await cliJson(['clients', 'list', '--db', db.url]), []);
   });
 
   it('clients create, list (no secrets) and revoke', async () => {

@@ -57,7 +57,7 @@ async function openStore(cfg: Config): Promise<Store> {
 }
 
 /**
- * Runs fn with a migrated store, closing it after. Errors opening or migrating the database say
+ * Runs fn with an up-to-date store (a new one is created and migrated), closing it after. Errors opening or migrating the database say
  * which and what to check. `existing`: commands that only read or change what is there (lists,
  * revocations, replays...) need a database of this service: a mistyped --db must not create an
  * empty one (its directories and a secrets key), nor add this service's tables to another
@@ -71,11 +71,19 @@ async function withStore<T>(opts: Opts, fn: (store: Store, cfg: Config) => Promi
   }
   const store = await openStore(cfg);
   try {
+    const pending = await store.pendingMigrations().catch(() => []);
     // Never migrated (its first migration pending): empty, or another application's database.
-    if (o.existing && (await store.pendingMigrations().catch(() => []))[0]?.startsWith('001_')) {
+    const fresh = pending[0]?.startsWith('001_') === true;
+    if (o.existing && fresh) {
       throw new CliError(`${redactUserinfo(cfg.db)} is not a database of this service (it has none of its tables): check --db (DATABASE_URL). "orcid-webhooks migrate" makes it one.`);
     }
+    // A database of an older version is upgraded only by `migrate` or `serve`, never as a side
+    // effect of a list or a revocation: servers of the older version may still be running on it.
+    if (pending.length > 0 && !fresh) {
+      throw new CliError(`${redactUserinfo(cfg.db)} was last migrated by an older version of orcid-webhooks: ${pending.length} migration(s) of this version are pending (${pending.join(', ')}). Run "orcid-webhooks migrate" with that --db (or start this version's "serve", which migrates) once every server using it can be upgraded, then run this command again.`);
+    }
     try {
+      // A new database is created here; an up-to-date one only checks that no newer version migrated it.
       await store.migrate();
     } catch (e) {
       throw (await import('../store/database-errors.ts')).explainDatabaseError(e, cfg.db);
