@@ -837,6 +837,43 @@ function storeSuite(name: string, makeStore: () => Promise<Store>, hooks: SuiteH
         assert.equal((await get(store, w.id)).failedAttempts, 0, 'a success resets the failure count');
       });
 
+      it('a change after a failed attempt is a new notification (new webhook-id) on the same retry schedule', async () => {
+        // The failed attempt may have reached the receiver (it timed out, or answered 500 after its
+        // work): a receiver that deduplicates by webhook-id would drop the newer change folded into it.
+        const w = await claimed();
+        await store.completeAttempts([attempt(w, 'w1', { kind: 'retry', retryAt: T0 + 60_000 }, { statusCode: 500 })]);
+        assert.deepEqual(await change(store, A, T0 + 30, T0 + 30, 100), { created: 0, changed: 1, ignored: 0, webhooksNotified: 1 });
+        const s = await get(store, w.id);
+        assert.ok(s.notifySeq > w.notifySeq, 'a new notification');
+        assert.equal(s.failedAttempts, 1, 'still failing');
+        assert.equal(s.dueAt, T0 + 60_000, 'the retry schedule is kept');
+        assert.equal(s.pendingSince, T0 + 10, 'the oldest change not notified');
+        const [again] = await store.claimDue(claimOpts({ now: T0 + 60_000 }));
+        assert.equal(again?.webhook.notifySeq, s.notifySeq);
+      });
+
+      it('a change while a callback that then fails was in flight: the retry is a new notification', async () => {
+        const w = await claimed();
+        await change(store, A, T0 + 30, T0 + 30, 0);
+        assert.equal((await get(store, w.id)).notifySeq, w.notifySeq, 'in flight: the attempt decides');
+        await store.completeAttempts([attempt(w, 'w1', { kind: 'retry', retryAt: T0 + 60_000 }, { statusCode: 503 })]);
+        const s = await get(store, w.id);
+        assert.ok(s.notifySeq > w.notifySeq, 'a new notification');
+        assert.equal(s.failedAttempts, 1);
+        assert.equal(s.dueAt, T0 + 60_000);
+      });
+
+      it('a change waiting with no attempt made yet stays in the notification owed', async () => {
+        await seed(store);
+        const w = await register(store, 'c1', A, 'https://one.example/a', T0);
+        await change(store, A, T0 + 10, T0 + 10, 100);
+        const [cl] = await store.claimDue(claimOpts({ now: T0 + 110 }));
+        assert.ok(cl);
+        await store.releaseClaims(cl.webhook.lease!, [w.id]);
+        await change(store, A, T0 + 20, T0 + 20, 100);
+        assert.equal((await get(store, w.id)).notifySeq, cl.webhook.notifySeq, 'given back unsent: the same notification');
+      });
+
       it('disable stops the webhook and keeps what it owed', async () => {
         const w = await claimed();
         await store.completeAttempts([attempt(w, 'w1', { kind: 'disable', reason: '410 Gone' }, { statusCode: 410 })]);

@@ -47,7 +47,7 @@ export interface WebhookRow {
   dueAt: number | null;
   /** Counts every change applied to this webhook; a completion compares it with its claim. */
   changeSeq: number;
-  /** changeSeq at which the pending notification began: names it (`webhook-id`) across retries. */
+  /** changeSeq at which the pending notification began: names it (`webhook-id`) across retries, until a change lands after a failed attempt (OWED_NOTIFICATION_SENT). */
   notifySeq: number;
   failedAttempts: number;
   /** When the current run of failures began; null when the last attempt succeeded (or none failed). */

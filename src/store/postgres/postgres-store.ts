@@ -6,7 +6,7 @@ import { postgres, type Compiled, type Params, type Row } from '../dialect.ts';
 import { loadMigrations } from '../migrations.ts';
 import { isDatabaseUnavailable } from '../database-errors.ts';
 import { SqlStore, type Conn } from '../sql-store.ts';
-import { ATTEMPT_COLUMNS, completion, OUTCOME_PARAMS, outcomeSetSql, type Columns } from '../sql/claims.ts';
+import { ATTEMPT_COLUMNS, completion, OUTCOME_PARAMS, OWED_NOTIFICATION_SENT, outcomeSetSql, type Columns } from '../sql/claims.ts';
 import { isNewer } from '../sql/records.ts';
 import { GIVE_BACK_PLACE, REGISTER_BATCH, REGISTER_IN_ONE_STATEMENT, REGISTER_RACED, toWebhook } from '../sql/webhooks.ts';
 import { batcher, type Settled } from '../batcher.ts';
@@ -111,7 +111,7 @@ const owePairs = (due: string): string => `hits AS (
   owe AS (
     UPDATE webhooks w SET
       change_seq = w.change_seq + h.k,
-      notify_seq = CASE WHEN w.pending_since IS NULL THEN w.change_seq + 1 ELSE w.notify_seq END,
+      notify_seq = CASE WHEN ${OWED_NOTIFICATION_SENT('w.')} THEN w.change_seq + 1 ELSE w.notify_seq END,
       pending_since = COALESCE(w.pending_since, h.first_modified),
       due_at = COALESCE(w.due_at, ${due})
     FROM hits h WHERE w.id = h.id

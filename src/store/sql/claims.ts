@@ -137,7 +137,10 @@ export function outcomeSetSql(w: string, a: (name: string) => string, recordLock
   // is not lost to a disabling answer (a 410, the last step of the schedule).
   const replayed = `${w}notify_seq > ${a('claimed')}`;
   const unlessReplayed = (column: string, value: string) => `${column} = CASE WHEN ${replayed} THEN ${w}${column} ELSE ${value} END`;
-  const failed = `lease_owner = NULL, lease_until = NULL, last_failed_at = ${a('now')}, last_status = ${a('status')},
+  // A change that landed while the callback was in flight: the callback may have reached the
+  // receiver, so it owes a new notification (see OWED_NOTIFICATION_SENT), on success and failure alike.
+  const notifyNewer = `notify_seq = CASE WHEN ${newer} AND NOT (${replayed}) THEN ${w}change_seq ELSE ${w}notify_seq END`;
+  const failed = `lease_owner = NULL, lease_until = NULL, last_failed_at = ${a('now')}, last_status = ${a('status')}, ${notifyNewer},
     ${unlessReplayed('failed_attempts', `${w}failed_attempts + 1`)}, ${unlessReplayed('failing_since', `COALESCE(${w}failing_since, ${a('now')})`)}`;
   return {
     // Owe nothing, unless a change landed while the callback was in flight (due after the notify
@@ -146,7 +149,7 @@ export function outcomeSetSql(w: string, a: (name: string) => string, recordLock
     success: `lease_owner = NULL, lease_until = NULL, failed_attempts = 0, failing_since = NULL, last_sent_at = ${a('now')}, last_status = ${a('status')},
       pending_since = CASE WHEN ${newer} THEN (SELECT r.modified_at FROM records r WHERE r.orcid = ${w || 'webhooks.'}orcid${recordLock}) ELSE NULL END,
       due_at = CASE WHEN ${replayed} THEN ${a('replay_due')} WHEN ${newer} THEN ${a('next_due')} ELSE NULL END,
-      notify_seq = CASE WHEN ${newer} AND NOT (${replayed}) THEN ${w}change_seq ELSE ${w}notify_seq END`,
+      ${notifyNewer}`,
     retry: `${failed}, ${unlessReplayed('due_at', a('retry_at'))}`,
     // Keeps pending_since: a re-enabled webhook still owes what it owed.
     disable: `${failed}, ${unlessReplayed('enabled', '0')}, ${unlessReplayed('disabled_reason', a('reason'))},
@@ -196,10 +199,20 @@ export function completion(a: AttemptRecord): { row: Params; outcome: Params } {
   };
 }
 
-/** A newer change of the record: the webhook owes a notification (coalesced into one already owed). */
+/**
+ * Whether a change starts a new notification (a new notify seq, so a new `webhook-id`) rather than
+ * joining the one owed: nothing is owed, or what is owed was already attempted and failed (and is
+ * not in flight now). A failed attempt may have reached the receiver (a timeout, a 500 answered
+ * after its work), and a receiver that deduplicates by `webhook-id` would drop a newer change sent
+ * under the same id. The retry schedule is kept. A callback in flight is settled by its outcome
+ * (outcomeSetSql: `newer`). `w`: the table's alias and a dot, or ''.
+ */
+export const OWED_NOTIFICATION_SENT = (w: string): string => `${w}pending_since IS NULL OR (${w}failed_attempts > 0 AND ${w}lease_owner IS NULL)`;
+
+/** A newer change of the record: the webhook owes a notification (coalesced into one owed and not yet attempted). */
 export const OWE_CHANGE = `UPDATE webhooks SET
     change_seq = change_seq + 1,
-    notify_seq = CASE WHEN pending_since IS NULL THEN change_seq + 1 ELSE notify_seq END,
+    notify_seq = CASE WHEN ${OWED_NOTIFICATION_SENT('')} THEN change_seq + 1 ELSE notify_seq END,
     pending_since = COALESCE(pending_since, @modified),
     due_at = COALESCE(due_at, @due)
   WHERE orcid = @orcid AND created_at <= @modified`;
